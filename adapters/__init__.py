@@ -1,0 +1,40 @@
+"""The one registry of external systems.
+
+Adding a system = one package ``adapters/<name>/`` (``adapter.py`` + ``emulator.py``) and one
+line here. Entries are import paths so a vendor SDK loads only when its adapter is used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+SOURCES: dict[str, str] = {
+    "ga4": "adapters.ga4.adapter:Ga4Source",
+}
+
+CRMS: dict[str, str] = {
+    "hubspot": "adapters.hubspot.adapter:HubSpotCrm",
+}
+
+
+def _load(path: str) -> Any:
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def source_class(kind: str) -> Any:
+    """The SourceAdapter class registered as ``kind``."""
+    return _load(SOURCES[kind])
+
+
+def crm_class(kind: str) -> Any:
+    """The CrmAdapter class registered as ``kind``."""
+    return _load(CRMS[kind])
+
+
+def emulator_class(kind: str) -> Any:
+    """The emulator class beside the adapter registered as ``kind``."""
+    path = SOURCES.get(kind) or CRMS[kind]
+    package = path.partition(":")[0].rsplit(".", 1)[0]
+    return importlib.import_module(f"{package}.emulator").Emulator

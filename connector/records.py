@@ -1,0 +1,126 @@
+"""Vendor-neutral records that adapters produce and consume.
+
+Every datetime is timezone-aware (UTC); adapters convert on the way in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import StrEnum
+
+
+class IdentityKind(StrEnum):
+    """How a touchpoint or a CRM record names a person."""
+
+    GA_CLIENT_ID = "ga_client_id"
+    USER_ID = "user_id"
+    EMAIL_SHA256 = "email_sha256"
+    GCLID = "gclid"
+    FBCLID = "fbclid"
+    LI_FAT_ID = "li_fat_id"
+    CRM_ID = "crm_id"
+
+
+@dataclass(frozen=True, slots=True)
+class Touchpoint:
+    """One marketing interaction of one (pseudonymous) person.
+
+    ``key`` is unique within ``source`` and stable across re-reads, so restated data upserts.
+    ``channel`` is set only by sources that know it (offline files); otherwise the channel rules
+    classify ``utm_source`` / ``utm_medium`` / ``utm_campaign``.
+    """
+
+    source: str
+    key: str
+    occurred_at: datetime
+    identity_kind: IdentityKind
+    identity_value: str
+    utm_source: str = ""
+    utm_medium: str = ""
+    utm_campaign: str = ""
+    landing_page: str = ""
+    channel: str = ""
+    campaign_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Spend:
+    """Cost of one campaign on one day; natural key (platform, account, campaign_id, day)."""
+
+    platform: str
+    account: str
+    campaign_id: str
+    campaign: str
+    day: date
+    cost: float
+    currency: str
+    clicks: int = 0
+    impressions: int = 0
+    channel: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CrmRecord:
+    """A person-like CRM record (HubSpot contact, Salesforce Lead or Contact).
+
+    ``properties`` holds the raw values of the fields the core asked for (identity fields,
+    captured UTMs); ``merged_into`` points a converted lead to its contact.
+    """
+
+    object: str
+    crm_id: str
+    created_at: datetime
+    updated_at: datetime
+    properties: dict[str, str | None] = field(default_factory=dict)
+    account_id: str | None = None
+    merged_into: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CrmDeal:
+    """A deal / opportunity with its buyers."""
+
+    object: str
+    crm_id: str
+    name: str
+    amount: float | None
+    currency: str | None
+    stage: str
+    is_won: bool
+    is_closed: bool
+    created_at: datetime
+    updated_at: datetime
+    closed_at: datetime | None
+    contact_ids: tuple[str, ...] = ()
+    account_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FieldSpec:
+    """What the CRM says about one field: used by the preflight before any write."""
+
+    name: str
+    type: str  # "string" | "number" | "datetime" | "date" | "enumeration" | "bool"
+    updateable: bool = True
+    length: int | None = None
+    picklist: tuple[str, ...] | None = None
+    restricted: bool = False
+    label: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RecordUpdate:
+    """New values for some fields of one CRM record (``None`` clears the field)."""
+
+    crm_id: str
+    values: dict[str, str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """Outcome of one record of a write batch."""
+
+    crm_id: str
+    ok: bool
+    error: str = ""
