@@ -1,0 +1,355 @@
+"""The ``closedloop`` command (Typer + Rich)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from connector.errors import ClosedloopError, ConfigError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Close the loop between marketing touchpoints and CRM revenue.")
+console = Console()
+err = Console(stderr=True)
+
+ConfigOption = Annotated[Path, typer.Option("--config", "-c", envvar="CLOSEDLOOP_CONFIG",
+                                            help="The admin's config file.")]
+DEFAULT_CONFIG = Path("config/closedloop.yaml")
+
+
+class RichProgress:
+    """connector.progress.Progress drawn as Rich bars."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+
+    def task(self, name: str, total: int | None = None) -> Any:
+        task_id = self.progress.add_task(name, total=total)
+        bar = self.progress
+
+        class _Task:
+            def advance(self, n: int = 1) -> None:
+                bar.advance(task_id, n)
+
+            def finish(self) -> None:
+                done = bar.tasks[task_id].completed
+                bar.update(task_id, total=max(done, 1), completed=max(done, 1))
+
+        return _Task()
+
+
+@contextmanager
+def rich_progress() -> Iterator[RichProgress]:
+    with Progress(SpinnerColumn(), TextColumn("{task.description:<42}"), BarColumn(),
+                  MofNCompleteColumn(), TimeElapsedColumn(), console=console) as progress:
+        yield RichProgress(progress)
+
+
+@contextmanager
+def friendly_errors() -> Iterator[None]:
+    try:
+        yield
+    except ConfigError as exc:
+        err.print(f"[bold red]configuration error[/]\n{exc}", highlight=False)
+        raise typer.Exit(2) from None
+    except ClosedloopError as exc:
+        err.print(f"[bold red]error[/] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def _load(config: Path) -> Any:
+    from connector.config import load_config
+
+    return load_config(config)
+
+
+def print_report(report: Any) -> None:
+    table = Table(title=f"Closed loop by channel ({report.currency}; ROI/ROAS/CAC on {report.report_model})")
+    records = report.records()
+    if not records:
+        console.print("no data yet: run `closedloop sync` first")
+        return
+    for key in records[0]:
+        table.add_column(key.replace("_", " "), justify="left" if key == "channel" else "right")
+    for rec in records:
+        table.add_row(*[_cell(v) for v in rec.values()])
+    console.print(table)
+    if report.pipeline_by_stage:
+        stages = Table(title=f"Open pipeline by stage and channel ({report.report_model})")
+        stages.add_column("stage")
+        stages.add_column("top channels")
+        for stage, channels in sorted(report.pipeline_by_stage.items()):
+            top = sorted(channels.items(), key=lambda kv: -kv[1])[:3]
+            stages.add_row(stage, ", ".join(f"{c} {v:,.0f}" for c, v in top))
+        console.print(stages)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:,.2f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def build_report(loaded: Any, model: str | None = None) -> Any:
+    from connector.report import channel_report
+    from connector.store import make_engine
+
+    sync = loaded.config.sync
+    models = list(dict.fromkeys([*sync.models, sync.report_model]))
+    return channel_report(make_engine(loaded.store_url()), models, model or sync.report_model,
+                          loaded.config.currency.base)
+
+
+def run_and_summarise(loaded: Any, dry_run: bool = False, only: str | None = None) -> Any:
+    from connector.context import build_context
+    from connector.sync import run_sync
+
+    with rich_progress() as progress:
+        ctx = build_context(loaded, progress)
+        ctx.dry_run = dry_run
+        run = run_sync(ctx, only=only)  # type: ignore[arg-type]
+    console.print(f"run {run.id}: [bold]{run.status}[/] · {ctx.api_calls()} API requests · "
+                  + ", ".join(f"{k} {v}" for k, v in sorted(ctx.counts.items())))
+    if run.error:
+        err.print(f"[yellow]{run.error}[/]")
+    return ctx, run
+
+
+@app.command()
+def sync(
+    config: ConfigOption = DEFAULT_CONFIG,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the CRM diff, write nothing.")] = False,
+    only: Annotated[str | None, typer.Option(help="extract | match | writeback | revenue | attribute")] = None,
+    verbose: bool = False,
+) -> None:
+    """Run one sync: read sources and CRM, match, write back, pull revenue, attribute."""
+    from connector.sync import STEPS
+
+    _setup_logging(verbose)
+    if only is not None and only not in STEPS:
+        raise typer.BadParameter(f"expected one of {', '.join(STEPS)}", param_hint="--only")
+    with friendly_errors():
+        loaded = _load(config)
+        if dry_run:
+            from connector.context import build_context
+            from connector.writeback import preflight, plan
+
+            with rich_progress() as progress:
+                ctx = build_context(loaded, progress)
+                ctx.dry_run = True
+                from connector.sync import run_sync
+
+                run_sync(ctx, only="extract")
+                run_sync(ctx, only="match")
+                write_plan = plan(ctx, preflight(ctx))
+            table = Table(title=f"Dry run: {len(write_plan.changes)} changes would be written")
+            for col in ("object", "record", "field", "now", "would be"):
+                table.add_column(col)
+            for c in write_plan.changes[:200]:
+                table.add_row(c.crm_object, c.record_id, c.field, c.old or "", c.new or "")
+            console.print(table)
+            return
+        _, run = run_and_summarise(loaded, only=only)
+        if run.status != "succeeded":
+            raise typer.Exit(1)
+
+
+@app.command()
+def report(
+    config: ConfigOption = DEFAULT_CONFIG,
+    model: Annotated[str | None, typer.Option(help="Model for ROI, ROAS and CAC.")] = None,
+    format: Annotated[str, typer.Option("--format", "-f", help="table | csv | json")] = "table",
+) -> None:
+    """Per-channel touches, leads, won deals, attributed revenue, spend, ROI, ROAS, CAC."""
+    with friendly_errors():
+        result = build_report(_load(config), model)
+    if format == "csv":
+        sys.stdout.write(result.to_csv())
+    elif format == "json":
+        sys.stdout.write(result.to_json() + "\n")
+    else:
+        print_report(result)
+
+
+@app.command()
+def demo(
+    crm: Annotated[str, typer.Option(help="hubspot (more CRMs as their adapters land)")] = "hubspot",
+    workdir: Annotated[Path, typer.Option("--dir", help="Where the demo writes its config and store.")] = Path("closedloop-demo"),
+    contacts: Annotated[int, typer.Option(help="Contacts in the synthetic company.")] = 2000,
+    seed: int = 7,
+) -> None:
+    """Run the whole loop against local emulators of the CRM and GA4 (no account needed)."""
+    from connector.demo import start_demo
+    from connector.synthetic import generate
+
+    started = time.perf_counter()
+    console.print(f"[bold]closedloop demo[/]: synthetic company, {crm} + GA4 emulators on 127.0.0.1")
+    company = generate(seed=seed, contacts=contacts, visits=max(20000, contacts * 10))
+    console.print(f"seeded {len(company.people):,} contacts, {len(company.visits):,} GA4 sessions, "
+                  f"{len(company.deals):,} deals")
+    systems = start_demo(workdir, crm, company)
+    try:
+        with friendly_errors():
+            loaded = _load(systems.config_path)
+            ctx, run = run_and_summarise(loaded)
+            print_report(build_report(loaded))
+            _show_contacts(ctx)
+    finally:
+        served = systems.requests_served()
+        systems.stop()
+    elapsed = time.perf_counter() - started
+    console.print(f"API requests served: " + ", ".join(f"{k} {v}" for k, v in served.items())
+                  + f" · wall time {elapsed:.1f} s · config and store in {workdir}/")
+    console.print(f"Next: [bold]closedloop report -c {systems.config_path}[/] · "
+                  f"[bold]closedloop init my-setup[/] to start on your own portal")
+
+
+def _show_contacts(ctx: Any) -> None:
+    from sqlmodel import Session, col, select
+
+    from connector import models
+
+    with Session(ctx.engine) as session:
+        rows = session.exec(
+            select(models.Contact.crm_object, models.Contact.crm_id)
+            .join(models.ContactJourney, col(models.ContactJourney.contact_id) == col(models.Contact.id))
+            .order_by(col(models.ContactJourney.touch_count).desc(), col(models.Contact.crm_id))
+            .limit(5)
+        ).all()
+    fields = [m.field for m in ctx.mapping.fields][:6]
+    by_object: dict[str, list[str]] = {}
+    for obj, crm_id in rows:
+        by_object.setdefault(obj, []).append(crm_id)
+    table = Table(title="Contacts as a sales rep now sees them (read back from the CRM)")
+    table.add_column("record")
+    for f in fields:
+        table.add_column(f)
+    for obj, ids in by_object.items():
+        values = ctx.crm.read_values(obj, ids, fields)
+        for crm_id in ids:
+            table.add_row(f"{obj}/{crm_id}", *[values.get(crm_id, {}).get(f) or "" for f in fields])
+    console.print(table)
+
+
+@app.command()
+def init(target: Annotated[Path, typer.Argument(help="Folder to create.")] = Path(".")) -> None:
+    """Write commented example config/ and mappings/ into TARGET."""
+    from connector.demo import shipped_folder
+
+    for name in ("config", "mappings"):
+        destination = target / name
+        destination.mkdir(parents=True, exist_ok=True)
+        for source in sorted(shipped_folder(name).glob("*.yaml")):
+            if source.name == "demo.yaml":
+                continue
+            out = destination / source.name
+            if out.exists():
+                console.print(f"kept {out} (exists)")
+                continue
+            shutil.copy(source, out)
+            console.print(f"wrote {out}")
+    console.print(f"Edit {target / 'config' / 'closedloop.yaml'}, export the secrets it names, "
+                  f"then run: closedloop doctor -c {target / 'config' / 'closedloop.yaml'}")
+
+
+@app.command()
+def doctor(config: ConfigOption = DEFAULT_CONFIG) -> None:
+    """Check config, secrets, API reachability and that every mapped field exists and is writable."""
+    from connector.context import build_context
+    from connector.writeback import preflight
+
+    ok = True
+    with friendly_errors():
+        loaded = _load(config)
+        console.print(f"[green]✓[/] {config}: valid, secrets present")
+        ctx = build_context(loaded)
+        ctx.dry_run = True
+        console.print(f"[green]✓[/] mappings valid: {len(ctx.mapping.fields)} CRM fields")
+        try:
+            specs = preflight(ctx)
+            console.print(f"[green]✓[/] {ctx.crm_kind} reachable; mapped fields fit "
+                          + ", ".join(f"{o} ({len(s)} fields)" for o, s in specs.items()))
+            missing = [m.field for m in ctx.mapping.fields
+                       if any(m.field not in s for s in specs.values())]
+            if missing:
+                console.print(f"[yellow]![/] will be created on first sync: {', '.join(missing)}")
+        except ClosedloopError as exc:
+            ok = False
+            console.print(f"[red]✗[/] {ctx.crm_kind}: {exc}")
+        for name, source in ctx.sources.items():
+            try:
+                problems = source.check() if hasattr(source, "check") else []
+            except ClosedloopError as exc:
+                problems = [str(exc)]
+            ok = ok and not problems
+            mark = "[red]✗[/]" if problems else "[green]✓[/]"
+            console.print(f"{mark} source {name}: " + ("; ".join(problems) or "reachable"))
+    if not ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def schema(target: Annotated[Path, typer.Argument()] = Path("schemas")) -> None:
+    """Write the JSON Schemas of the config and mapping files (for editor validation)."""
+    from connector.mappings import json_schemas
+
+    target.mkdir(parents=True, exist_ok=True)
+    for name, body in json_schemas().items():
+        (target / f"{name}.schema.json").write_text(json.dumps(body, indent=2) + "\n")
+        console.print(f"wrote {target / f'{name}.schema.json'}")
+
+
+@app.command()
+def paths(
+    file: Path,
+    models: Annotated[str, typer.Option(help="Comma-separated models.")] = "first_touch,last_touch,linear,markov",
+    sep: str = ">",
+    format: Annotated[str, typer.Option("--format", help="csv | json | table")] = "csv",
+) -> None:
+    """Attribute a ChannelAttribution-style path table (path, total_conversions, ...)."""
+    from connector.paths import paths_report
+
+    with friendly_errors():
+        sys.stdout.write(paths_report(file, models.split(","), sep, format))
+
+
+def _not_yet(name: str) -> None:
+    err.print(f"`closedloop {name}` is not available yet in this version (see the roadmap in README)")
+    raise typer.Exit(2)
+
+
+@app.command()
+def serve(config: ConfigOption = DEFAULT_CONFIG) -> None:
+    """Run the scheduled jobs as a service (not yet available)."""
+    _not_yet("serve")
+
+
+@app.command()
+def rollback(run_id: int, config: ConfigOption = DEFAULT_CONFIG) -> None:
+    """Restore the values a run overwrote (not yet available)."""
+    _not_yet("rollback")
+
+
+@app.command()
+def runs(config: ConfigOption = DEFAULT_CONFIG) -> None:
+    """List run history (not yet available)."""
+    _not_yet("runs")

@@ -1,0 +1,223 @@
+"""Extract: touchpoints and spend from the sources, people and deals from the CRM, into the store.
+
+Each stream reads from its cursor minus the lookback (sources restate recent days), upserts on
+natural keys, and moves its cursor only after the rows are committed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict
+from datetime import datetime, timedelta
+from itertools import islice
+from typing import Any, TypeVar
+
+from sqlmodel import Session, col, delete, select
+
+from connector import metrics, models
+from connector.context import RunContext
+from connector.identity import email_hash, normalise_id
+from connector.records import CrmDeal, CrmRecord, IdentityKind, Spend, Touchpoint
+from connector.store import get_cursor, insert_rows, set_cursor, upsert
+from connector.timeutil import utcnow
+
+log = logging.getLogger(__name__)
+BATCH = 5000
+T = TypeVar("T")
+
+
+def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    it = iter(items)
+    while batch := list(islice(it, size)):
+        yield batch
+
+
+def _since(ctx: RunContext, session: Session, source: str, stream: str, lookback: bool) -> datetime | None:
+    cursor = get_cursor(session, source, stream)
+    sync = ctx.loaded.config.sync
+    if cursor is None:
+        return utcnow() - timedelta(days=sync.initial_days)
+    return cursor - timedelta(days=sync.lookback_days if lookback else 0)
+
+
+def touchpoint_row(t: Touchpoint) -> dict[str, Any]:
+    return {
+        "source": t.source,
+        "key": t.key,
+        "occurred_at": t.occurred_at,
+        "identity_kind": str(t.identity_kind),
+        "identity_value": t.identity_value,
+        "utm_source": t.utm_source,
+        "utm_medium": t.utm_medium,
+        "utm_campaign": t.utm_campaign,
+        "landing_page": t.landing_page,
+        "campaign_id": t.campaign_id,
+        "preset_channel": t.channel,
+    }
+
+
+def store_touchpoints(session: Session, touchpoints: Iterable[Touchpoint]) -> int:
+    n = 0
+    for batch in chunks(touchpoints, BATCH):
+        upsert(session, models.Touchpoint, [touchpoint_row(t) for t in batch], ["source", "key"])
+        n += len(batch)
+    return n
+
+
+def spend_row(ctx: RunContext, s: Spend) -> dict[str, Any]:
+    row = asdict(s)
+    row["cost_base"] = ctx.loaded.config.currency.to_base(s.cost, s.currency)
+    if row["cost_base"] is None:
+        ctx.count("spend_unknown_currency")
+    return row
+
+
+def extract_sources(ctx: RunContext) -> None:
+    for name, source in ctx.sources.items():
+        for stream in ("touchpoints", "spend"):
+            started = utcnow()
+            with Session(ctx.engine) as session:
+                since = _since(ctx, session, name, stream, lookback=True)
+            task = ctx.progress.task(f"{name}: {stream}")
+            n = 0
+            records = source.touchpoints(since) if stream == "touchpoints" else source.spend(since)
+            for batch in chunks(records, BATCH):
+                with Session(ctx.engine) as session:
+                    if stream == "touchpoints":
+                        store_touchpoints(session, batch)
+                    else:
+                        upsert(session, models.Spend, [spend_row(ctx, s) for s in batch],
+                               ["platform", "account", "campaign_id", "day"])
+                    session.commit()
+                n += len(batch)
+                task.advance(len(batch))
+            with Session(ctx.engine) as session:
+                set_cursor(session, name, stream, started)
+                session.commit()
+            task.finish()
+            metrics.RECORDS_READ.labels(name).inc(n)
+            ctx.count(f"{name}.{stream}", n)
+
+
+def _identities(ctx: RunContext, record: CrmRecord) -> list[tuple[str, str]]:
+    fields = ctx.mapping.identity
+    props = record.properties
+    found = [(str(IdentityKind.CRM_ID), record.crm_id)]
+    if fields.email and (email := normalise_id(props.get(fields.email))):
+        found.append((str(IdentityKind.EMAIL_SHA256), email_hash(email)))
+    for kind, prop in (
+        (IdentityKind.GA_CLIENT_ID, fields.ga_client_id),
+        (IdentityKind.USER_ID, fields.user_id),
+        (IdentityKind.GCLID, fields.gclid),
+        (IdentityKind.FBCLID, fields.fbclid),
+    ):
+        if prop and (value := normalise_id(props.get(prop))):
+            found.append((str(kind), value))
+    return found
+
+
+def _record_touchpoints(ctx: RunContext, record: CrmRecord) -> list[Touchpoint]:
+    """Touches the record itself carries: form-captured UTMs and a Meta click id."""
+    props = record.properties
+    utm = ctx.mapping.captured_utm
+    touches = []
+    source = normalise_id(props.get(utm.source)) if utm.source else ""
+    if source:
+        touches.append(Touchpoint(
+            source="crm_form", key=f"{record.crm_id}:utm", occurred_at=record.created_at,
+            identity_kind=IdentityKind.CRM_ID, identity_value=record.crm_id, utm_source=source,
+            utm_medium=normalise_id(props.get(utm.medium or "")),
+            utm_campaign=normalise_id(props.get(utm.campaign or "")),
+        ))
+    fbclid_field = ctx.mapping.identity.fbclid
+    if fbclid_field and normalise_id(props.get(fbclid_field)):
+        touches.append(Touchpoint(
+            source="crm_click_id", key=f"{record.crm_id}:fbclid", occurred_at=record.created_at,
+            identity_kind=IdentityKind.CRM_ID, identity_value=record.crm_id,
+            utm_source="facebook", utm_medium="paid_social",
+        ))
+    return touches
+
+
+def store_contacts(ctx: RunContext, session: Session, batch: list[CrmRecord]) -> None:
+    upsert(session, models.Contact, [
+        {
+            "crm_object": r.object, "crm_id": r.crm_id, "created_at": r.created_at,
+            "updated_at": r.updated_at, "account_id": r.account_id, "merged_into": r.merged_into,
+        }
+        for r in batch
+    ], ["crm_id"])
+    ids = dict(session.exec(
+        select(models.Contact.crm_id, models.Contact.id).where(col(models.Contact.crm_id).in_([r.crm_id for r in batch]))
+    ).all())
+    session.exec(delete(models.Identity).where(col(models.Identity.contact_id).in_(list(ids.values()))))  # type: ignore[call-overload]
+    insert_rows(session, models.Identity, [
+        {"kind": kind, "value": value, "contact_id": ids[r.crm_id]}
+        for r in batch
+        for kind, value in dict.fromkeys(_identities(ctx, r))
+    ])
+    store_touchpoints(session, [t for r in batch for t in _record_touchpoints(ctx, r)])
+
+
+def extract_contacts(ctx: RunContext) -> None:
+    crm_name = ctx.crm_kind
+    started = utcnow()
+    with Session(ctx.engine) as session:
+        since = get_cursor(session, crm_name, "contacts")
+    task = ctx.progress.task(f"{crm_name}: contacts")
+    n = 0
+    for batch in chunks(ctx.crm.contacts(since, ctx.mapping.read_properties()), 1000):
+        with Session(ctx.engine) as session:
+            store_contacts(ctx, session, batch)
+            session.commit()
+        n += len(batch)
+        task.advance(len(batch))
+    with Session(ctx.engine) as session:
+        set_cursor(session, crm_name, "contacts", started)
+        session.commit()
+    task.finish()
+    metrics.RECORDS_READ.labels(crm_name).inc(n)
+    ctx.count("contacts_read", n)
+
+
+def deal_row(ctx: RunContext, d: CrmDeal) -> dict[str, Any]:
+    amount_base = None
+    if d.amount is not None:
+        amount_base = ctx.loaded.config.currency.to_base(d.amount, d.currency)
+        if amount_base is None:
+            log.warning("deal %s: no rate for currency %s; left out of revenue", d.crm_id, d.currency)
+            ctx.count("deals_unknown_currency")
+    return {
+        "crm_object": d.object, "crm_id": d.crm_id, "name": d.name, "amount": d.amount,
+        "currency": d.currency, "amount_base": amount_base, "stage": d.stage, "is_won": d.is_won,
+        "is_closed": d.is_closed, "created_at": d.created_at, "updated_at": d.updated_at,
+        "closed_at": d.closed_at, "account_id": d.account_id,
+    }
+
+
+def extract_deals(ctx: RunContext) -> None:
+    crm_name = ctx.crm_kind
+    started = utcnow()
+    with Session(ctx.engine) as session:
+        since = get_cursor(session, crm_name, "deals")
+    task = ctx.progress.task(f"{crm_name}: deals")
+    n = 0
+    for batch in chunks(ctx.crm.deals(since), 1000):
+        with Session(ctx.engine) as session:
+            upsert(session, models.Deal, [deal_row(ctx, d) for d in batch], ["crm_id"])
+            crm_ids = [d.crm_id for d in batch]
+            session.exec(delete(models.DealContact).where(col(models.DealContact.deal_crm_id).in_(crm_ids)))  # type: ignore[call-overload]
+            links = {(d.crm_id, c) for d in batch for c in d.contact_ids}
+            insert_rows(session, models.DealContact, [
+                {"deal_crm_id": d, "contact_crm_id": c} for d, c in sorted(links)
+            ])
+            session.commit()
+        n += len(batch)
+        task.advance(len(batch))
+    with Session(ctx.engine) as session:
+        set_cursor(session, crm_name, "deals", started)
+        session.commit()
+    task.finish()
+    metrics.RECORDS_READ.labels(crm_name).inc(n)
+    ctx.count("deals_read", n)

@@ -1,0 +1,177 @@
+"""The store's tables (SQLModel). Raw emails are never stored: identities hold SHA-256 hashes."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from datetime import UTC
+from typing import Any
+
+from sqlalchemy import Column, DateTime, Dialect, TypeDecorator, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite keeps no offset: store UTC, re-attach it)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r} given to the store")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _ts(nullable: bool = False, index: bool = False) -> Column[datetime]:
+    return Column(UtcDateTime(), nullable=nullable, index=index)
+
+
+class Contact(SQLModel, table=True):
+    """A CRM person record (HubSpot contact, Salesforce Lead or Contact)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    crm_object: str
+    crm_id: str = Field(unique=True)
+    created_at: datetime = Field(sa_column=_ts())
+    updated_at: datetime = Field(sa_column=_ts())
+    account_id: str | None = None
+    merged_into: str | None = Field(default=None, description="Converted lead -> contact crm_id")
+
+
+class Identity(SQLModel, table=True):
+    """An identity key (kind, value) of a contact: GA client id, user id, email hash, click id."""
+
+    __table_args__ = (UniqueConstraint("kind", "value", "contact_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(index=True)
+    value: str = Field(index=True)
+    contact_id: int = Field(foreign_key="contact.id", index=True)
+
+
+class Touchpoint(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("source", "key"),)
+    id: int | None = Field(default=None, primary_key=True)
+    source: str
+    key: str
+    occurred_at: datetime = Field(sa_column=_ts(index=True))
+    identity_kind: str
+    identity_value: str = Field(index=True)
+    utm_source: str = ""
+    utm_medium: str = ""
+    utm_campaign: str = ""
+    landing_page: str = ""
+    campaign_id: str = ""
+    preset_channel: str = ""
+    channel: str = Field(default="", index=True)
+    contact_id: int | None = Field(default=None, index=True)
+
+
+class ContactJourney(SQLModel, table=True):
+    """Per contact: the touches the write-back and the report use (computed by the match step)."""
+
+    contact_id: int = Field(primary_key=True)
+    first_touch_id: int | None = None
+    lead_touch_id: int | None = None
+    last_touch_id: int | None = None
+    touch_count: int = 0
+    channel_path: str = ""
+
+
+class Deal(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    crm_object: str
+    crm_id: str = Field(unique=True)
+    name: str = ""
+    amount: float | None = None
+    currency: str | None = None
+    amount_base: float | None = None
+    stage: str = ""
+    is_won: bool = False
+    is_closed: bool = False
+    created_at: datetime = Field(sa_column=_ts())
+    updated_at: datetime = Field(sa_column=_ts())
+    closed_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    account_id: str | None = None
+
+
+class DealContact(SQLModel, table=True):
+    __tablename__ = "deal_contact"
+    deal_crm_id: str = Field(primary_key=True)
+    contact_crm_id: str = Field(primary_key=True)
+
+
+class Spend(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("platform", "account", "campaign_id", "day"),)
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str
+    account: str
+    campaign_id: str
+    campaign: str = ""
+    day: date
+    cost: float
+    currency: str
+    cost_base: float | None = None
+    clicks: int = 0
+    impressions: int = 0
+    channel: str = ""
+
+
+class Credit(SQLModel, table=True):
+    """Share of a deal's amount given to one touchpoint by one model."""
+
+    deal_id: int = Field(primary_key=True)
+    touchpoint_id: int = Field(primary_key=True)
+    model: str = Field(primary_key=True)
+    fraction: float
+    amount: float
+
+
+class SyncRun(SQLModel, table=True):
+    __tablename__ = "sync_run"
+    id: int | None = Field(default=None, primary_key=True)
+    job: str = "sync"
+    status: str = "running"  # running | succeeded | failed | incomplete | interrupted
+    dry_run: bool = False
+    started_at: datetime = Field(sa_column=_ts())
+    finished_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    counts: str = "{}"
+    error: str = ""
+    api_calls: int = 0
+
+
+class FieldWrite(SQLModel, table=True):
+    """Audit of every CRM write, recorded before it is sent."""
+
+    __tablename__ = "field_write"
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(index=True)
+    crm_object: str
+    record_id: str = Field(index=True)
+    field: str
+    old_value: str | None = None
+    new_value: str | None = None
+    status: str = "pending"  # pending | ok | failed | rolled_back
+    error: str = ""
+
+
+class Cursor(SQLModel, table=True):
+    """Per source and stream: the watermark of the last committed read."""
+
+    source: str = Field(primary_key=True)
+    stream: str = Field(primary_key=True)
+    value: datetime = Field(sa_column=_ts())
+
+
+class Lock(SQLModel, table=True):
+    name: str = Field(primary_key=True)
+    owner: str
+    expires_at: datetime = Field(sa_column=_ts())

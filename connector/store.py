@@ -1,0 +1,108 @@
+"""Engine, sessions and the small helpers every step shares (SQLite WAL or any SQLAlchemy URL)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, event, insert
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, SQLModel, create_engine, select
+
+from connector import models
+from connector.errors import ClosedloopError
+from connector.timeutil import utcnow
+
+
+class LockHeld(ClosedloopError):
+    """Another process runs this job right now."""
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``; SQLite gets WAL and a busy timeout so readers never block writers."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(conn: Any, _record: Any) -> None:
+            cursor = conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+    else:
+        engine = create_engine(url, pool_pre_ping=True)
+    SQLModel.metadata.create_all(engine)
+    return engine
+
+
+def upsert(
+    session: Session, table: type[SQLModel], rows: Sequence[dict[str, Any]], keys: Sequence[str]
+) -> None:
+    """Insert ``rows`` or update them on their natural ``keys`` (set-based, one executemany)."""
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    tbl = table.__table__  # type: ignore[attr-defined]
+    stmt: Any = (postgresql.insert(tbl) if dialect == "postgresql" else sqlite.insert(tbl))
+    if dialect not in {"postgresql", "sqlite"}:
+        raise ClosedloopError(f"upsert is not implemented for {dialect}")
+    update_cols = [c for c in rows[0] if c not in keys]
+    stmt = (
+        stmt.on_conflict_do_update(
+            index_elements=list(keys), set_={c: stmt.excluded[c] for c in update_cols}
+        )
+        if update_cols
+        else stmt.on_conflict_do_nothing(index_elements=list(keys))
+    )
+    session.execute(stmt, list(rows))
+
+
+def insert_rows(session: Session, table: type[SQLModel], rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        session.execute(insert(table.__table__), list(rows))  # type: ignore[attr-defined]
+
+
+def get_cursor(session: Session, source: str, stream: str) -> datetime | None:
+    row = session.get(models.Cursor, (source, stream))
+    return row.value.astimezone(UTC) if row else None
+
+
+def set_cursor(session: Session, source: str, stream: str, value: datetime) -> None:
+    upsert(session, models.Cursor, [{"source": source, "stream": stream, "value": value}], ["source", "stream"])
+
+
+@contextmanager
+def job_lock(engine: Engine, name: str, ttl: timedelta = timedelta(hours=6)) -> Iterator[str]:
+    """Hold the store lock ``name`` (one run of a job at a time, across processes and hosts)."""
+    owner = f"{socket.gethostname()}:{os.getpid()}"
+    now = utcnow()
+    with Session(engine) as session:
+        session.execute(
+            models.Lock.__table__.delete().where(  # type: ignore[attr-defined]
+                (models.Lock.name == name) & (models.Lock.expires_at < now)  # type: ignore[arg-type]
+            )
+        )
+        try:
+            session.execute(insert(models.Lock.__table__), [{"name": name, "owner": owner, "expires_at": now + ttl}])  # type: ignore[attr-defined]
+            session.commit()
+        except Exception as exc:  # unique violation: someone holds it
+            session.rollback()
+            holder = session.exec(select(models.Lock).where(models.Lock.name == name)).first()
+            who = holder.owner if holder else "another process"
+            raise LockHeld(f"job {name!r} is already running ({who}); try again when it ends") from exc
+    try:
+        yield owner
+    finally:
+        with Session(engine) as session:
+            session.execute(
+                models.Lock.__table__.delete().where(  # type: ignore[attr-defined]
+                    (models.Lock.name == name) & (models.Lock.owner == owner)  # type: ignore[arg-type]
+                )
+            )
+            session.commit()

@@ -1,0 +1,85 @@
+"""One sync run: extract -> match -> write-back -> revenue -> attribute, each re-runnable alone.
+
+The run holds the store lock of its job (one run at a time across processes), is recorded in
+``sync_run`` with its counts, and ends ``succeeded``, ``failed``, ``incomplete`` (an API budget
+stopped it: re-run later to resume) or ``interrupted``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Literal
+
+from sqlmodel import Session
+
+from connector import metrics, models
+from connector.attribute import run_attribution
+from connector.context import RunContext
+from connector.errors import BudgetExhausted
+from connector.extract import extract_contacts, extract_deals, extract_sources
+from connector.matching import run_match
+from connector.store import job_lock
+from connector.timeutil import utcnow
+from connector.writeback import run_writeback
+
+log = logging.getLogger(__name__)
+
+Step = Literal["extract", "match", "writeback", "revenue", "attribute"]
+STEPS: tuple[Step, ...] = ("extract", "match", "writeback", "revenue", "attribute")
+
+
+def _extract(ctx: RunContext) -> None:
+    extract_sources(ctx)
+    extract_contacts(ctx)
+
+
+_RUNNERS: dict[Step, Callable[[RunContext], object]] = {
+    "extract": _extract,
+    "match": run_match,
+    "writeback": run_writeback,
+    "revenue": extract_deals,
+    "attribute": run_attribution,
+}
+
+
+def run_sync(ctx: RunContext, only: Step | None = None, job: str = "sync") -> models.SyncRun:
+    """Run the steps (or one) under the job's lock; return the finished run record."""
+    steps = [only] if only else list(STEPS)
+    with job_lock(ctx.engine, job):
+        with Session(ctx.engine) as session:
+            run = models.SyncRun(job=job, dry_run=ctx.dry_run, started_at=utcnow())
+            session.add(run)
+            session.commit()
+            session.refresh(run)
+            ctx.run_id = run.id
+        status, error = "succeeded", ""
+        try:
+            for step in steps:
+                if ctx.dry_run and step in {"revenue", "attribute"}:
+                    continue
+                log.info("run %s: %s", ctx.run_id, step)
+                _RUNNERS[step](ctx)
+        except BudgetExhausted as exc:
+            status, error = "incomplete", str(exc)
+            log.warning("run %s stopped to respect the API budget: %s", ctx.run_id, exc)
+        except KeyboardInterrupt:
+            status, error = "interrupted", "interrupted by signal"
+            raise
+        except Exception as exc:
+            status, error = "failed", f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            with Session(ctx.engine) as session:
+                record = session.get(models.SyncRun, ctx.run_id)
+                assert record is not None
+                record.status, record.error, record.finished_at = status, error, utcnow()
+                session.add(record)
+                ctx.save_counts(session)
+                session.commit()
+                session.refresh(record)
+                session.expunge(record)
+            metrics.RUNS.labels(status).inc()
+            if status == "succeeded":
+                metrics.LAST_SUCCESS.set_to_current_time()
+        return record

@@ -1,0 +1,287 @@
+"""Write-back: plan the CRM values from the mappings, diff them against the CRM, write real changes.
+
+    preflight (every mapped field exists, is writable, fits)  ->  desired values per record
+    -> read current values (batches)  ->  policy decides per field  ->  audit rows (pending)
+    -> adapter.write in the API's batches  ->  audit rows ok / failed, per record
+
+Nothing reaches the CRM before the preflight passed and before its audit row is committed, so
+every change can be rolled back and a killed run re-runs to the same end state.
+"""
+
+from __future__ import annotations
+
+import logging
+import string
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam
+from sqlalchemy.orm import aliased
+from sqlmodel import Session, col, select, update
+
+from connector import metrics, models
+from connector.context import RunContext
+from connector.errors import ConfigError
+from connector.mappings import FieldMapping, Policy
+from connector.records import FieldSpec, RecordUpdate, WriteResult
+from connector.timeutil import iso_z, parse_datetime
+from connector.yamlfile import load_yaml
+
+log = logging.getLogger(__name__)
+TRUNCATION_MARKER = "…"
+
+
+@dataclass
+class Change:
+    crm_object: str
+    record_id: str
+    field: str
+    old: str | None
+    new: str | None
+
+
+@dataclass
+class WritePlan:
+    changes: list[Change] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    records_considered: int = 0
+
+    def by_object(self) -> dict[str, dict[str, dict[str, str | None]]]:
+        grouped: dict[str, dict[str, dict[str, str | None]]] = defaultdict(dict)
+        for c in self.changes:
+            grouped[c.crm_object].setdefault(c.record_id, {})[c.field] = c.new
+        return grouped
+
+
+# -- preflight -----------------------------------------------------------------------------
+def preflight(ctx: RunContext) -> dict[str, dict[str, FieldSpec]]:
+    """Check every mapped field on every person object before any write; create missing ones
+    where the CRM allows it (HubSpot properties in their own group)."""
+    path = ctx.loaded.resolve(ctx.loaded.config.mappings.crm)
+    doc = load_yaml(path)
+    specs: dict[str, dict[str, FieldSpec]] = {}
+    for obj in ctx.crm.person_objects:
+        described = ctx.crm.describe_fields(obj)
+        missing = [m for m in ctx.mapping.fields if m.field not in described and m.policy != Policy.NEVER]
+        if missing and ctx.mapping.create_missing_fields and not ctx.dry_run:
+            ctx.crm.create_fields(obj, [
+                FieldSpec(name=m.field, type=m.type, label=m.label or m.field) for m in missing
+            ], ctx.mapping.property_group)
+            ctx.count("fields_created", len(missing))
+            described = ctx.crm.describe_fields(obj)
+        errors = []
+        for i, m in enumerate(ctx.mapping.fields):
+            if m.policy == Policy.NEVER:
+                continue
+            spec = described.get(m.field)
+            where = doc.where(("fields", i, "field"))
+            if spec is None:
+                if ctx.dry_run and ctx.mapping.create_missing_fields:
+                    continue
+                errors.append(f"{where}: {obj} has no field {m.field!r}")
+            elif not spec.updateable:
+                errors.append(f"{where}: {obj}.{m.field} is read-only")
+            elif m.type == "number" and spec.type not in {"number", "string"}:
+                errors.append(f"{where}: {obj}.{m.field} is {spec.type}, mapping says number")
+            elif spec.restricted and spec.picklist is not None and m.value_map:
+                bad = sorted(set(m.value_map.values()) - set(spec.picklist))
+                if bad:
+                    errors.append(
+                        f"{where}: value_map sends {', '.join(map(repr, bad))}, not allowed by "
+                        f"{obj}.{m.field} (allowed: {', '.join(spec.picklist)})"
+                    )
+        if errors:
+            raise ConfigError("mapping does not fit the CRM; nothing was written:\n" + "\n".join(errors))
+        specs[obj] = described
+    return specs
+
+
+# -- desired values ------------------------------------------------------------------------
+def _journey_values(session: Session) -> list[tuple[str, str, dict[str, str | None]]]:
+    """(crm object, crm id, computed values) for every contact that has a journey."""
+    cj, c = models.ContactJourney, models.Contact
+    touches = {name: aliased(models.Touchpoint, name=name) for name in ("ft", "lt", "last")}
+    ft, lt, last = touches["ft"], touches["lt"], touches["last"]
+    cols = []
+    for alias in (ft, lt, last):
+        cols += [alias.channel, alias.utm_source, alias.utm_medium, alias.utm_campaign,
+                 alias.landing_page, alias.occurred_at]
+    query = (
+        select(c.crm_object, c.crm_id, cj.touch_count, cj.channel_path, *cols)
+        .join(cj, col(cj.contact_id) == col(c.id))
+        .outerjoin(ft, col(ft.id) == col(cj.first_touch_id))
+        .outerjoin(lt, col(lt.id) == col(cj.lead_touch_id))
+        .outerjoin(last, col(last.id) == col(cj.last_touch_id))
+        .where(col(c.merged_into).is_(None))
+        .order_by(col(c.crm_id))
+    )
+    out = []
+    for row in session.exec(query).all():
+        obj, crm_id, count, path, *rest = row
+        values: dict[str, str | None] = {
+            "touch_count": str(count),
+            "channel_path": path,
+            "channel_count": str(len(set(path.split(" > "))) if path else 0),
+        }
+        for n, touch in enumerate(("first_touch", "lead_creation_touch", "last_touch")):
+            ch, src, med, camp, page, at = rest[n * 6:(n + 1) * 6]
+            present = ch is not None
+            values[f"{touch}.channel"] = ch if present else None
+            values[f"{touch}.source"] = src or None
+            values[f"{touch}.medium"] = med or None
+            values[f"{touch}.campaign"] = camp or None
+            values[f"{touch}.landing_page"] = page or None
+            values[f"{touch}.occurred_at"] = iso_z(at) if isinstance(at, datetime) else None
+        out.append((obj, crm_id, values))
+    return out
+
+
+def render(m: FieldMapping, values: dict[str, str | None], spec: FieldSpec | None) -> str | None:
+    """The text the field should hold, or None when there is nothing to say.
+
+    Raises ValueError for a value the field cannot take (reported per record, not sent)."""
+    if m.value is not None:
+        text = values.get(m.value)
+        if text is None:
+            return None
+        text = m.value_map.get(text, text)
+    else:
+        names = m.names()
+        if any(values.get(n) is None for n in names):
+            return None
+        text = string.Formatter().vformat(m.template or "", (), {n: values[n] for n in names})
+    limit = m.max_length or (spec.length if spec else None)
+    if limit and len(text) > limit:
+        if m.on_overflow == "fail":
+            raise ValueError(f"{m.field}: {len(text)} characters, the field takes {limit}")
+        text = text[: limit - len(TRUNCATION_MARKER)] + TRUNCATION_MARKER
+    if spec and spec.restricted and spec.picklist is not None and text not in spec.picklist:
+        raise ValueError(f"{m.field}: {text!r} is not an allowed value; add it to value_map")
+    return text
+
+
+def canonical(value: str | None, spec: FieldSpec | None) -> str | None:
+    """Compare like with like: '' is empty, datetimes and numbers by value not spelling."""
+    if value is None or value == "":
+        return None
+    kind = spec.type if spec else "string"
+    try:
+        if kind == "datetime":
+            return iso_z(parse_datetime(value))
+        if kind == "number":
+            return repr(float(value))
+    except ValueError:
+        return value
+    return value
+
+
+def _last_written(session: Session) -> dict[tuple[str, str], str | None]:
+    fw = models.FieldWrite
+    rows = session.exec(
+        select(fw.record_id, fw.field, fw.new_value).where(fw.status == "ok").order_by(col(fw.id))
+    ).all()
+    return {(r, f): v for r, f, v in rows}
+
+
+def plan(ctx: RunContext, specs: dict[str, dict[str, FieldSpec]]) -> WritePlan:
+    result = WritePlan()
+    with Session(ctx.engine) as session:
+        desired_rows = _journey_values(session)
+        last = _last_written(session)
+    mappings = [m for m in ctx.mapping.fields if m.policy != Policy.NEVER]
+    desired: dict[str, dict[str, dict[str, str | None]]] = defaultdict(dict)
+    for obj, crm_id, values in desired_rows:
+        fields: dict[str, str | None] = {}
+        for m in mappings:
+            try:
+                text = render(m, values, specs.get(obj, {}).get(m.field))
+            except ValueError as exc:
+                result.problems.append(f"{obj} {crm_id}: {exc}")
+                continue
+            if text is not None:
+                fields[m.field] = text
+        if fields:
+            desired[obj][crm_id] = fields
+    task = ctx.progress.task("write-back: read current values", total=sum(map(len, desired.values())))
+    policies = {m.field: m.policy for m in mappings}
+    for obj, records in desired.items():
+        field_names = [m.field for m in mappings]
+        current = ctx.crm.read_values(obj, list(records), field_names)
+        for crm_id, fields in records.items():
+            result.records_considered += 1
+            now = current.get(crm_id)
+            if now is None:
+                result.problems.append(f"{obj} {crm_id}: not found in the CRM (deleted?)")
+                continue
+            for name, new in fields.items():
+                spec = specs.get(obj, {}).get(name)
+                old = now.get(name)
+                if canonical(old, spec) == canonical(new, spec):
+                    continue
+                if policies[name] == Policy.FILL_IF_EMPTY:
+                    mine = last.get((crm_id, name))
+                    if canonical(old, spec) is not None and canonical(old, spec) != canonical(mine, spec):
+                        continue  # a person or another tool set it: leave it
+                result.changes.append(Change(obj, crm_id, name, old, new))
+        task.advance(len(records))
+    task.finish()
+    return result
+
+
+# -- execute -------------------------------------------------------------------------------
+def execute(ctx: RunContext, write_plan: WritePlan) -> dict[str, int]:
+    """Record every change as pending, send it, then mark each record ok or failed."""
+    assert ctx.run_id is not None
+    counts = {"records_written": 0, "records_failed": 0}
+    for obj, records in write_plan.by_object().items():
+        changes = [c for c in write_plan.changes if c.crm_object == obj]
+        with Session(ctx.engine) as session:
+            session.add_all([
+                models.FieldWrite(run_id=ctx.run_id, crm_object=obj, record_id=c.record_id,
+                                  field=c.field, old_value=c.old, new_value=c.new)
+                for c in changes
+            ])
+            session.commit()
+        task = ctx.progress.task(f"write-back: {obj}", total=len(records))
+
+        def on_batch(results: list[WriteResult], task: Any = task) -> None:
+            fw = models.FieldWrite
+            stmt = (
+                update(fw)
+                .where(col(fw.run_id) == ctx.run_id, col(fw.record_id) == bindparam("rid"),
+                       col(fw.status) == "pending")
+                .values(status=bindparam("st"), error=bindparam("err"))
+                .execution_options(synchronize_session=False)
+            )
+            rows = [{"rid": r.crm_id, "st": "ok" if r.ok else "failed", "err": r.error} for r in results]
+            with Session(ctx.engine) as session:
+                if rows:
+                    session.execute(stmt, rows)
+                session.commit()
+            ok = sum(r.ok for r in results)
+            counts["records_written"] += ok
+            counts["records_failed"] += len(results) - ok
+            metrics.RECORDS_WRITTEN.labels(ctx.crm_kind).inc(ok)
+            metrics.RECORDS_FAILED.labels(ctx.crm_kind).inc(len(results) - ok)
+            task.advance(len(results))
+
+        updates = [RecordUpdate(crm_id, values) for crm_id, values in records.items()]
+        ctx.crm.write(obj, updates, on_batch=on_batch)
+        task.finish()
+    return counts
+
+
+def run_writeback(ctx: RunContext) -> WritePlan:
+    specs = preflight(ctx)
+    write_plan = plan(ctx, specs)
+    ctx.count("writeback_records_considered", write_plan.records_considered)
+    ctx.count("writeback_changes", len(write_plan.changes))
+    ctx.count("writeback_problems", len(write_plan.problems))
+    for problem in write_plan.problems[:20]:
+        log.warning("not written: %s", problem)
+    if not ctx.dry_run and write_plan.changes:
+        for key, value in execute(ctx, write_plan).items():
+            ctx.count(key, value)
+    return write_plan

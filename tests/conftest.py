@@ -1,0 +1,59 @@
+"""Shared fixtures: store URLs (SQLite always, PostgreSQL in CI), fast retries."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlmodel import SQLModel
+
+PG_URL = os.environ.get("CLOSEDLOOP_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def _postgres_available() -> str | None:
+    try:
+        engine = create_engine(PG_URL)
+        with engine.connect() as conn:
+            conn.execute(text("select 1"))
+        engine.dispose()
+        return None
+    except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
+        return f"{type(exc).__name__}: {exc}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: object) -> Iterator[str]:
+    """A clean store URL on each backend. PostgreSQL may be skipped only outside CI."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/store.db"
+        return
+    problem = _postgres_available()
+    if problem:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL is required in CI but unreachable at {PG_URL}: {problem}")
+        pytest.skip(f"PostgreSQL not reachable ({problem})")
+    engine = create_engine(PG_URL)
+    SQLModel.metadata.drop_all(engine)
+    engine.dispose()
+    yield PG_URL
+    engine = create_engine(PG_URL)
+    SQLModel.metadata.drop_all(engine)
+    engine.dispose()
+
+
+@pytest.fixture
+def engine(store_url: str) -> Iterator[Engine]:
+    from connector.store import make_engine
+
+    engine = make_engine(store_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    import connector.retry
+
+    monkeypatch.setattr(connector.retry, "BACKOFF_SCALE", 0.01)
