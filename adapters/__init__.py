@@ -7,6 +7,7 @@ line here. Entries are import paths so a vendor SDK loads only when its adapter 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import Any
 
 SOURCES: dict[str, str] = {
@@ -33,8 +34,16 @@ def crm_class(kind: str) -> Any:
     return _load(CRMS[kind])
 
 
+def _package(kind: str) -> str:
+    path = SOURCES.get(kind) or CRMS[kind]
+    return path.partition(":")[0].rsplit(".", 1)[0]
+
+
+def has_emulator(kind: str) -> bool:
+    """Whether ``kind`` talks to an API (and so ships an emulator) rather than reading files."""
+    return importlib.util.find_spec(f"{_package(kind)}.emulator") is not None
+
+
 def emulator_class(kind: str) -> Any:
     """The emulator class beside the adapter registered as ``kind``."""
-    path = SOURCES.get(kind) or CRMS[kind]
-    package = path.partition(":")[0].rsplit(".", 1)[0]
-    return importlib.import_module(f"{package}.emulator").Emulator
+    return importlib.import_module(f"{_package(kind)}.emulator").Emulator

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import Integer, String, text
-from sqlmodel import Session, delete
+from sqlmodel import Session, col, delete, select
 
 from connector import models
 from connector.attribution import Journeys, credit
@@ -28,10 +28,13 @@ JOIN contact c ON c.crm_id = dc.contact_crm_id
 LEFT JOIN contact target ON target.crm_id = c.merged_into
 JOIN touchpoint t ON t.contact_id = COALESCE(target.id, c.id)
 WHERE d.amount_base IS NOT NULL AND d.amount_base >= 0
-  AND t.occurred_at <= CASE WHEN d.is_closed THEN COALESCE(d.closed_at, d.updated_at) ELSE d.created_at END
+  AND t.occurred_at <= CASE WHEN d.is_closed THEN COALESCE(d.closed_at, d.updated_at)
+                           ELSE d.created_at END
   AND t.channel <> ''
 ORDER BY d.id, t.occurred_at, t.id
-""").columns(deal_id=Integer(), touch_id=Integer(), occurred_at=models.UtcDateTime(), channel=String())
+""").columns(
+    deal_id=Integer(), touch_id=Integer(), occurred_at=models.UtcDateTime(), channel=String()
+)
 
 _LEAD_TOUCHES = text("""
 SELECT DISTINCT d.id, cj.lead_touch_id
@@ -48,26 +51,35 @@ def _epoch(values: Any) -> float:
     return float(values.timestamp())
 
 
-def load_journeys(session: Session, window_days: int) -> tuple[Journeys, np.ndarray[Any, Any], list[Any]]:
+def load_journeys(
+    session: Session, window_days: int
+) -> tuple[Journeys, np.ndarray[Any, Any], list[Any]]:
     """Journeys of every deal with a usable amount; returns (journeys, touch ids, deals)."""
+    amount = col(models.Deal.amount_base)
     deals = session.exec(
-        models.Deal.__table__.select()  # type: ignore[attr-defined]
-        .where(models.Deal.amount_base.isnot(None))  # type: ignore[union-attr]
-        .where(models.Deal.amount_base >= 0)  # type: ignore[operator]
-        .order_by(models.Deal.id)
+        select(models.Deal).where(amount.is_not(None), amount >= 0).order_by(col(models.Deal.id))
     ).all()
     index = {d.id: i for i, d in enumerate(deals)}
     rows = session.execute(_TOUCHES).all()
     tz_rows = [(index[r[0]], r[1], r[2], r[3]) for r in rows]
-    end = np.array([
-        _epoch(d.closed_at or d.updated_at) if d.is_closed else _epoch(d.created_at) for d in deals
-    ], dtype=np.float64)
+    end = np.array(
+        [
+            _epoch(d.closed_at or d.updated_at) if d.is_closed else _epoch(d.created_at)
+            for d in deals
+        ],
+        dtype=np.float64,
+    )
     deal_idx = np.array([r[0] for r in tz_rows], dtype=np.int64)
     touch_ids = np.array([r[1] for r in tz_rows], dtype=np.int64)
     ts = np.array([_epoch(r[2]) for r in tz_rows], dtype=np.float64)
     names, codes = np.unique(np.array([r[3] for r in tz_rows], dtype=object), return_inverse=True)
     in_window = ts >= end[deal_idx] - timedelta(days=window_days).total_seconds()
-    deal_idx, touch_ids, ts, codes = deal_idx[in_window], touch_ids[in_window], ts[in_window], codes[in_window]
+    deal_idx, touch_ids, ts, codes = (
+        deal_idx[in_window],
+        touch_ids[in_window],
+        ts[in_window],
+        codes[in_window],
+    )
     offsets = np.zeros(len(deals) + 1, dtype=np.int64)
     np.cumsum(np.bincount(deal_idx, minlength=len(deals)), out=offsets[1:])
     lead_pos = np.full(len(deals), -1, dtype=np.int64)
@@ -105,19 +117,23 @@ def run_attribution(ctx: RunContext) -> None:
         deal_ids = np.array([d.id for d in deals], dtype=np.int64)
         per_touch_deal = np.repeat(np.arange(len(deals)), np.diff(journeys.offsets))
         keep = ~np.array([d.is_closed and not d.is_won for d in deals])  # lost deals: no credit
-        session.exec(delete(models.Credit))  # type: ignore[call-overload]
+        session.execute(delete(models.Credit))
         for model in models_:
             fractions = credit(model, journeys)
             mask = keep[per_touch_deal] & (fractions > 0)
             idx = np.nonzero(mask)[0]
             rows = [
-                {"deal_id": int(deal_ids[per_touch_deal[i]]), "touchpoint_id": int(touch_ids[i]),
-                 "model": model, "fraction": float(fractions[i]),
-                 "amount": float(fractions[i] * amounts[per_touch_deal[i]])}
+                {
+                    "deal_id": int(deal_ids[per_touch_deal[i]]),
+                    "touchpoint_id": int(touch_ids[i]),
+                    "model": model,
+                    "fraction": float(fractions[i]),
+                    "amount": float(fractions[i] * amounts[per_touch_deal[i]]),
+                }
                 for i in idx
             ]
             for start in range(0, len(rows), 10000):
-                insert_rows(session, models.Credit, rows[start:start + 10000])
+                insert_rows(session, models.Credit, rows[start : start + 10000])
             task.advance()
         session.commit()
     empty = int(np.sum(np.diff(journeys.offsets) == 0))

@@ -42,7 +42,9 @@ class ChannelClassifier:
         ]
         self.classify = lru_cache(maxsize=65536)(self._classify)
 
-    def _classify(self, source: str, medium: str, campaign: str = "", landing_page: str = "") -> str:
+    def _classify(
+        self, source: str, medium: str, campaign: str = "", landing_page: str = ""
+    ) -> str:
         touch = {
             "source": source.strip().lower(),
             "medium": medium.strip().lower(),

@@ -14,18 +14,30 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from connector.errors import ClosedloopError, ConfigError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Close the loop between marketing touchpoints and CRM revenue.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Close the loop between marketing touchpoints and CRM revenue.",
+)
 console = Console()
 err = Console(stderr=True)
 
-ConfigOption = Annotated[Path, typer.Option("--config", "-c", envvar="CLOSEDLOOP_CONFIG",
-                                            help="The admin's config file.")]
+ConfigOption = Annotated[
+    Path,
+    typer.Option("--config", "-c", envvar="CLOSEDLOOP_CONFIG", help="The admin's config file."),
+]
 DEFAULT_CONFIG = Path("config/closedloop.yaml")
 
 
@@ -52,8 +64,14 @@ class RichProgress:
 
 @contextmanager
 def rich_progress() -> Iterator[RichProgress]:
-    with Progress(SpinnerColumn(), TextColumn("{task.description:<42}"), BarColumn(),
-                  MofNCompleteColumn(), TimeElapsedColumn(), console=console) as progress:
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description:<42}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
         yield RichProgress(progress)
 
 
@@ -70,8 +88,11 @@ def friendly_errors() -> Iterator[None]:
 
 
 def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
 
 
 def _load(config: Path) -> Any:
@@ -81,7 +102,9 @@ def _load(config: Path) -> Any:
 
 
 def print_report(report: Any) -> None:
-    table = Table(title=f"Closed loop by channel ({report.currency}; ROI/ROAS/CAC on {report.report_model})")
+    table = Table(
+        title=f"Closed loop by channel ({report.currency}; ROI/ROAS/CAC on {report.report_model})"
+    )
     records = report.records()
     if not records:
         console.print("no data yet: run `closedloop sync` first")
@@ -115,8 +138,12 @@ def build_report(loaded: Any, model: str | None = None) -> Any:
 
     sync = loaded.config.sync
     models = list(dict.fromkeys([*sync.models, sync.report_model]))
-    return channel_report(make_engine(loaded.store_url()), models, model or sync.report_model,
-                          loaded.config.currency.base)
+    return channel_report(
+        make_engine(loaded.store_url()),
+        models,
+        model or sync.report_model,
+        loaded.config.currency.base,
+    )
 
 
 def run_and_summarise(loaded: Any, dry_run: bool = False, only: str | None = None) -> Any:
@@ -127,8 +154,10 @@ def run_and_summarise(loaded: Any, dry_run: bool = False, only: str | None = Non
         ctx = build_context(loaded, progress)
         ctx.dry_run = dry_run
         run = run_sync(ctx, only=only)  # type: ignore[arg-type]
-    console.print(f"run {run.id}: [bold]{run.status}[/] · {ctx.api_calls()} API requests · "
-                  + ", ".join(f"{k} {v}" for k, v in sorted(ctx.counts.items())))
+    console.print(
+        f"run {run.id}: [bold]{run.status}[/] · {ctx.api_calls()} API requests · "
+        + ", ".join(f"{k} {v}" for k, v in sorted(ctx.counts.items()))
+    )
     if run.error:
         err.print(f"[yellow]{run.error}[/]")
     return ctx, run
@@ -137,8 +166,12 @@ def run_and_summarise(loaded: Any, dry_run: bool = False, only: str | None = Non
 @app.command()
 def sync(
     config: ConfigOption = DEFAULT_CONFIG,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the CRM diff, write nothing.")] = False,
-    only: Annotated[str | None, typer.Option(help="extract | match | writeback | revenue | attribute")] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the CRM diff, write nothing.")
+    ] = False,
+    only: Annotated[
+        str | None, typer.Option(help="extract | match | writeback | revenue | attribute")
+    ] = None,
     verbose: bool = False,
 ) -> None:
     """Run one sync: read sources and CRM, match, write back, pull revenue, attribute."""
@@ -151,7 +184,7 @@ def sync(
         loaded = _load(config)
         if dry_run:
             from connector.context import build_context
-            from connector.writeback import preflight, plan
+            from connector.writeback import plan, preflight
 
             with rich_progress() as progress:
                 ctx = build_context(loaded, progress)
@@ -192,8 +225,12 @@ def report(
 
 @app.command()
 def demo(
-    crm: Annotated[str, typer.Option(help="hubspot (more CRMs as their adapters land)")] = "hubspot",
-    workdir: Annotated[Path, typer.Option("--dir", help="Where the demo writes its config and store.")] = Path("closedloop-demo"),
+    crm: Annotated[
+        str, typer.Option(help="hubspot (more CRMs as their adapters land)")
+    ] = "hubspot",
+    workdir: Annotated[
+        Path, typer.Option("--dir", help="Where the demo writes its config and store.")
+    ] = Path("closedloop-demo"),
     contacts: Annotated[int, typer.Option(help="Contacts in the synthetic company.")] = 2000,
     seed: int = 7,
 ) -> None:
@@ -202,10 +239,14 @@ def demo(
     from connector.synthetic import generate
 
     started = time.perf_counter()
-    console.print(f"[bold]closedloop demo[/]: synthetic company, {crm} + GA4 emulators on 127.0.0.1")
+    console.print(
+        f"[bold]closedloop demo[/]: synthetic company, {crm} + GA4 emulators on 127.0.0.1"
+    )
     company = generate(seed=seed, contacts=contacts, visits=max(20000, contacts * 10))
-    console.print(f"seeded {len(company.people):,} contacts, {len(company.visits):,} GA4 sessions, "
-                  f"{len(company.deals):,} deals")
+    console.print(
+        f"seeded {len(company.people):,} contacts, {len(company.visits):,} GA4 sessions, "
+        f"{len(company.deals):,} deals"
+    )
     systems = start_demo(workdir, crm, company)
     try:
         with friendly_errors():
@@ -217,10 +258,15 @@ def demo(
         served = systems.requests_served()
         systems.stop()
     elapsed = time.perf_counter() - started
-    console.print(f"API requests served: " + ", ".join(f"{k} {v}" for k, v in served.items())
-                  + f" · wall time {elapsed:.1f} s · config and store in {workdir}/")
-    console.print(f"Next: [bold]closedloop report -c {systems.config_path}[/] · "
-                  f"[bold]closedloop init my-setup[/] to start on your own portal")
+    console.print(
+        "API requests served: "
+        + ", ".join(f"{k} {v}" for k, v in served.items())
+        + f" · wall time {elapsed:.1f} s · config and store in {workdir}/"
+    )
+    console.print(
+        f"Next: [bold]closedloop report -c {systems.config_path}[/] · "
+        f"[bold]closedloop init my-setup[/] to start on your own portal"
+    )
 
 
 def _show_contacts(ctx: Any) -> None:
@@ -231,7 +277,10 @@ def _show_contacts(ctx: Any) -> None:
     with Session(ctx.engine) as session:
         rows = session.exec(
             select(models.Contact.crm_object, models.Contact.crm_id)
-            .join(models.ContactJourney, col(models.ContactJourney.contact_id) == col(models.Contact.id))
+            .join(
+                models.ContactJourney,
+                col(models.ContactJourney.contact_id) == col(models.Contact.id),
+            )
             .order_by(col(models.ContactJourney.touch_count).desc(), col(models.Contact.crm_id))
             .limit(5)
         ).all()
@@ -267,13 +316,15 @@ def init(target: Annotated[Path, typer.Argument(help="Folder to create.")] = Pat
                 continue
             shutil.copy(source, out)
             console.print(f"wrote {out}")
-    console.print(f"Edit {target / 'config' / 'closedloop.yaml'}, export the secrets it names, "
-                  f"then run: closedloop doctor -c {target / 'config' / 'closedloop.yaml'}")
+    console.print(
+        f"Edit {target / 'config' / 'closedloop.yaml'}, export the secrets it names, "
+        f"then run: closedloop doctor -c {target / 'config' / 'closedloop.yaml'}"
+    )
 
 
 @app.command()
 def doctor(config: ConfigOption = DEFAULT_CONFIG) -> None:
-    """Check config, secrets, API reachability and that every mapped field exists and is writable."""
+    """Check config, secrets, APIs, and that every mapped field exists and is writable."""
     from connector.context import build_context
     from connector.writeback import preflight
 
@@ -286,10 +337,13 @@ def doctor(config: ConfigOption = DEFAULT_CONFIG) -> None:
         console.print(f"[green]✓[/] mappings valid: {len(ctx.mapping.fields)} CRM fields")
         try:
             specs = preflight(ctx)
-            console.print(f"[green]✓[/] {ctx.crm_kind} reachable; mapped fields fit "
-                          + ", ".join(f"{o} ({len(s)} fields)" for o, s in specs.items()))
-            missing = [m.field for m in ctx.mapping.fields
-                       if any(m.field not in s for s in specs.values())]
+            console.print(
+                f"[green]✓[/] {ctx.crm_kind} reachable; mapped fields fit "
+                + ", ".join(f"{o} ({len(s)} fields)" for o, s in specs.items())
+            )
+            missing = [
+                m.field for m in ctx.mapping.fields if any(m.field not in s for s in specs.values())
+            ]
             if missing:
                 console.print(f"[yellow]![/] will be created on first sync: {', '.join(missing)}")
         except ClosedloopError as exc:
@@ -321,7 +375,9 @@ def schema(target: Annotated[Path, typer.Argument()] = Path("schemas")) -> None:
 @app.command()
 def paths(
     file: Path,
-    models: Annotated[str, typer.Option(help="Comma-separated models.")] = "first_touch,last_touch,linear,markov",
+    models: Annotated[
+        str, typer.Option(help="Comma-separated models.")
+    ] = "first_touch,last_touch,linear,markov",
     sep: str = ">",
     format: Annotated[str, typer.Option("--format", help="csv | json | table")] = "csv",
 ) -> None:
@@ -333,7 +389,9 @@ def paths(
 
 
 def _not_yet(name: str) -> None:
-    err.print(f"`closedloop {name}` is not available yet in this version (see the roadmap in README)")
+    err.print(
+        f"`closedloop {name}` is not available yet in this version (see the roadmap in README)"
+    )
     raise typer.Exit(2)
 
 

@@ -1,4 +1,5 @@
-"""The admin's configuration (``config/*.yaml``): pydantic models, ``${ENV}`` secrets, file:line errors.
+"""The admin's configuration (``config/*.yaml``): pydantic models, ``${ENV}`` secrets,
+file:line errors.
 
 Adapter settings are validated by the adapter's own ``Settings`` model from the registry, so a
 typo in any section is reported before anything runs.
@@ -49,16 +50,28 @@ class MappingsConfig(Strict):
 
 
 ModelName = Literal[
-    "first_touch", "last_touch", "last_non_direct", "linear", "time_decay", "position_based",
-    "w_shaped", "full_path", "markov", "markov_k", "shapley",
+    "first_touch",
+    "last_touch",
+    "last_non_direct",
+    "linear",
+    "time_decay",
+    "position_based",
+    "w_shaped",
+    "full_path",
+    "markov",
+    "markov_k",
+    "shapley",
 ]
+
+
+DEFAULT_MODELS: list[ModelName] = ["first_touch", "last_touch", "linear"]
 
 
 class SyncConfig(Strict):
     initial_days: int = Field(180, ge=1, description="History read on the first run.")
     lookback_days: int = Field(3, ge=0, description="Re-read window: sources restate recent days.")
     attribution_window_days: int = Field(90, ge=1, description="Touches before a milestone.")
-    models: list[ModelName] = Field(default_factory=lambda: ["first_touch", "last_touch", "linear"])
+    models: list[ModelName] = Field(default_factory=lambda: list(DEFAULT_MODELS))
     report_model: ModelName = "linear"
     deal_contacts: Literal["all", "first"] = "all"
 
@@ -110,7 +123,7 @@ class LoadedConfig:
         url = self.config.store.url
         prefix = "sqlite:///"
         if url.startswith(prefix) and not url.startswith(prefix + "/") and url != "sqlite://":
-            return prefix + str(self.resolve(Path(url[len(prefix):])))
+            return prefix + str(self.resolve(Path(url[len(prefix) :])))
         return url
 
 
@@ -194,7 +207,10 @@ def load_config(path: Path) -> LoadedConfig:
     config: Config = validate(doc, Config, data)
     if config.crm.kind not in adapters.CRMS:
         known = ", ".join(sorted(adapters.CRMS))
-        raise ConfigError(f"{doc.where(('crm', 'kind'))}: unknown CRM {config.crm.kind!r} (expected one of {known})")
+        raise ConfigError(
+            f"{doc.where(('crm', 'kind'))}: unknown CRM {config.crm.kind!r} "
+            f"(expected one of {known})"
+        )
     crm_settings = validate(
         doc, adapters.crm_class(config.crm.kind).Settings, config.crm.settings, ("crm", "settings")
     )
@@ -202,9 +218,14 @@ def load_config(path: Path) -> LoadedConfig:
     for i, source in enumerate(config.sources):
         if source.kind not in adapters.SOURCES:
             known = ", ".join(sorted(adapters.SOURCES))
-            raise ConfigError(f"{doc.where(('sources', i, 'kind'))}: unknown source {source.kind!r} (expected one of {known})")
+            raise ConfigError(
+                f"{doc.where(('sources', i, 'kind'))}: unknown source {source.kind!r} "
+                f"(expected one of {known})"
+            )
         if source.name in sources:
-            raise ConfigError(f"{doc.where(('sources', i, 'name'))}: duplicate source name {source.name!r}")
+            raise ConfigError(
+                f"{doc.where(('sources', i, 'name'))}: duplicate source name {source.name!r}"
+            )
         model = adapters.source_class(source.kind).Settings
         sources[source.name] = validate(doc, model, source.settings, ("sources", i, "settings"))
     return LoadedConfig(path.resolve(), config, crm_settings, sources)

@@ -44,42 +44,75 @@ def seed_hubspot(emu: Any, company: Company) -> None:
     ids: dict[int, str] = {}
     for p in company.people:
         props = {
-            "email": p.email, "firstname": p.first_name, "lastname": p.last_name,
-            "company": p.company, "ga_client_id": p.client_id, "closedloop_user_id": p.user_id,
-            "hs_facebook_click_id": p.fbclid, "lifecyclestage": "lead",
+            "email": p.email,
+            "firstname": p.first_name,
+            "lastname": p.last_name,
+            "company": p.company,
+            "ga_client_id": p.client_id,
+            "closedloop_user_id": p.user_id,
+            "hs_facebook_click_id": p.fbclid,
+            "lifecyclestage": "lead",
         }
         if p.utm:
             props.update(zip(("utm_source", "utm_medium", "utm_campaign"), p.utm, strict=True))
         ids[p.key] = emu.add_contact(props, created_at=p.created_at)
     for d in company.deals:
-        emu.add_deal({
-            "dealname": d.name, "amount": f"{d.amount:.2f}", "dealstage": d.stage,
-            "pipeline": "default", "deal_currency_code": d.currency,
-            "closedate": iso_z(d.closed_at) if d.closed_at else None,
-        }, created_at=d.created_at, contact_ids=[ids[k] for k in d.people])
+        emu.add_deal(
+            {
+                "dealname": d.name,
+                "amount": f"{d.amount:.2f}",
+                "dealstage": d.stage,
+                "pipeline": "default",
+                "deal_currency_code": d.currency,
+                "closedate": iso_z(d.closed_at) if d.closed_at else None,
+            },
+            created_at=d.created_at,
+            contact_ids=[ids[k] for k in d.people],
+        )
 
 
 def seed_ga4(emu: Any, company: Company) -> None:
     for v in company.visits:
-        emu.add_session(client_id=v.client_id, started_at=v.started_at, source=v.source,
-                        medium=v.medium, campaign=v.campaign, landing_page=v.landing_page,
-                        user_id=v.user_id)
+        emu.add_session(
+            client_id=v.client_id,
+            started_at=v.started_at,
+            source=v.source,
+            medium=v.medium,
+            campaign=v.campaign,
+            landing_page=v.landing_page,
+            user_id=v.user_id,
+        )
 
 
 def _config(urls: dict[str, str], workdir: Path, crm: str) -> dict[str, Any]:
     return {
         "store": {"url": "sqlite:///closedloop.db"},
-        "crm": {"kind": crm, "settings": {
-            "access_token": "${CLOSEDLOOP_DEMO_HUBSPOT_TOKEN}", "host": urls[crm],
-            "rate_limit_share": 0.9,
-        }},
-        "sources": [{"name": "ga4", "kind": "ga4", "settings": {
-            "property_id": GA4_PROPERTY, "access_token": "${CLOSEDLOOP_DEMO_GA4_TOKEN}",
-            "api_endpoint": urls["ga4"], "identity_dimension": "customUser:ga_client_id",
-        }}],
+        "crm": {
+            "kind": crm,
+            "settings": {
+                "access_token": "${CLOSEDLOOP_DEMO_HUBSPOT_TOKEN}",
+                "host": urls[crm],
+                "rate_limit_share": 0.9,
+            },
+        },
+        "sources": [
+            {
+                "name": "ga4",
+                "kind": "ga4",
+                "settings": {
+                    "property_id": GA4_PROPERTY,
+                    "access_token": "${CLOSEDLOOP_DEMO_GA4_TOKEN}",
+                    "api_endpoint": urls["ga4"],
+                    "identity_dimension": "customUser:ga_client_id",
+                },
+            }
+        ],
         "mappings": {"channels": "mappings/channels.yaml", "crm": f"mappings/{crm}.yaml"},
-        "sync": {"initial_days": 200, "models": ["first_touch", "last_touch", "linear"],
-                 "report_model": "linear"},
+        "sync": {
+            "initial_days": 200,
+            "models": ["first_touch", "last_touch", "linear"],
+            "report_model": "linear",
+        },
         "currency": {"base": "USD", "rates": {"EUR": 1.08, "GBP": 1.27}},
     }
 
@@ -88,7 +121,9 @@ def shipped_folder(name: str) -> Path:
     """The ``mappings/`` or ``config/`` folder shipped beside the package."""
     folder = Path(__file__).resolve().parent.parent / name
     if not folder.is_dir():
-        raise FileNotFoundError(f"{folder} is missing: install closedloop from a clone (pip install -e .)")
+        raise FileNotFoundError(
+            f"{folder} is missing: install closedloop from a clone (pip install -e .)"
+        )
     return folder
 
 
@@ -103,8 +138,9 @@ def start_demo(workdir: Path, crm: str = "hubspot", company: Company | None = No
     os.environ.update(TOKENS)
     crm_emu = adapters.emulator_class(crm)(access_token=TOKENS["CLOSEDLOOP_DEMO_HUBSPOT_TOKEN"])
     seed_hubspot(crm_emu, company)
-    ga4_emu = adapters.emulator_class("ga4")(property_id=GA4_PROPERTY,
-                                            access_token=TOKENS["CLOSEDLOOP_DEMO_GA4_TOKEN"])
+    ga4_emu = adapters.emulator_class("ga4")(
+        property_id=GA4_PROPERTY, access_token=TOKENS["CLOSEDLOOP_DEMO_GA4_TOKEN"]
+    )
     seed_ga4(ga4_emu, company)
     emulators = {crm: crm_emu.start(), "ga4": ga4_emu.start()}
     config_path = workdir / "closedloop.yaml"

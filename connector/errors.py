@@ -1,7 +1,8 @@
 """closedloop's exceptions, classified once.
 
     ClosedloopError
-     ├── ConfigError      the user must fix something: bad YAML, unknown field, 401/403, missing secret
+     ├── ConfigError      the user must fix something: bad YAML, unknown field, 401/403,
+     │                    missing secret
      ├── TransientError   worth retrying: 429, 5xx, dropped connection (carries ``retry_after``)
      ├── BudgetExhausted  the configured share of an API quota is used: stop cleanly, resume later
      └── RecordError      one record fails, the run goes on

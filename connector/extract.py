@@ -33,7 +33,9 @@ def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield batch
 
 
-def _since(ctx: RunContext, session: Session, source: str, stream: str, lookback: bool) -> datetime | None:
+def _since(
+    ctx: RunContext, session: Session, source: str, stream: str, lookback: bool
+) -> datetime | None:
     cursor = get_cursor(session, source, stream)
     sync = ctx.loaded.config.sync
     if cursor is None:
@@ -87,8 +89,12 @@ def extract_sources(ctx: RunContext) -> None:
                     if stream == "touchpoints":
                         store_touchpoints(session, batch)
                     else:
-                        upsert(session, models.Spend, [spend_row(ctx, s) for s in batch],
-                               ["platform", "account", "campaign_id", "day"])
+                        upsert(
+                            session,
+                            models.Spend,
+                            [spend_row(ctx, s) for s in batch],
+                            ["platform", "account", "campaign_id", "day"],
+                        )
                     session.commit()
                 n += len(batch)
                 task.advance(len(batch))
@@ -124,39 +130,70 @@ def _record_touchpoints(ctx: RunContext, record: CrmRecord) -> list[Touchpoint]:
     touches = []
     source = normalise_id(props.get(utm.source)) if utm.source else ""
     if source:
-        touches.append(Touchpoint(
-            source="crm_form", key=f"{record.crm_id}:utm", occurred_at=record.created_at,
-            identity_kind=IdentityKind.CRM_ID, identity_value=record.crm_id, utm_source=source,
-            utm_medium=normalise_id(props.get(utm.medium or "")),
-            utm_campaign=normalise_id(props.get(utm.campaign or "")),
-        ))
+        touches.append(
+            Touchpoint(
+                source="crm_form",
+                key=f"{record.crm_id}:utm",
+                occurred_at=record.created_at,
+                identity_kind=IdentityKind.CRM_ID,
+                identity_value=record.crm_id,
+                utm_source=source,
+                utm_medium=normalise_id(props.get(utm.medium or "")),
+                utm_campaign=normalise_id(props.get(utm.campaign or "")),
+            )
+        )
     fbclid_field = ctx.mapping.identity.fbclid
     if fbclid_field and normalise_id(props.get(fbclid_field)):
-        touches.append(Touchpoint(
-            source="crm_click_id", key=f"{record.crm_id}:fbclid", occurred_at=record.created_at,
-            identity_kind=IdentityKind.CRM_ID, identity_value=record.crm_id,
-            utm_source="facebook", utm_medium="paid_social",
-        ))
+        touches.append(
+            Touchpoint(
+                source="crm_click_id",
+                key=f"{record.crm_id}:fbclid",
+                occurred_at=record.created_at,
+                identity_kind=IdentityKind.CRM_ID,
+                identity_value=record.crm_id,
+                utm_source="facebook",
+                utm_medium="paid_social",
+            )
+        )
     return touches
 
 
 def store_contacts(ctx: RunContext, session: Session, batch: list[CrmRecord]) -> None:
-    upsert(session, models.Contact, [
-        {
-            "crm_object": r.object, "crm_id": r.crm_id, "created_at": r.created_at,
-            "updated_at": r.updated_at, "account_id": r.account_id, "merged_into": r.merged_into,
-        }
-        for r in batch
-    ], ["crm_id"])
-    ids = dict(session.exec(
-        select(models.Contact.crm_id, models.Contact.id).where(col(models.Contact.crm_id).in_([r.crm_id for r in batch]))
-    ).all())
-    session.exec(delete(models.Identity).where(col(models.Identity.contact_id).in_(list(ids.values()))))  # type: ignore[call-overload]
-    insert_rows(session, models.Identity, [
-        {"kind": kind, "value": value, "contact_id": ids[r.crm_id]}
-        for r in batch
-        for kind, value in dict.fromkeys(_identities(ctx, r))
-    ])
+    upsert(
+        session,
+        models.Contact,
+        [
+            {
+                "crm_object": r.object,
+                "crm_id": r.crm_id,
+                "created_at": r.created_at,
+                "updated_at": r.updated_at,
+                "account_id": r.account_id,
+                "merged_into": r.merged_into,
+            }
+            for r in batch
+        ],
+        ["crm_id"],
+    )
+    ids = dict(
+        session.exec(
+            select(models.Contact.crm_id, models.Contact.id).where(
+                col(models.Contact.crm_id).in_([r.crm_id for r in batch])
+            )
+        ).all()
+    )
+    session.execute(
+        delete(models.Identity).where(col(models.Identity.contact_id).in_(list(ids.values())))
+    )
+    insert_rows(
+        session,
+        models.Identity,
+        [
+            {"kind": kind, "value": value, "contact_id": ids[r.crm_id]}
+            for r in batch
+            for kind, value in dict.fromkeys(_identities(ctx, r))
+        ],
+    )
     store_touchpoints(session, [t for r in batch for t in _record_touchpoints(ctx, r)])
 
 
@@ -186,13 +223,24 @@ def deal_row(ctx: RunContext, d: CrmDeal) -> dict[str, Any]:
     if d.amount is not None:
         amount_base = ctx.loaded.config.currency.to_base(d.amount, d.currency)
         if amount_base is None:
-            log.warning("deal %s: no rate for currency %s; left out of revenue", d.crm_id, d.currency)
+            log.warning(
+                "deal %s: no rate for currency %s; left out of revenue", d.crm_id, d.currency
+            )
             ctx.count("deals_unknown_currency")
     return {
-        "crm_object": d.object, "crm_id": d.crm_id, "name": d.name, "amount": d.amount,
-        "currency": d.currency, "amount_base": amount_base, "stage": d.stage, "is_won": d.is_won,
-        "is_closed": d.is_closed, "created_at": d.created_at, "updated_at": d.updated_at,
-        "closed_at": d.closed_at, "account_id": d.account_id,
+        "crm_object": d.object,
+        "crm_id": d.crm_id,
+        "name": d.name,
+        "amount": d.amount,
+        "currency": d.currency,
+        "amount_base": amount_base,
+        "stage": d.stage,
+        "is_won": d.is_won,
+        "is_closed": d.is_closed,
+        "created_at": d.created_at,
+        "updated_at": d.updated_at,
+        "closed_at": d.closed_at,
+        "account_id": d.account_id,
     }
 
 
@@ -207,11 +255,15 @@ def extract_deals(ctx: RunContext) -> None:
         with Session(ctx.engine) as session:
             upsert(session, models.Deal, [deal_row(ctx, d) for d in batch], ["crm_id"])
             crm_ids = [d.crm_id for d in batch]
-            session.exec(delete(models.DealContact).where(col(models.DealContact.deal_crm_id).in_(crm_ids)))  # type: ignore[call-overload]
+            session.execute(
+                delete(models.DealContact).where(col(models.DealContact.deal_crm_id).in_(crm_ids))
+            )
             links = {(d.crm_id, c) for d in batch for c in d.contact_ids}
-            insert_rows(session, models.DealContact, [
-                {"deal_crm_id": d, "contact_crm_id": c} for d, c in sorted(links)
-            ])
+            insert_rows(
+                session,
+                models.DealContact,
+                [{"deal_crm_id": d, "contact_crm_id": c} for d, c in sorted(links)],
+            )
             session.commit()
         n += len(batch)
         task.advance(len(batch))

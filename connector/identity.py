@@ -10,7 +10,7 @@ import unicodedata
 
 
 def normalise_email(email: str) -> str:
-    """Trim, NFKC-normalise and lowercase an address (``" Ana@Example.COM "`` -> ``ana@example.com``)."""
+    """Trim, NFKC-normalise, lowercase: ``" Ana@Example.COM "`` -> ``ana@example.com``."""
     return unicodedata.normalize("NFKC", email).strip().lower()
 
 

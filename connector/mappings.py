@@ -107,7 +107,9 @@ class FieldMapping(Strict):
     policy: Policy = Policy.OVERWRITE
     label: str = ""
     type: Literal["string", "number", "datetime"] = "string"
-    value_map: dict[str, str] = Field(default_factory=dict, description="Translate values, e.g. channel -> picklist.")
+    value_map: dict[str, str] = Field(
+        default_factory=dict, description="Translate values, e.g. channel -> picklist."
+    )
     max_length: int | None = None
     on_overflow: Literal["truncate", "fail"] = "truncate"
 

@@ -1,4 +1,4 @@
-"""Match: classify touchpoints into channels, tie them to contacts, summarise each contact's journey.
+"""Match: classify touchpoints into channels, tie them to contacts, summarise each journey.
 
 All set-based SQL that runs the same on SQLite and PostgreSQL. A converted lead's touches go to
 the contact it was converted into. An identity shared by several contacts (two records with one
@@ -7,11 +7,12 @@ email) goes to the earliest-created of them, deterministically.
 
 from __future__ import annotations
 
+from datetime import datetime
 from itertools import groupby
 from typing import Any
 
-from sqlalchemy import bindparam, text, update
-from sqlmodel import Session, col, delete, select
+from sqlalchemy import bindparam, select, text, update
+from sqlmodel import Session, col, delete
 
 from connector import models
 from connector.context import RunContext
@@ -19,23 +20,44 @@ from connector.store import insert_rows
 
 
 def classify_touchpoints(ctx: RunContext, session: Session) -> int:
-    """Re-apply the channel rules to every distinct (source, medium, campaign, page); return changes."""
+    """Re-apply the rules to each distinct (source, medium, campaign, page); return changes."""
     tp = models.Touchpoint
-    combos = session.exec(
-        select(tp.utm_source, tp.utm_medium, tp.utm_campaign, tp.landing_page, tp.preset_channel, tp.channel).distinct()
+    combos = session.execute(
+        select(
+            col(tp.utm_source),
+            col(tp.utm_medium),
+            col(tp.utm_campaign),
+            col(tp.landing_page),
+            col(tp.preset_channel),
+            col(tp.channel),
+        ).distinct()
     ).all()
     changes: list[dict[str, Any]] = []
     for source, medium, campaign, page, preset, current in combos:
         wanted = preset or ctx.classifier.classify(source, medium, campaign, page)
         if wanted != current:
-            changes.append({"s": source, "m": medium, "c": campaign, "p": page, "pre": preset,
-                            "cur": current, "new": wanted})
+            changes.append(
+                {
+                    "s": source,
+                    "m": medium,
+                    "c": campaign,
+                    "p": page,
+                    "pre": preset,
+                    "cur": current,
+                    "new": wanted,
+                }
+            )
     if changes:
         stmt = (
             update(tp)
-            .where(col(tp.utm_source) == bindparam("s"), col(tp.utm_medium) == bindparam("m"),
-                   col(tp.utm_campaign) == bindparam("c"), col(tp.landing_page) == bindparam("p"),
-                   col(tp.preset_channel) == bindparam("pre"), col(tp.channel) == bindparam("cur"))
+            .where(
+                col(tp.utm_source) == bindparam("s"),
+                col(tp.utm_medium) == bindparam("m"),
+                col(tp.utm_campaign) == bindparam("c"),
+                col(tp.landing_page) == bindparam("p"),
+                col(tp.preset_channel) == bindparam("pre"),
+                col(tp.channel) == bindparam("cur"),
+            )
             .values(channel=bindparam("new"))
         )
         session.execute(stmt.execution_options(synchronize_session=False), changes)
@@ -62,9 +84,14 @@ def match_touchpoints(session: Session) -> None:
 def build_journeys(ctx: RunContext, session: Session) -> int:
     """Recompute ContactJourney: first, lead-creation (last before creation) and last touch."""
     tp = models.Touchpoint
-    created = dict(session.exec(select(models.Contact.id, models.Contact.created_at)).all())
-    rows = session.exec(
-        select(tp.contact_id, tp.id, tp.occurred_at, tp.channel)
+    created: dict[int, datetime] = {
+        cid: at
+        for cid, at in session.execute(
+            select(col(models.Contact.id), col(models.Contact.created_at))
+        )
+    }
+    rows = session.execute(
+        select(col(tp.contact_id), col(tp.id), col(tp.occurred_at), col(tp.channel))
         .where(col(tp.contact_id).is_not(None))
         .order_by(col(tp.contact_id), col(tp.occurred_at), col(tp.id))
     ).all()
@@ -74,17 +101,19 @@ def build_journeys(ctx: RunContext, session: Session) -> int:
         created_at = created[contact_id]
         before = [t for t in touches if t[2] <= created_at]
         path = [channel for channel, _ in groupby(t[3] for t in touches)]
-        journeys.append({
-            "contact_id": contact_id,
-            "first_touch_id": touches[0][1],
-            "lead_touch_id": before[-1][1] if before else None,
-            "last_touch_id": touches[-1][1],
-            "touch_count": len(touches),
-            "channel_path": " > ".join(path),
-        })
-    session.exec(delete(models.ContactJourney))  # type: ignore[call-overload]
+        journeys.append(
+            {
+                "contact_id": contact_id,
+                "first_touch_id": touches[0][1],
+                "lead_touch_id": before[-1][1] if before else None,
+                "last_touch_id": touches[-1][1],
+                "touch_count": len(touches),
+                "channel_path": " > ".join(path),
+            }
+        )
+    session.execute(delete(models.ContactJourney))
     for start in range(0, len(journeys), 5000):
-        insert_rows(session, models.ContactJourney, journeys[start:start + 5000])
+        insert_rows(session, models.ContactJourney, journeys[start : start + 5000])
     return len(journeys)
 
 

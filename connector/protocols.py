@@ -8,7 +8,15 @@ from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel
 
-from connector.records import CrmDeal, CrmRecord, FieldSpec, RecordUpdate, Spend, Touchpoint, WriteResult
+from connector.records import (
+    CrmDeal,
+    CrmRecord,
+    FieldSpec,
+    RecordUpdate,
+    Spend,
+    Touchpoint,
+    WriteResult,
+)
 
 
 class SourceAdapter(Protocol):
@@ -45,7 +53,9 @@ class CrmAdapter(Protocol):
 
     def create_fields(self, obj: str, fields: Sequence[FieldSpec], group: str) -> None: ...
 
-    def contacts(self, since: datetime | None, properties: Sequence[str]) -> Iterator[CrmRecord]: ...
+    def contacts(
+        self, since: datetime | None, properties: Sequence[str]
+    ) -> Iterator[CrmRecord]: ...
 
     def deals(self, since: datetime | None) -> Iterator[CrmDeal]: ...
 

@@ -59,16 +59,22 @@ class ChannelReport:
         out = []
         for r in self.rows:
             rec: dict[str, Any] = {
-                "channel": r.channel, "touches": r.touches, "leads": r.leads,
+                "channel": r.channel,
+                "touches": r.touches,
+                "leads": r.leads,
                 "won_deals": round(r.won_deals, 2),
             }
             for m in self.models:
                 rec[f"revenue_{m}"] = round(r.revenue.get(m, 0.0), 2)
-            rec.update({
-                "pipeline": round(r.pipeline, 2), "spend": round(r.spend, 2),
-                "roi": _round(r.roi(self.report_model)), "roas": _round(r.roas(self.report_model)),
-                "cac": _round(r.cac()),
-            })
+            rec.update(
+                {
+                    "pipeline": round(r.pipeline, 2),
+                    "spend": round(r.spend, 2),
+                    "roi": _round(r.roi(self.report_model)),
+                    "roas": _round(r.roas(self.report_model)),
+                    "cac": _round(r.cac()),
+                }
+            )
             out.append(rec)
         return out
 
@@ -82,17 +88,24 @@ class ChannelReport:
         return buffer.getvalue()
 
     def to_json(self) -> str:
-        return json.dumps({
-            "currency": self.currency, "report_model": self.report_model,
-            "channels": self.records(), "pipeline_by_stage": self.pipeline_by_stage,
-        }, indent=2)
+        return json.dumps(
+            {
+                "currency": self.currency,
+                "report_model": self.report_model,
+                "channels": self.records(),
+                "pipeline_by_stage": self.pipeline_by_stage,
+            },
+            indent=2,
+        )
 
 
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 2)
 
 
-def channel_report(engine: Engine, models: list[str], report_model: str, currency: str) -> ChannelReport:
+def channel_report(
+    engine: Engine, models: list[str], report_model: str, currency: str
+) -> ChannelReport:
     rows: dict[str, ChannelRow] = {}
 
     def row(channel: str) -> ChannelRow:

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, event, insert
+from sqlalchemy import Engine, Table, event, insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, SQLModel, create_engine, select
 
@@ -41,6 +41,11 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+def table_of(model: type[SQLModel]) -> Table:
+    """The SQLAlchemy Core table behind a SQLModel class (for set-based statements)."""
+    return model.__table__  # type: ignore[attr-defined,no-any-return]
+
+
 def upsert(
     session: Session, table: type[SQLModel], rows: Sequence[dict[str, Any]], keys: Sequence[str]
 ) -> None:
@@ -48,8 +53,8 @@ def upsert(
     if not rows:
         return
     dialect = session.get_bind().dialect.name
-    tbl = table.__table__  # type: ignore[attr-defined]
-    stmt: Any = (postgresql.insert(tbl) if dialect == "postgresql" else sqlite.insert(tbl))
+    tbl = table_of(table)
+    stmt: Any = postgresql.insert(tbl) if dialect == "postgresql" else sqlite.insert(tbl)
     if dialect not in {"postgresql", "sqlite"}:
         raise ClosedloopError(f"upsert is not implemented for {dialect}")
     update_cols = [c for c in rows[0] if c not in keys]
@@ -65,7 +70,7 @@ def upsert(
 
 def insert_rows(session: Session, table: type[SQLModel], rows: Sequence[dict[str, Any]]) -> None:
     if rows:
-        session.execute(insert(table.__table__), list(rows))  # type: ignore[attr-defined]
+        session.execute(insert(table_of(table)), list(rows))
 
 
 def get_cursor(session: Session, source: str, stream: str) -> datetime | None:
@@ -74,7 +79,12 @@ def get_cursor(session: Session, source: str, stream: str) -> datetime | None:
 
 
 def set_cursor(session: Session, source: str, stream: str, value: datetime) -> None:
-    upsert(session, models.Cursor, [{"source": source, "stream": stream, "value": value}], ["source", "stream"])
+    upsert(
+        session,
+        models.Cursor,
+        [{"source": source, "stream": stream, "value": value}],
+        ["source", "stream"],
+    )
 
 
 @contextmanager
@@ -83,26 +93,22 @@ def job_lock(engine: Engine, name: str, ttl: timedelta = timedelta(hours=6)) -> 
     owner = f"{socket.gethostname()}:{os.getpid()}"
     now = utcnow()
     with Session(engine) as session:
-        session.execute(
-            models.Lock.__table__.delete().where(  # type: ignore[attr-defined]
-                (models.Lock.name == name) & (models.Lock.expires_at < now)  # type: ignore[arg-type]
-            )
-        )
+        lock = table_of(models.Lock)
+        session.execute(lock.delete().where((lock.c.name == name) & (lock.c.expires_at < now)))
         try:
-            session.execute(insert(models.Lock.__table__), [{"name": name, "owner": owner, "expires_at": now + ttl}])  # type: ignore[attr-defined]
+            session.execute(insert(lock), [{"name": name, "owner": owner, "expires_at": now + ttl}])
             session.commit()
         except Exception as exc:  # unique violation: someone holds it
             session.rollback()
             holder = session.exec(select(models.Lock).where(models.Lock.name == name)).first()
             who = holder.owner if holder else "another process"
-            raise LockHeld(f"job {name!r} is already running ({who}); try again when it ends") from exc
+            raise LockHeld(
+                f"job {name!r} is already running ({who}); try again when it ends"
+            ) from exc
     try:
         yield owner
     finally:
         with Session(engine) as session:
-            session.execute(
-                models.Lock.__table__.delete().where(  # type: ignore[attr-defined]
-                    (models.Lock.name == name) & (models.Lock.owner == owner)  # type: ignore[arg-type]
-                )
-            )
+            lock = table_of(models.Lock)
+            session.execute(lock.delete().where((lock.c.name == name) & (lock.c.owner == owner)))
             session.commit()

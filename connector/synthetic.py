@@ -28,14 +28,72 @@ TRAFFIC: tuple[tuple[str, str, tuple[str, ...], float, float], ...] = (
     ("youtube", "cpc", ("product-video",), 3, 0.9),
 )
 PAGES = ("/", "/pricing", "/product", "/blog/attribution-101", "/demo", "/customers", "/webinar")
-FIRST = ("ana", "ben", "chloé", "dev", "emma", "farid", "gita", "hugo", "ines", "jon", "kai",
-         "lena", "mo", "nora", "omar", "pia", "raj", "sara", "tom", "uma", "vik", "wen", "yara")
-LAST = ("silva", "meyer", "okafor", "tanaka", "novak", "haddad", "larsen", "rossi", "kim",
-        "dubois", "garcia", "nguyen", "kowalski", "berg", "shah")
-COMPANIES = ("acme", "globex", "initech", "umbrella", "hooli", "stark", "wayne", "wonka",
-             "tyrell", "cyberdyne", "soylent", "vandelay", "oscorp", "duff", "monarch")
-OPEN_STAGES = ("appointmentscheduled", "qualifiedtobuy", "presentationscheduled",
-               "decisionmakerboughtin", "contractsent")
+FIRST = (
+    "ana",
+    "ben",
+    "chloé",
+    "dev",
+    "emma",
+    "farid",
+    "gita",
+    "hugo",
+    "ines",
+    "jon",
+    "kai",
+    "lena",
+    "mo",
+    "nora",
+    "omar",
+    "pia",
+    "raj",
+    "sara",
+    "tom",
+    "uma",
+    "vik",
+    "wen",
+    "yara",
+)
+LAST = (
+    "silva",
+    "meyer",
+    "okafor",
+    "tanaka",
+    "novak",
+    "haddad",
+    "larsen",
+    "rossi",
+    "kim",
+    "dubois",
+    "garcia",
+    "nguyen",
+    "kowalski",
+    "berg",
+    "shah",
+)
+COMPANIES = (
+    "acme",
+    "globex",
+    "initech",
+    "umbrella",
+    "hooli",
+    "stark",
+    "wayne",
+    "wonka",
+    "tyrell",
+    "cyberdyne",
+    "soylent",
+    "vandelay",
+    "oscorp",
+    "duff",
+    "monarch",
+)
+OPEN_STAGES = (
+    "appointmentscheduled",
+    "qualifiedtobuy",
+    "presentationscheduled",
+    "decisionmakerboughtin",
+    "contractsent",
+)
 
 
 @dataclass(frozen=True)
@@ -126,31 +184,63 @@ def generate(
         user_id = f"u{key:05d}" if rng.random() < 0.3 else None
         lift = 1.0
         last_touch: tuple[str, str, str] | None = None
-        times = sorted(created - timedelta(minutes=rng.uniform(5, 60 * 24 * 45)) for _ in range(n_before))
+        times = sorted(
+            created - timedelta(minutes=rng.uniform(5, 60 * 24 * 45)) for _ in range(n_before)
+        )
         times[-1] = created - timedelta(minutes=rng.uniform(1, 30))
-        times += sorted(created + timedelta(hours=rng.uniform(2, 24 * 60)) for _ in range(rng.randrange(0, 4)))
+        times += sorted(
+            created + timedelta(hours=rng.uniform(2, 24 * 60)) for _ in range(rng.randrange(0, 4))
+        )
         for at in times:
             if at >= end:
                 continue
-            source, medium, campaign, l = _pick_traffic(rng)
-            lift = max(lift, l)
+            source, medium, campaign, visit_lift = _pick_traffic(rng)
+            lift = max(lift, visit_lift)
             if at <= created:
                 last_touch = (source, medium, campaign)
-            company.visits.append(Visit(client, user_id if at > created else None, at, source,
-                                        medium, campaign, rng.choice(PAGES)))
+            company.visits.append(
+                Visit(
+                    client,
+                    user_id if at > created else None,
+                    at,
+                    source,
+                    medium,
+                    campaign,
+                    rng.choice(PAGES),
+                )
+            )
         # a share of addresses are typed with capitals and spaces: matching must not care
         email = f"{first}.{last}{key}@{org}.example"
         if key % 17 == 0:
             email = f" {email.title()} "
         utm = last_touch if last_touch and rng.random() < 0.4 else None
-        fbclid = f"IwAR{rng.randrange(10**12):012d}" if last_touch and last_touch[0] == "facebook" and rng.random() < 0.5 else None
-        company.people.append(Person(key, email, first.title(), last.title(), org.title(), client,
-                                     user_id, created, utm, fbclid, None))
+        fbclid = (
+            f"IwAR{rng.randrange(10**12):012d}"
+            if last_touch and last_touch[0] == "facebook" and rng.random() < 0.5
+            else None
+        )
+        company.people.append(
+            Person(
+                key,
+                email,
+                first.title(),
+                last.title(),
+                org.title(),
+                client,
+                user_id,
+                created,
+                utm,
+                fbclid,
+                None,
+            )
+        )
         lift_of[key] = lift
     while len(company.visits) < visits:  # visitors who never filled in a form
         source, medium, campaign, _ = _pick_traffic(rng)
         at = start + timedelta(seconds=rng.uniform(0, span))
-        company.visits.append(Visit(_client_id(rng), None, at, source, medium, campaign, rng.choice(PAGES)))
+        company.visits.append(
+            Visit(_client_id(rng), None, at, source, medium, campaign, rng.choice(PAGES))
+        )
     company.visits.sort(key=lambda v: v.started_at)
     weights = [lift_of[p.key] ** 2 for p in company.people]
     buyers = rng.choices(company.people, weights=weights, k=deals)
@@ -160,22 +250,36 @@ def generate(
             created = end - timedelta(days=1)
         colleagues = [p.key for p in rng.sample(company.people, rng.choice((0, 0, 1, 2)))]
         roll = rng.random() * lift_of[buyer.key]
-        stage = "closedwon" if roll > 0.75 else "closedlost" if roll < 0.35 else rng.choice(OPEN_STAGES)
+        stage = (
+            "closedwon" if roll > 0.75 else "closedlost" if roll < 0.35 else rng.choice(OPEN_STAGES)
+        )
         closed = None
         if stage in {"closedwon", "closedlost"}:
             closed = min(created + timedelta(days=rng.uniform(7, 75)), end - timedelta(hours=1))
         currency = "EUR" if n % 11 == 0 else "CHF" if n == 299 else "USD"
         amount = round(rng.lognormvariate(9.9, 0.7), -2)
-        company.deals.append(DealSpec(f"{buyer.company} – {rng.choice(('Growth', 'Team', 'Enterprise'))} plan",
-                                      amount, currency, stage, created, closed,
-                                      tuple(dict.fromkeys([buyer.key, *colleagues]))))
+        company.deals.append(
+            DealSpec(
+                f"{buyer.company} – {rng.choice(('Growth', 'Team', 'Enterprise'))} plan",
+                amount,
+                currency,
+                stage,
+                created,
+                closed,
+                tuple(dict.fromkeys([buyer.key, *colleagues])),
+            )
+        )
     company.spend = _spend(rng, start.date(), end.date())
     return company
 
 
-PLATFORM_OF = {("google", "cpc"): "google_ads", ("youtube", "cpc"): "google_ads",
-               ("gdn", "display"): "google_ads", ("linkedin", "paid_social"): "linkedin_ads",
-               ("facebook", "cpc"): "meta_ads"}
+PLATFORM_OF = {
+    ("google", "cpc"): "google_ads",
+    ("youtube", "cpc"): "google_ads",
+    ("gdn", "display"): "google_ads",
+    ("linkedin", "paid_social"): "linkedin_ads",
+    ("facebook", "cpc"): "meta_ads",
+}
 
 
 def _spend(rng: random.Random, first: date, last: date) -> list[DailySpend]:
@@ -192,6 +296,16 @@ def _spend(rng: random.Random, first: date, last: date) -> list[DailySpend]:
             while day < last:
                 clicks = max(0, int(rng.gauss(weight * 3, weight)))
                 cost = round(clicks * rng.uniform(2.5, 9.0), 2)
-                rows.append(DailySpend(platform, campaign_id, campaign, day, cost, clicks, clicks * rng.randrange(20, 60)))
+                rows.append(
+                    DailySpend(
+                        platform,
+                        campaign_id,
+                        campaign,
+                        day,
+                        cost,
+                        clicks,
+                        clicks * rng.randrange(20, 60),
+                    )
+                )
                 day += timedelta(days=1)
     return rows

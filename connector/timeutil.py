@@ -39,4 +39,6 @@ def utcnow() -> datetime:
 
 def iso_z(value: datetime) -> str:
     """``2024-05-01T10:00:00.000Z``: the form HubSpot and Salesforce print."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    return (
+        value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    )

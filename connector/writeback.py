@@ -64,11 +64,15 @@ def preflight(ctx: RunContext) -> dict[str, dict[str, FieldSpec]]:
     specs: dict[str, dict[str, FieldSpec]] = {}
     for obj in ctx.crm.person_objects:
         described = ctx.crm.describe_fields(obj)
-        missing = [m for m in ctx.mapping.fields if m.field not in described and m.policy != Policy.NEVER]
+        missing = [
+            m for m in ctx.mapping.fields if m.field not in described and m.policy != Policy.NEVER
+        ]
         if missing and ctx.mapping.create_missing_fields and not ctx.dry_run:
-            ctx.crm.create_fields(obj, [
-                FieldSpec(name=m.field, type=m.type, label=m.label or m.field) for m in missing
-            ], ctx.mapping.property_group)
+            ctx.crm.create_fields(
+                obj,
+                [FieldSpec(name=m.field, type=m.type, label=m.label or m.field) for m in missing],
+                ctx.mapping.property_group,
+            )
             ctx.count("fields_created", len(missing))
             described = ctx.crm.describe_fields(obj)
         errors = []
@@ -93,7 +97,9 @@ def preflight(ctx: RunContext) -> dict[str, dict[str, FieldSpec]]:
                         f"{obj}.{m.field} (allowed: {', '.join(spec.picklist)})"
                     )
         if errors:
-            raise ConfigError("mapping does not fit the CRM; nothing was written:\n" + "\n".join(errors))
+            raise ConfigError(
+                "mapping does not fit the CRM; nothing was written:\n" + "\n".join(errors)
+            )
         specs[obj] = described
     return specs
 
@@ -106,8 +112,14 @@ def _journey_values(session: Session) -> list[tuple[str, str, dict[str, str | No
     ft, lt, last = touches["ft"], touches["lt"], touches["last"]
     cols = []
     for alias in (ft, lt, last):
-        cols += [alias.channel, alias.utm_source, alias.utm_medium, alias.utm_campaign,
-                 alias.landing_page, alias.occurred_at]
+        cols += [
+            alias.channel,
+            alias.utm_source,
+            alias.utm_medium,
+            alias.utm_campaign,
+            alias.landing_page,
+            alias.occurred_at,
+        ]
     query = (
         select(c.crm_object, c.crm_id, cj.touch_count, cj.channel_path, *cols)
         .join(cj, col(cj.contact_id) == col(c.id))
@@ -119,14 +131,15 @@ def _journey_values(session: Session) -> list[tuple[str, str, dict[str, str | No
     )
     out = []
     for row in session.exec(query).all():
-        obj, crm_id, count, path, *rest = row
+        obj, crm_id, count, path = row[:4]
+        rest: list[Any] = list(row[4:])
         values: dict[str, str | None] = {
             "touch_count": str(count),
             "channel_path": path,
             "channel_count": str(len(set(path.split(" > "))) if path else 0),
         }
         for n, touch in enumerate(("first_touch", "lead_creation_touch", "last_touch")):
-            ch, src, med, camp, page, at = rest[n * 6:(n + 1) * 6]
+            ch, src, med, camp, page, at = rest[n * 6 : (n + 1) * 6]
             present = ch is not None
             values[f"{touch}.channel"] = ch if present else None
             values[f"{touch}.source"] = src or None
@@ -204,7 +217,9 @@ def plan(ctx: RunContext, specs: dict[str, dict[str, FieldSpec]]) -> WritePlan:
                 fields[m.field] = text
         if fields:
             desired[obj][crm_id] = fields
-    task = ctx.progress.task("write-back: read current values", total=sum(map(len, desired.values())))
+    task = ctx.progress.task(
+        "write-back: read current values", total=sum(map(len, desired.values()))
+    )
     policies = {m.field: m.policy for m in mappings}
     for obj, records in desired.items():
         field_names = [m.field for m in mappings]
@@ -222,7 +237,9 @@ def plan(ctx: RunContext, specs: dict[str, dict[str, FieldSpec]]) -> WritePlan:
                     continue
                 if policies[name] == Policy.FILL_IF_EMPTY:
                     mine = last.get((crm_id, name))
-                    if canonical(old, spec) is not None and canonical(old, spec) != canonical(mine, spec):
+                    if canonical(old, spec) is not None and canonical(old, spec) != canonical(
+                        mine, spec
+                    ):
                         continue  # a person or another tool set it: leave it
                 result.changes.append(Change(obj, crm_id, name, old, new))
         task.advance(len(records))
@@ -238,11 +255,19 @@ def execute(ctx: RunContext, write_plan: WritePlan) -> dict[str, int]:
     for obj, records in write_plan.by_object().items():
         changes = [c for c in write_plan.changes if c.crm_object == obj]
         with Session(ctx.engine) as session:
-            session.add_all([
-                models.FieldWrite(run_id=ctx.run_id, crm_object=obj, record_id=c.record_id,
-                                  field=c.field, old_value=c.old, new_value=c.new)
-                for c in changes
-            ])
+            session.add_all(
+                [
+                    models.FieldWrite(
+                        run_id=ctx.run_id,
+                        crm_object=obj,
+                        record_id=c.record_id,
+                        field=c.field,
+                        old_value=c.old,
+                        new_value=c.new,
+                    )
+                    for c in changes
+                ]
+            )
             session.commit()
         task = ctx.progress.task(f"write-back: {obj}", total=len(records))
 
@@ -250,12 +275,17 @@ def execute(ctx: RunContext, write_plan: WritePlan) -> dict[str, int]:
             fw = models.FieldWrite
             stmt = (
                 update(fw)
-                .where(col(fw.run_id) == ctx.run_id, col(fw.record_id) == bindparam("rid"),
-                       col(fw.status) == "pending")
+                .where(
+                    col(fw.run_id) == ctx.run_id,
+                    col(fw.record_id) == bindparam("rid"),
+                    col(fw.status) == "pending",
+                )
                 .values(status=bindparam("st"), error=bindparam("err"))
                 .execution_options(synchronize_session=False)
             )
-            rows = [{"rid": r.crm_id, "st": "ok" if r.ok else "failed", "err": r.error} for r in results]
+            rows = [
+                {"rid": r.crm_id, "st": "ok" if r.ok else "failed", "err": r.error} for r in results
+            ]
             with Session(ctx.engine) as session:
                 if rows:
                     session.execute(stmt, rows)

@@ -58,7 +58,9 @@ def load_yaml(path: Path) -> YamlDocument:
     return YamlDocument(path, data, lines)
 
 
-def _index(loader: yaml.SafeLoader, node: yaml.Node, loc: Loc, lines: dict[Loc, int], path: Path) -> None:
+def _index(
+    loader: yaml.SafeLoader, node: yaml.Node, loc: Loc, lines: dict[Loc, int], path: Path
+) -> None:
     lines.setdefault(loc, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         seen: set[Any] = set()
