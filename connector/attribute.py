@@ -83,10 +83,12 @@ def load_journeys(
     offsets = np.zeros(len(deals) + 1, dtype=np.int64)
     np.cumsum(np.bincount(deal_idx, minlength=len(deals)), out=offsets[1:])
     lead_pos = np.full(len(deals), -1, dtype=np.int64)
-    position = {int(t): i for i, t in enumerate(touch_ids)}
+    position = {(int(d), int(t)): i for i, (d, t) in enumerate(zip(deal_idx, touch_ids, strict=True))}
     for deal_id, lead_touch in session.execute(_LEAD_TOUCHES).all():
-        pos = position.get(int(lead_touch))
-        if deal_id in index and pos is not None:
+        if deal_id not in index:
+            continue
+        pos = position.get((index[deal_id], int(lead_touch)))
+        if pos is not None:
             lead_pos[index[deal_id]] = max(lead_pos[index[deal_id]], pos)
     created = np.array([_epoch(d.created_at) for d in deals], dtype=np.float64)
     before_opp = np.where(ts <= created[deal_idx])[0]

@@ -402,12 +402,126 @@ def serve(config: ConfigOption = DEFAULT_CONFIG) -> None:
 
 
 @app.command()
-def rollback(run_id: int, config: ConfigOption = DEFAULT_CONFIG) -> None:
-    """Restore the values a run overwrote (not yet available)."""
-    _not_yet("rollback")
+def rollback(
+    run_id: Annotated[int, typer.Argument(help="The run whose writes to undo.")],
+    config: ConfigOption = DEFAULT_CONFIG,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would be restored.")
+    ] = False,
+) -> None:
+    """Restore the values RUN overwrote, where the CRM still holds what closedloop wrote."""
+    from connector.context import build_context
+    from connector.rollback import rollback as do_rollback
+    from connector.sync import run_job
+
+    with friendly_errors():
+        ctx = build_context(_load(config))
+        ctx.dry_run = dry_run
+        holder: dict[str, Any] = {}
+        run = run_job(ctx, f"rollback {run_id}", lambda c: holder.update(r=do_rollback(c, run_id)))
+    result = holder["r"]
+    verb = "would restore" if dry_run else "restored"
+    console.print(
+        f"run {run.id}: {verb} {len(result.restored)} values of run {run_id}; "
+        f"{len(result.left_alone)} left alone"
+    )
+    for line in result.left_alone[:50]:
+        console.print(f"  [yellow]{line}[/]")
 
 
-@app.command()
-def runs(config: ConfigOption = DEFAULT_CONFIG) -> None:
-    """List run history (not yet available)."""
-    _not_yet("runs")
+runs_app = typer.Typer(help="Run history.", invoke_without_command=True)
+app.add_typer(runs_app, name="runs")
+
+
+@runs_app.callback()
+def runs(ctx: typer.Context, config: ConfigOption = DEFAULT_CONFIG, limit: int = 20) -> None:
+    """List recent runs: status, duration, counts, errors."""
+    if ctx.invoked_subcommand is not None:
+        ctx.obj = config
+        return
+    from sqlmodel import Session, col, select
+
+    from connector import models
+    from connector.store import make_engine
+
+    with friendly_errors():
+        engine = make_engine(_load(config).store_url())
+    with Session(engine) as session:
+        rows = session.exec(
+            select(models.SyncRun).order_by(col(models.SyncRun.id).desc()).limit(limit)
+        ).all()
+    table = Table(title="Runs")
+    for name in (
+        "id",
+        "job",
+        "status",
+        "started",
+        "seconds",
+        "API calls",
+        "written",
+        "failed",
+        "error",
+    ):
+        table.add_column(name)
+    for r in rows:
+        counts = json.loads(r.counts or "{}")
+        seconds = (r.finished_at - r.started_at).total_seconds() if r.finished_at else None
+        table.add_row(
+            str(r.id),
+            r.job + (" (dry run)" if r.dry_run else ""),
+            r.status,
+            r.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+            _cell(seconds),
+            str(r.api_calls),
+            str(counts.get("records_written", 0)),
+            str(counts.get("records_failed", 0)),
+            r.error[:60],
+        )
+    console.print(table)
+
+
+@runs_app.command("show")
+def runs_show(ctx: typer.Context, run_id: int) -> None:
+    """One run in detail, with its per-record write failures."""
+    from sqlmodel import Session, select
+
+    from connector import models
+    from connector.store import make_engine
+
+    with friendly_errors():
+        engine = make_engine(_load(ctx.obj).store_url())
+    with Session(engine) as session:
+        run = session.get(models.SyncRun, run_id)
+        if run is None:
+            err.print(f"there is no run {run_id}")
+            raise typer.Exit(1)
+        writes = session.exec(
+            select(models.FieldWrite).where(models.FieldWrite.run_id == run_id)
+        ).all()
+    console.print(
+        f"run {run.id} · {run.job} · [bold]{run.status}[/] · "
+        f"started {run.started_at:%Y-%m-%d %H:%M:%S} UTC"
+        f" · {run.api_calls} API calls"
+    )
+    if run.error:
+        console.print(f"error: {run.error}")
+    for key, value in sorted(json.loads(run.counts or "{}").items()):
+        console.print(f"  {key}: {value}")
+    by_status: dict[str, int] = {}
+    for w in writes:
+        by_status[w.status] = by_status.get(w.status, 0) + 1
+    console.print(
+        "field writes: " + (", ".join(f"{k} {v}" for k, v in sorted(by_status.items())) or "none")
+    )
+    failed = [w for w in writes if w.status == "failed"]
+    if failed:
+        table = Table(title="Write failures")
+        for name in ("object", "record", "field", "value", "error"):
+            table.add_column(name)
+        for w in failed[:200]:
+            table.add_row(w.crm_object, w.record_id, w.field, w.new_value or "", w.error)
+        console.print(table)
+
+
+if __name__ == "__main__":
+    app()

@@ -7,7 +7,6 @@ Values are chosen from a fixed vocabulary (:data:`VALUES`) or templates over it:
 from __future__ import annotations
 
 import re
-import string
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
@@ -125,7 +124,14 @@ class FieldMapping(Strict):
     def names(self) -> list[str]:
         if self.value is not None:
             return [self.value]
-        return [f for _, f, _, _ in string.Formatter().parse(self.template or "") if f]
+        return PLACEHOLDER.findall(self.template or "")
+
+    def fill(self, values: dict[str, str]) -> str:
+        """The template with each ``{name}`` replaced: plain substitution, no expressions."""
+        return PLACEHOLDER.sub(lambda m: values[m.group(1)], self.template or "")
+
+
+PLACEHOLDER = re.compile(r"\{([a-z_.]+)\}")
 
 
 class IdentityFields(Strict):

@@ -16,7 +16,7 @@ from sqlmodel import Session, col, delete
 
 from connector import models
 from connector.context import RunContext
-from connector.store import insert_rows
+from connector.store import insert_rows, table_of
 
 
 def classify_touchpoints(ctx: RunContext, session: Session) -> int:
@@ -48,19 +48,20 @@ def classify_touchpoints(ctx: RunContext, session: Session) -> int:
                 }
             )
     if changes:
+        tbl = table_of(tp)
         stmt = (
-            update(tp)
+            update(tbl)
             .where(
-                col(tp.utm_source) == bindparam("s"),
-                col(tp.utm_medium) == bindparam("m"),
-                col(tp.utm_campaign) == bindparam("c"),
-                col(tp.landing_page) == bindparam("p"),
-                col(tp.preset_channel) == bindparam("pre"),
-                col(tp.channel) == bindparam("cur"),
+                tbl.c.utm_source == bindparam("s"),
+                tbl.c.utm_medium == bindparam("m"),
+                tbl.c.utm_campaign == bindparam("c"),
+                tbl.c.landing_page == bindparam("p"),
+                tbl.c.preset_channel == bindparam("pre"),
+                tbl.c.channel == bindparam("cur"),
             )
             .values(channel=bindparam("new"))
         )
-        session.execute(stmt.execution_options(synchronize_session=False), changes)
+        session.execute(stmt, changes)
     return len(changes)
 
 

@@ -76,6 +76,8 @@ class Touchpoint(SQLModel, table=True):
 class ContactJourney(SQLModel, table=True):
     """Per contact: the touches the write-back and the report use (computed by the match step)."""
 
+    __tablename__ = "contact_journey"
+
     contact_id: int = Field(primary_key=True)
     first_touch_id: int | None = None
     lead_touch_id: int | None = None

@@ -46,7 +46,22 @@ _RUNNERS: dict[Step, Callable[[RunContext], object]] = {
 def run_sync(ctx: RunContext, only: Step | None = None, job: str = "sync") -> models.SyncRun:
     """Run the steps (or one) under the job's lock; return the finished run record."""
     steps = [only] if only else list(STEPS)
-    with job_lock(ctx.engine, job):
+    if ctx.dry_run:
+        steps = [s for s in steps if s not in {"revenue", "attribute"}]
+
+    def work(ctx: RunContext) -> None:
+        for step in steps:
+            log.info("run %s: %s", ctx.run_id, step)
+            _RUNNERS[step](ctx)
+
+    return run_job(ctx, job, work)
+
+
+def run_job(
+    ctx: RunContext, job: str, work: Callable[[RunContext], object], lock: str = "sync"
+) -> models.SyncRun:
+    """Run ``work`` as a recorded run holding the store lock ``lock`` (CRM writers share one)."""
+    with job_lock(ctx.engine, lock):
         with Session(ctx.engine) as session:
             run = models.SyncRun(job=job, dry_run=ctx.dry_run, started_at=utcnow())
             session.add(run)
@@ -55,11 +70,7 @@ def run_sync(ctx: RunContext, only: Step | None = None, job: str = "sync") -> mo
             ctx.run_id = run.id
         status, error = "succeeded", ""
         try:
-            for step in steps:
-                if ctx.dry_run and step in {"revenue", "attribute"}:
-                    continue
-                log.info("run %s: %s", ctx.run_id, step)
-                _RUNNERS[step](ctx)
+            work(ctx)
         except BudgetExhausted as exc:
             status, error = "incomplete", str(exc)
             log.warning("run %s stopped to respect the API budget: %s", ctx.run_id, exc)
@@ -70,16 +81,21 @@ def run_sync(ctx: RunContext, only: Step | None = None, job: str = "sync") -> mo
             status, error = "failed", f"{type(exc).__name__}: {exc}"
             raise
         finally:
-            with Session(ctx.engine) as session:
-                record = session.get(models.SyncRun, ctx.run_id)
-                assert record is not None
-                record.status, record.error, record.finished_at = status, error, utcnow()
-                session.add(record)
-                ctx.save_counts(session)
-                session.commit()
-                session.refresh(record)
-                session.expunge(record)
-            metrics.RUNS.labels(status).inc()
-            if status == "succeeded":
-                metrics.LAST_SUCCESS.set_to_current_time()
+            record = _finish(ctx, status, error)
         return record
+
+
+def _finish(ctx: RunContext, status: str, error: str) -> models.SyncRun:
+    with Session(ctx.engine) as session:
+        record = session.get(models.SyncRun, ctx.run_id)
+        assert record is not None
+        record.status, record.error, record.finished_at = status, error, utcnow()
+        session.add(record)
+        ctx.save_counts(session)
+        session.commit()
+        session.refresh(record)
+        session.expunge(record)
+    metrics.RUNS.labels(status).inc()
+    if status == "succeeded":
+        metrics.LAST_SUCCESS.set_to_current_time()
+    return record

@@ -11,21 +11,21 @@ every change can be rolled back and a killed run re-runs to the same end state.
 from __future__ import annotations
 
 import logging
-import string
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam
+from sqlalchemy import bindparam, update
 from sqlalchemy.orm import aliased
-from sqlmodel import Session, col, select, update
+from sqlmodel import Session, col, select
 
 from connector import metrics, models
 from connector.context import RunContext
 from connector.errors import ConfigError
 from connector.mappings import FieldMapping, Policy
 from connector.records import FieldSpec, RecordUpdate, WriteResult
+from connector.store import table_of
 from connector.timeutil import iso_z, parse_datetime
 from connector.yamlfile import load_yaml
 
@@ -164,7 +164,7 @@ def render(m: FieldMapping, values: dict[str, str | None], spec: FieldSpec | Non
         names = m.names()
         if any(values.get(n) is None for n in names):
             return None
-        text = string.Formatter().vformat(m.template or "", (), {n: values[n] for n in names})
+        text = m.fill({n: values[n] or "" for n in names})
     limit = m.max_length or (spec.length if spec else None)
     if limit and len(text) > limit:
         if m.on_overflow == "fail":
@@ -272,16 +272,15 @@ def execute(ctx: RunContext, write_plan: WritePlan) -> dict[str, int]:
         task = ctx.progress.task(f"write-back: {obj}", total=len(records))
 
         def on_batch(results: list[WriteResult], task: Any = task) -> None:
-            fw = models.FieldWrite
+            fw = table_of(models.FieldWrite)
             stmt = (
                 update(fw)
                 .where(
-                    col(fw.run_id) == ctx.run_id,
-                    col(fw.record_id) == bindparam("rid"),
-                    col(fw.status) == "pending",
+                    fw.c.run_id == ctx.run_id,
+                    fw.c.record_id == bindparam("rid"),
+                    fw.c.status == "pending",
                 )
                 .values(status=bindparam("st"), error=bindparam("err"))
-                .execution_options(synchronize_session=False)
             )
             rows = [
                 {"rid": r.crm_id, "st": "ok" if r.ok else "failed", "err": r.error} for r in results

@@ -121,6 +121,11 @@ def journeys_from_lists(
     )
 
 
+def weighted_count(index: Int, weights: Float, size: int) -> Float:
+    """``np.bincount`` with weights, typed as the float array it returns."""
+    return np.bincount(index, weights=weights, minlength=size).astype(np.float64, copy=False)
+
+
 def segment_sum(values: npt.NDArray[np.float64], offsets: Int) -> Float:
     """Sum of ``values`` over each journey; 0 for a journey without touches."""
     out = np.zeros(len(offsets) - 1, dtype=np.float64)
@@ -148,7 +153,6 @@ def same_channel_touches(offsets: Int, channel: npt.NDArray[np.int32], n_channel
     journey = np.repeat(np.arange(n, dtype=np.int64), np.diff(offsets))
     key = journey * n_channels + channel
     if n * n_channels <= _DENSE_CELLS:
-        return np.bincount(key, minlength=n * n_channels)[key]
+        return np.asarray(np.bincount(key, minlength=n * n_channels)[key], dtype=np.int64)
     _, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
-    result: Int = counts[inverse].astype(np.int64)
-    return result
+    return np.asarray(counts[inverse], dtype=np.int64)

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from connector.attribution.journeys import Float, Int
+from connector.attribution.journeys import Float, Int, weighted_count
 
 _DENSE_STATES = 1500  # solve with numpy below this many transient states, scipy.sparse above
 _DENSE_CODES = 1 << 24  # relabel window codes with a lookup table below this code range
@@ -106,12 +106,12 @@ def _counts(
     dst = np.concatenate([chain.sequence[first], chain.sequence[inner_idx + 1]])
     weight = np.concatenate([flow, (conv + null)[journey[inner_idx]]])
     ends = chain.sequence[last]
-    into_conv = np.bincount(ends, weights=conv[seen], minlength=size)
-    into_null = np.bincount(ends, weights=null[seen], minlength=size)
-    into_value = None if value is None else np.bincount(ends, weights=value[seen], minlength=size)
-    out = np.bincount(src, weights=weight, minlength=size) + into_conv + into_null
+    into_conv = weighted_count(ends, conv[seen], size)
+    into_null = weighted_count(ends, null[seen], size)
+    into_value = None if value is None else weighted_count(ends, value[seen], size)
+    out = weighted_count(src, weight, size) + into_conv + into_null
     if size <= _DENSE_STATES:
-        n = np.bincount(src * size + dst, weights=weight, minlength=size * size)
+        n = weighted_count(src * size + dst, weight, size * size)
         return n.reshape(size, size), out, into_conv, into_value
     from scipy import sparse
 
@@ -125,15 +125,13 @@ def _solve(n: Any, out: Float, rhs: Float, keep: npt.NDArray[np.bool_]) -> Float
         return np.zeros(rhs.shape[1], dtype=np.float64)
     if isinstance(n, np.ndarray):
         a = np.diag(out[idx]) - n[np.ix_(idx, idx)]
-        x: Float = np.linalg.solve(a, rhs[idx])
-        return x[0]
+        return np.asarray(np.linalg.solve(a, rhs[idx])[0], dtype=np.float64)
     from scipy import sparse
     from scipy.sparse.linalg import splu
 
     sub = n[idx][:, idx]
     a = (sparse.diags(out[idx]) - sub).tocsc()
-    solved: Float = splu(a).solve(np.ascontiguousarray(rhs[idx]))
-    return solved[0]
+    return np.asarray(splu(a).solve(np.ascontiguousarray(rhs[idx]))[0], dtype=np.float64)
 
 
 def fit_markov(

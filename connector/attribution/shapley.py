@@ -28,7 +28,13 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from connector.attribution.journeys import Float, Int, same_channel_touches, segment_sum
+from connector.attribution.journeys import (
+    Float,
+    Int,
+    same_channel_touches,
+    segment_sum,
+    weighted_count,
+)
 from connector.attribution.params import ShapleyGame
 
 _BITS = 62  # channel bits per int64 word of a channel-set mask
@@ -74,8 +80,8 @@ def fit_shapley(
     masks = _set_masks(offsets, player_of[channel], used, in_used, words)
     sets, inverse = np.unique(masks, axis=0, return_inverse=True)
     inverse = inverse.ravel()
-    set_worth = np.bincount(inverse, weights=earned[used], minlength=len(sets))
-    set_size = np.bincount(inverse, weights=journeys[used], minlength=len(sets))
+    set_worth = weighted_count(inverse, earned[used], len(sets))
+    set_size = weighted_count(inverse, journeys[used], len(sets))
     values = np.zeros(n_channels, dtype=np.float64)
     if players == 0:
         return ShapleyFit(values, "exact", game, 0)
@@ -97,9 +103,9 @@ def _closed_form(
     distinct = segment_sum(share, offsets)
     journey = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
     per_touch = earned[journey] * share / distinct[journey]
-    values = np.bincount(channel, weights=per_touch, minlength=n_channels)
+    values = weighted_count(channel.astype(np.int64), per_touch, n_channels)
     players = int(np.count_nonzero(np.bincount(channel, minlength=n_channels)))
-    return ShapleyFit(values.astype(np.float64), "closed_form", "conversions", players)
+    return ShapleyFit(values, "closed_form", "conversions", players)
 
 
 def _set_masks(
@@ -130,8 +136,8 @@ def _rate(worth: Float, size: Float) -> Float:
 
 def _exact_rate(sets: Int, set_worth: Float, set_size: Float, n: int) -> Float:
     coalitions = 1 << n
-    worth = np.bincount(sets, weights=set_worth, minlength=coalitions)
-    size = np.bincount(sets, weights=set_size, minlength=coalitions)
+    worth = weighted_count(sets, set_worth, coalitions)
+    size = weighted_count(sets, set_size, coalitions)
     for i in range(n):  # zeta transform: totals over every subset of each coalition
         for table in (worth, size):
             view = table.reshape(-1, 2, 1 << i)
@@ -170,8 +176,8 @@ def _sampled_rate(
         order = rng.permutation(n)
         rank[order] = np.arange(n)
         completed_at = np.maximum.reduceat(rank[member], starts)
-        worth = np.cumsum(np.bincount(completed_at, weights=set_worth, minlength=n))
-        size = np.cumsum(np.bincount(completed_at, weights=set_size, minlength=n))
+        worth = np.cumsum(weighted_count(completed_at, set_worth, n))
+        size = np.cumsum(weighted_count(completed_at, set_size, n))
         marginal = np.diff(_rate(worth, size), prepend=0.0)[rank]
         total += marginal
         total_sq += marginal * marginal

@@ -73,8 +73,8 @@ class Loop:
 
     def crm_state(self) -> dict[str, dict[str, Any]]:
         return {
-            cid: {f: c["properties"].get(f) for f in CL_FIELDS}
-            for cid, c in sorted(self.crm.contacts.items())
+            cid: {f: c.properties.get(f) for f in CL_FIELDS}
+            for cid, c in sorted(self.crm.objects["contacts"].items())
         }
 
 
@@ -111,7 +111,7 @@ def test_full_sync_writes_fields_and_attributes_revenue(loop: Loop, company: Com
     assert writes and all(len(r.json()["inputs"]) <= 100 for r in writes)
 
     # what a rep sees on the record matches the first session GA4 had for that person
-    by_email = {c["properties"]["email"]: c["properties"] for c in loop.crm.contacts.values()}
+    by_email = {c.properties["email"]: c.properties for c in loop.crm.objects["contacts"].values()}
     expected = expected_first_channel(company)
     checked = 0
     for email, channel in expected.items():
