@@ -31,7 +31,8 @@ app = typer.Typer(
     no_args_is_help=True,
     help="Close the loop between marketing touchpoints and CRM revenue.",
 )
-console = Console()
+# Piped output (CI logs, files) gets room for the report instead of 80 columns.
+console = Console() if sys.stdout.isatty() else Console(width=160)
 err = Console(stderr=True)
 
 ConfigOption = Annotated[
@@ -56,8 +57,11 @@ class RichProgress:
                 bar.advance(task_id, n)
 
             def finish(self) -> None:
-                done = bar.tasks[task_id].completed
-                bar.update(task_id, total=max(done, 1), completed=max(done, 1))
+                done = next(t.completed for t in bar.tasks if t.id == task_id)
+                if done:
+                    bar.update(task_id, total=done, completed=done)
+                else:
+                    bar.remove_task(task_id)
 
         return _Task()
 
@@ -101,18 +105,32 @@ def _load(config: Path) -> Any:
     return load_config(config)
 
 
+REPORT_COLUMNS = {
+    "touches": "touches",
+    "leads": "leads",
+    "won_deals": "won",
+    "pipeline": "pipeline",
+    "spend": "spend",
+    "roi": "ROI",
+    "roas": "ROAS",
+    "cac": "CAC",
+}
+
+
 def print_report(report: Any) -> None:
-    table = Table(
-        title=f"Closed loop by channel ({report.currency}; ROI/ROAS/CAC on {report.report_model})"
-    )
     records = report.records()
     if not records:
         console.print("no data yet: run `closedloop sync` first")
         return
+    table = Table(
+        title=f"Closed loop by channel · {report.currency} · "
+        f"ROI, ROAS and CAC on the {report.report_model} model"
+    )
     for key in records[0]:
-        table.add_column(key.replace("_", " "), justify="left" if key == "channel" else "right")
+        header = REPORT_COLUMNS.get(key) or key.replace("revenue_", "revenue ").replace("_", " ")
+        table.add_column(header, justify="left" if key == "channel" else "right")
     for rec in records:
-        table.add_row(*[_cell(v) for v in rec.values()])
+        table.add_row(*[_cell(k, v) for k, v in rec.items()])
     console.print(table)
     if report.pipeline_by_stage:
         stages = Table(title=f"Open pipeline by stage and channel ({report.report_model})")
@@ -124,11 +142,17 @@ def print_report(report: Any) -> None:
         console.print(stages)
 
 
-def _cell(value: Any) -> str:
+def _cell(key: str, value: Any) -> str:
     if value is None:
         return "–"
+    if key == "roi":
+        return f"{value:+.0%}"
+    if key == "roas":
+        return f"{value:.2f}x"
+    if key == "won_deals":
+        return f"{value:,.1f}"
     if isinstance(value, float):
-        return f"{value:,.2f}"
+        return f"{value:,.0f}"
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
@@ -284,7 +308,14 @@ def _show_contacts(ctx: Any) -> None:
             .order_by(col(models.ContactJourney.touch_count).desc(), col(models.Contact.crm_id))
             .limit(5)
         ).all()
-    fields = [m.field for m in ctx.mapping.fields][:6]
+    shown = (
+        "first_touch.channel",
+        "lead_creation_touch.channel",
+        "last_touch.channel",
+        "touch_count",
+        "channel_path",
+    )
+    fields = [m.field for m in ctx.mapping.fields if m.value in shown]
     by_object: dict[str, list[str]] = {}
     for obj, crm_id in rows:
         by_object.setdefault(obj, []).append(crm_id)
@@ -471,7 +502,7 @@ def runs(ctx: typer.Context, config: ConfigOption = DEFAULT_CONFIG, limit: int =
             r.job + (" (dry run)" if r.dry_run else ""),
             r.status,
             r.started_at.strftime("%Y-%m-%d %H:%M:%S"),
-            _cell(seconds),
+            _cell("seconds", seconds),
             str(r.api_calls),
             str(counts.get("records_written", 0)),
             str(counts.get("records_failed", 0)),
