@@ -33,7 +33,7 @@ app = typer.Typer(
 )
 # Piped output (CI logs, files) gets room for the report instead of 80 columns.
 console = Console() if sys.stdout.isatty() else Console(width=160)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 ConfigOption = Annotated[
     Path,

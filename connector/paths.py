@@ -26,8 +26,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -39,7 +41,7 @@ from connector.attribution import (
     fit_markov,
     fit_shapley,
 )
-from connector.attribution.journeys import Float, weighted_count
+from connector.attribution.journeys import Float, Int, weighted_count
 from connector.errors import ConfigError
 
 PATH, CONV, VALUE, NULL = "path", "total_conversions", "total_conversion_value", "total_null"
@@ -60,6 +62,7 @@ _NEEDS_TIME = {
 }
 _DELIMITERS = (",", ";", "\t", "|")
 _FORMATS = ("csv", "json", "table")
+_LONGEST_NAME = 200  # bytes; longer channel names go through the csv path
 
 
 @dataclass(frozen=True)
@@ -112,23 +115,41 @@ def read_path_table(file: Path, sep: str = ">") -> PathTable:
     """Parse a ChannelAttribution path table; ConfigError names file, line and column."""
     if not sep or sep.isspace():
         raise ConfigError("the path separator must be a visible character such as '>'")
+    data, size = _read(file)
+    buf = np.frombuffer(data, dtype=np.uint8)
+    if np.any(buf[:size] >= 128):  # only non-ASCII files need the decoder to check UTF-8
+        _decode(file, data, 0, size)
+    newline = data.find(b"\n", 0, size)
+    header_end = size if newline < 0 else newline
+    layout = _header(file, _decode(file, data, 0, header_end).rstrip("\r"), sep)
+    plain = newline >= 0 and all(data.find(c, newline, size) < 0 for c in (b'"', b"\r"))
+    table = _scan(file, buf, newline + 1, size, layout, sep) if plain else None
+    if table is None:
+        body = _decode(file, data, header_end + 1, size)
+        body = body.replace("\r\n", "\n").replace("\r", "\n") if "\r" in body else body
+        paths, numbers = _csv_columns(file, body, layout)
+        table = _build(file, paths, numbers, sep)
+    return table
+
+
+def _read(file: Path) -> tuple[bytearray, int]:
+    """The file's bytes followed by zero padding (room for a final newline and name packing)."""
     try:
-        raw = Path(file).read_bytes()
+        with open(file, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            data = bytearray(size + _LONGEST_NAME + 16)
+            size = handle.readinto(memoryview(data)[:size]) or 0
     except OSError as exc:
         raise ConfigError(f"{file}: cannot read the path table ({exc.strerror})") from exc
+    return data, size
+
+
+def _decode(file: Path, data: bytearray, start: int, end: int) -> str:
     try:
-        text = raw.decode("utf-8-sig")
+        return bytes(data[start:end]).decode("utf-8-sig" if start == 0 else "utf-8")
     except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        raise ConfigError(f"{file}:{line}: not UTF-8 text (byte {exc.start})") from exc
-    if "\r" in text:
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
-    header, _, body = text.partition("\n")
-    layout = _header(file, header, sep)
-    body = body.rstrip("\n")
-    parsed = _fast_columns(body, layout) if '"' not in text else None
-    paths, numbers = parsed or _csv_columns(file, body, layout)
-    return _build(file, paths, numbers, sep)
+        line = data.count(b"\n", 0, start + exc.start) + 1
+        raise ConfigError(f"{file}:{line}: not UTF-8 text (byte {start + exc.start})") from exc
 
 
 @dataclass(frozen=True)
@@ -163,25 +184,158 @@ def _header(file: Path, header: str, sep: str) -> _Layout:
     return _Layout(delimiter, len(names), columns)
 
 
-def _fast_columns(body: str, layout: _Layout) -> tuple[list[str], dict[str, Float]] | None:
-    """All columns by slicing one flat field list; None when any row is irregular."""
-    width, columns = layout.width, layout.columns
-    if not body or "\n\n" in body:
+def _scan(
+    file: Path, buf: npt.NDArray[np.uint8], begin: int, size: int, layout: _Layout, sep: str
+) -> PathTable | None:
+    """Parse a plain body (no quotes, ``\\n`` line ends, plain decimals) with array operations.
+
+    ``buf[begin:size]`` is the body, followed by zero padding. Returns None whenever anything
+    is unusual, so that :func:`_csv_columns` handles the file and names the bad line and column.
+    """
+    sep_bytes = sep.encode()
+    if len(sep_bytes) != 1 or size <= begin:
         return None
-    rows = body.count("\n") + 1
-    fields = body.replace("\n", layout.delimiter).split(layout.delimiter)
-    if len(fields) != rows * width:
+    if buf[size - 1] != 10:
+        buf[size] = 10
+        size += 1
+    body = buf[begin:size]
+    ends = np.flatnonzero(body == 10) + begin
+    starts = np.concatenate([[begin], ends[:-1] + 1])
+    if np.any(ends == starts):
+        return None  # blank lines
+    rows, width = len(ends), layout.width
+    delims = np.flatnonzero(body == ord(layout.delimiter)) + begin
+    if len(delims) != rows * (width - 1):
         return None
+    fields = np.diff(np.searchsorted(delims, ends), prepend=0) + 1
+    if np.any(fields != width):
+        return None
+    grid = delims.reshape(rows, width - 1)
+
+    def span(k: int) -> tuple[Int, Int]:
+        return (starts if k == 0 else grid[:, k - 1] + 1), (ends if k == width - 1 else grid[:, k])
+
     numbers: dict[str, Float] = {}
-    try:
-        for name in (CONV, VALUE, NULL):
-            if name in columns:
-                numbers[name] = np.array(fields[columns[name] :: width], dtype=np.float64)
-    except ValueError:
+    for name in (CONV, VALUE, NULL):
+        if name in layout.columns:
+            parsed = _decimals(buf, *span(layout.columns[name]))
+            if parsed is None:
+                return None
+            numbers[name] = parsed
+    tokens = _tokens(buf, *span(layout.columns[PATH]), sep_bytes[0])
+    if tokens is None:
         return None
-    if any(not np.all(np.isfinite(v) & (v >= 0)) for v in numbers.values()):
-        return None  # the csv path names the offending cell
-    return fields[columns[PATH] :: width], numbers
+    per_row, code, names = tokens
+    if np.any(per_row == 0):
+        line = int(np.argmax(per_row == 0)) + 2
+        raise ConfigError(f"{file}:{line}: column {PATH!r} holds no channel")
+    offsets = np.zeros(rows + 1, dtype=np.int64)
+    np.cumsum(per_row, out=offsets[1:])
+    zeros = np.zeros(rows, dtype=np.float64)
+    return PathTable(
+        channels=names,
+        offsets=offsets,
+        channel=code,
+        conversions=numbers[CONV],
+        value=numbers.get(VALUE, zeros),
+        null=numbers.get(NULL, zeros),
+    )
+
+
+def _decimals(buf: npt.NDArray[np.uint8], start: Int, end: Int) -> Float | None:
+    """Plain decimals (``12``, ``0.5``, ``3.``) of up to 15 characters; None otherwise.
+
+    The digits form an exact integer mantissa divided by an exact power of ten: one correctly
+    rounded division, hence the same double as ``float(text)``.
+    """
+    lengths = end - start
+    if lengths.min() < 1 or lengths.max() > 15:
+        return None
+    mantissa = np.zeros(len(start), dtype=np.int64)
+    dots = np.zeros(len(start), dtype=np.int64)
+    decimals = np.zeros(len(start), dtype=np.int64)
+    for k in range(int(lengths.max())):
+        inside = lengths > k
+        char = buf[np.where(inside, start + k, 0)].astype(np.int64)
+        digit = inside & (char >= 48) & (char <= 57)
+        dot = inside & (char == 46)
+        if np.any(inside & ~digit & ~dot):
+            return None
+        mantissa = np.where(digit, mantissa * 10 + char - 48, mantissa)
+        decimals += digit & (dots > 0)
+        dots += dot
+    if np.any(dots > 1) or np.any(dots == lengths):
+        return None
+    result: Float = mantissa / 10.0**decimals
+    return result
+
+
+def _tokens(
+    buf: npt.NDArray[np.uint8], start: Int, end: Int, sep: int
+) -> tuple[Int, npt.NDArray[np.int32], tuple[str, ...]] | None:
+    """Channel steps of every path: (steps per row, channel code per step, channel names).
+
+    Steps are trimmed of spaces and tabs and empty ones dropped. Each step's bytes are packed
+    in 64-bit words; equal names are found by sorting a key of those words (the bytes
+    themselves for names up to 8 bytes), and every step is then compared with the first step
+    of its key, so a key collision sends the file to the csv path instead.
+    """
+    rows = len(start)
+    marks = np.flatnonzero(buf == sep)
+    row = np.searchsorted(end, marks)
+    inside = row < rows
+    inside[inside] &= marks[inside] >= start[row[inside]]
+    marks, row = marks[inside], row[inside]
+    steps = np.bincount(row, minlength=rows) + 1
+    bounds = np.zeros(rows + 1, dtype=np.int64)
+    np.cumsum(steps, out=bounds[1:])
+    first, last = bounds[:-1], bounds[1:] - 1
+    begin = np.empty(bounds[-1], dtype=np.int64)
+    finish = np.empty(bounds[-1], dtype=np.int64)
+    not_first = np.ones(bounds[-1], dtype=np.bool_)
+    not_first[first] = False
+    not_last = np.ones(bounds[-1], dtype=np.bool_)
+    not_last[last] = False
+    begin[first], begin[not_first] = start, marks + 1
+    finish[last], finish[not_last] = end, marks
+    blank = np.zeros(256, dtype=np.bool_)
+    blank[[32, 9]] = True
+    while np.any(lead := (begin < finish) & blank[buf[begin]]):
+        begin += lead
+    while np.any(tail := (begin < finish) & blank[buf[np.maximum(finish - 1, 0)]]):
+        finish -= tail
+    length = finish - begin
+    real = length > 0
+    begin, length = begin[real], length[real]
+    longest = int(length.max(initial=0))
+    if longest > _LONGEST_NAME:
+        return None
+    packed = _packed(buf, begin, length, max(1, -(-longest // 8)))
+    key = packed[:, 0].copy()
+    for w in range(1, packed.shape[1]):
+        key = key * np.uint64(1099511628211) + packed[:, w]
+    _, first_seen, inverse = np.unique(key, return_index=True, return_inverse=True)
+    exemplar = first_seen[inverse]
+    if not np.array_equal(length[exemplar], length):
+        return None
+    if packed.shape[1] > 1 and not np.array_equal(packed[exemplar], packed):
+        return None
+    order = np.argsort(first_seen)
+    rank = np.empty(len(order), dtype=np.int32)
+    rank[order] = np.arange(len(order), dtype=np.int32)
+    names = tuple(
+        buf[begin[i] : begin[i] + length[i]].tobytes().decode() for i in first_seen[order]
+    )
+    per_row = np.bincount(np.repeat(np.arange(rows), steps)[real], minlength=rows)
+    return per_row.astype(np.int64), rank[inverse.ravel()], names
+
+
+def _packed(buf: npt.NDArray[np.uint8], begin: Int, length: Int, words: int) -> Any:
+    """(steps, words) uint64: each step's bytes, zero-padded (``buf`` has padding at its end)."""
+    grid = np.zeros((len(begin), 8 * words), dtype=np.uint8)
+    for k in range(8 * words):
+        grid[:, k] = np.where(length > k, buf[begin + k], 0)
+    return grid.view(np.uint64)
 
 
 def _csv_columns(file: Path, body: str, layout: _Layout) -> tuple[list[str], dict[str, Float]]:
@@ -227,7 +381,7 @@ def _build(file: Path, paths: list[str], numbers: dict[str, Float], sep: str) ->
         (distinct.setdefault(p, len(distinct)) for p in paths), dtype=np.int64, count=len(paths)
     )
     names: dict[str, int] = {}
-    steps = [[s.strip() for s in p.split(sep)] for p in distinct]
+    steps = [[s.strip(" \t") for s in p.split(sep)] for p in distinct]
     codes = [names.setdefault(s, len(names)) if s else -1 for path in steps for s in path]
     code = np.array(codes, dtype=np.int32)
     raw_lengths = np.fromiter((len(s) for s in steps), dtype=np.int64, count=len(steps))

@@ -40,7 +40,9 @@ def test_valid_config_interpolates_secret(tmp_path: Path, monkeypatch: pytest.Mo
     assert loaded.store_url() == f"sqlite:///{tmp_path.resolve()}/x.db"
 
 
-def test_missing_secret_names_variable_and_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_secret_names_variable_and_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("CL_TEST_TOKEN", raising=False)
     with pytest.raises(ConfigError) as info:
         load_config(write(tmp_path, GOOD))
@@ -63,9 +65,13 @@ def test_unknown_key_is_reported_with_line(tmp_path: Path, monkeypatch: pytest.M
         load_config(write(tmp_path, text))
 
 
-def test_adapter_setting_wrong_type_names_field(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_adapter_setting_wrong_type_names_field(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("CL_TEST_TOKEN", "t")
-    text = GOOD.replace('      property_id: "1"\n', '      property_id: "1"\n      page_size: lots\n')
+    text = GOOD.replace(
+        '      property_id: "1"\n', '      property_id: "1"\n      page_size: lots\n'
+    )
     with pytest.raises(ConfigError, match=r"closedloop.yaml:12: sources.0.settings.page_size"):
         load_config(write(tmp_path, text))
 
@@ -83,7 +89,9 @@ def test_unknown_crm_kind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
 
 def test_secret_value_never_echoed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CL_TEST_TOKEN", "t")
-    text = GOOD.replace("access_token: ${CL_TEST_TOKEN}\nsources", "access_token: [not, a, string]\nsources")
+    text = GOOD.replace(
+        "access_token: ${CL_TEST_TOKEN}\nsources", "access_token: [not, a, string]\nsources"
+    )
     with pytest.raises(ConfigError) as info:
         load_config(write(tmp_path, text))
     assert "not" not in str(info.value).split("access_token")[1]
@@ -103,13 +111,19 @@ def test_mapping_unknown_value_names_line(tmp_path: Path) -> None:
 
 
 def test_mapping_bad_policy(tmp_path: Path) -> None:
-    path = write(tmp_path, "fields:\n  - field: x\n    value: touch_count\n    policy: sometimes\n", "m.yaml")
+    path = write(
+        tmp_path, "fields:\n  - field: x\n    value: touch_count\n    policy: sometimes\n", "m.yaml"
+    )
     with pytest.raises(ConfigError, match=r"m.yaml:4: fields.0.policy"):
         load_crm_mapping(path)
 
 
 def test_channel_rule_with_bad_regex(tmp_path: Path) -> None:
-    path = write(tmp_path, "rules:\n  - channel: X\n    all:\n      - {field: medium, regex: '(('}\n", "c.yaml")
+    path = write(
+        tmp_path,
+        "rules:\n  - channel: X\n    all:\n      - {field: medium, regex: '(('}\n",
+        "c.yaml",
+    )
     with pytest.raises(ConfigError, match=r"c.yaml:4: rules.0.all.0.*invalid regex"):
         load_channel_rules(path)
 

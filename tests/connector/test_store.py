@@ -13,15 +13,29 @@ from connector.store import LockHeld, get_cursor, job_lock, make_engine, set_cur
 
 
 def spend_row(cost: float) -> dict[str, object]:
-    return {"platform": "google_ads", "account": "1", "campaign_id": "9", "campaign": "Spring",
-            "day": date(2026, 11, 1), "cost": cost, "currency": "USD", "cost_base": cost,
-            "clicks": 3, "impressions": 30, "channel": "Paid Search"}
+    return {
+        "platform": "google_ads",
+        "account": "1",
+        "campaign_id": "9",
+        "campaign": "Spring",
+        "day": date(2026, 11, 1),
+        "cost": cost,
+        "currency": "USD",
+        "cost_base": cost,
+        "clicks": 3,
+        "impressions": 30,
+        "channel": "Paid Search",
+    }
 
 
 def test_restated_spend_upserts_on_natural_key(engine: Engine) -> None:
     with Session(engine) as session:
-        upsert(session, models.Spend, [spend_row(10.0)], ["platform", "account", "campaign_id", "day"])
-        upsert(session, models.Spend, [spend_row(12.5)], ["platform", "account", "campaign_id", "day"])
+        upsert(
+            session, models.Spend, [spend_row(10.0)], ["platform", "account", "campaign_id", "day"]
+        )
+        upsert(
+            session, models.Spend, [spend_row(12.5)], ["platform", "account", "campaign_id", "day"]
+        )
         session.commit()
         rows = session.exec(select(models.Spend)).all()
     assert [r.cost for r in rows] == [12.5]

@@ -237,3 +237,31 @@ def test_store_keeps_no_raw_email_nor_secret(loop: Loop, company: Company) -> No
             )
         }
     assert email_hash(person.email) in kinds
+
+
+def test_rollback_restores_only_what_still_holds_closedloops_value(loop: Loop) -> None:
+    _, first = loop.sync()
+    state = loop.crm_state()
+    edited = next(cid for cid, p in state.items() if p["cl_last_touch_channel"])
+    loop.crm.edit("contacts", edited, cl_last_touch_channel="Set by a rep")
+    ctx = loop.context()
+    try:
+        from connector.rollback import rollback
+        from connector.sync import run_job
+
+        holder: dict[str, Any] = {}
+        run = run_job(ctx, "rollback", lambda c: holder.update(r=rollback(c, first.id or 0)))
+    finally:
+        ctx.engine.dispose()
+    assert run.status == "succeeded"
+    result = holder["r"]
+    assert [line for line in result.left_alone if edited in line]
+    after = loop.crm_state()
+    assert after[edited]["cl_last_touch_channel"] == "Set by a rep"
+    others = {
+        v
+        for cid, props in after.items()
+        for f, v in props.items()
+        if not (cid == edited and f == "cl_last_touch_channel")
+    }
+    assert others <= {None, ""}  # HubSpot stores a cleared property as ""

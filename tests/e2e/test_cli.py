@@ -1,0 +1,70 @@
+"""The commands a user types, through Typer's runner (same process, real emulators)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from connector.cli import app
+from connector.demo import start_demo
+from connector.synthetic import generate
+
+runner = CliRunner()
+
+
+def test_demo_report_runs_and_json(tmp_path: Path) -> None:
+    workdir = tmp_path / "demo"
+    result = runner.invoke(app, ["demo", "--contacts", "150", "--dir", str(workdir)])
+    assert result.exit_code == 0, result.output
+    assert "succeeded" in result.output
+    assert "ROI" in result.output and "revenue linear" in result.output
+    assert "Contacts as a sales rep now sees them" in result.output
+    config = str(workdir / "closedloop.yaml")
+
+    report = runner.invoke(app, ["report", "-c", config, "--format", "json"])
+    assert report.exit_code == 0, report.output
+    body = json.loads(report.output)
+    assert body["report_model"] == "linear"
+    assert sum(c["revenue_linear"] for c in body["channels"]) > 0
+    assert {"roi", "roas", "cac", "spend"} <= set(body["channels"][0])
+
+    runs = runner.invoke(app, ["runs", "-c", config])
+    assert runs.exit_code == 0 and "succeeded" in runs.output
+    show = runner.invoke(app, ["runs", "-c", config, "show", "1"])
+    assert show.exit_code == 0 and "field writes: ok" in show.output
+
+
+def test_doctor_checks_reachability_and_fields(tmp_path: Path) -> None:
+    systems = start_demo(tmp_path / "d", "hubspot", generate(contacts=20, visits=200, deals=5))
+    try:
+        config = str(systems.config_path)
+        ok = runner.invoke(app, ["doctor", "-c", config])
+        assert ok.exit_code == 0, ok.output
+        assert "will be created on first sync" in ok.output
+        systems.emulators["hubspot"].access_token = "rotated"
+        bad = runner.invoke(app, ["doctor", "-c", config])
+        assert bad.exit_code == 1
+        assert "pat-na1-demo" not in bad.output
+    finally:
+        systems.stop()
+
+
+def test_bad_mapping_is_reported_before_any_request(tmp_path: Path) -> None:
+    systems = start_demo(tmp_path / "d", "hubspot", generate(contacts=20, visits=200, deals=5))
+    try:
+        mapping = tmp_path / "d" / "mappings" / "hubspot.yaml"
+        mapping.write_text(mapping.read_text().replace("value: touch_count", "value: touch_total"))
+        result = runner.invoke(app, ["sync", "-c", str(systems.config_path)])
+        assert result.exit_code == 2
+        assert "hubspot.yaml:" in result.output and "touch_total" in result.output
+        assert all(len(e.log) == 0 for e in systems.emulators.values())
+    finally:
+        systems.stop()
+
+
+def test_not_yet_commands_say_so() -> None:
+    result = runner.invoke(app, ["serve"])
+    assert result.exit_code == 2
+    assert "not available yet" in result.output
