@@ -12,10 +12,15 @@ from typing import Any
 
 SOURCES: dict[str, str] = {
     "ga4": "adapters.ga4.adapter:Ga4Source",
+    "google_ads": "adapters.google_ads.adapter:GoogleAdsSource",
+    "meta_ads": "adapters.meta_ads.adapter:MetaAdsSource",
+    "linkedin_ads": "adapters.linkedin_ads.adapter:LinkedInAdsSource",
+    "csv_files": "adapters.csv_files.adapter:CsvFilesSource",
 }
 
 CRMS: dict[str, str] = {
     "hubspot": "adapters.hubspot.adapter:HubSpotCrm",
+    "salesforce": "adapters.salesforce.adapter:SalesforceCrm",
 }
 
 

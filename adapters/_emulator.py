@@ -99,6 +99,7 @@ class EmulatorServer:
 
         class _Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body go out as separate writes
 
             def log_message(self, *args: Any) -> None:  # keep test output clean
                 pass
@@ -110,7 +111,9 @@ class EmulatorServer:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", port), _Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
         return self
 
@@ -228,7 +231,8 @@ class EmulatorServer:
             if method == req.method and match:
                 req.params = match.groupdict()
                 try:
-                    return handler(req)
+                    response: Response = handler(req)
+                    return response
                 except Exception as exc:  # an emulator bug must surface as a 500, not a hang
                     return Response(500, {"error": f"emulator error: {exc!r}"})
         return self.not_found_response(req)

@@ -83,7 +83,9 @@ def load_journeys(
     offsets = np.zeros(len(deals) + 1, dtype=np.int64)
     np.cumsum(np.bincount(deal_idx, minlength=len(deals)), out=offsets[1:])
     lead_pos = np.full(len(deals), -1, dtype=np.int64)
-    position = {(int(d), int(t)): i for i, (d, t) in enumerate(zip(deal_idx, touch_ids, strict=True))}
+    position = {
+        (int(d), int(t)): i for i, (d, t) in enumerate(zip(deal_idx, touch_ids, strict=True))
+    }
     for deal_id, lead_touch in session.execute(_LEAD_TOUCHES).all():
         if deal_id not in index:
             continue

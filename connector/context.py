@@ -42,6 +42,12 @@ class RunContext:
         adapters_ = [self.crm, *self.sources.values()]
         return sum(int(a.api_calls()) for a in adapters_)
 
+    def close(self) -> None:
+        """Close the adapters' HTTP sessions and the store's connections."""
+        for adapter in [self.crm, *self.sources.values()]:
+            adapter.close()
+        self.engine.dispose()
+
     def save_counts(self, session: Session) -> None:
         if self.run_id is not None:
             run = session.get(models.SyncRun, self.run_id)

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from numpy.lib.stride_tricks import as_strided
 
 from connector.attribution import (
     Journeys,
@@ -275,38 +276,56 @@ def _tokens(
 ) -> tuple[Int, npt.NDArray[np.int32], tuple[str, ...]] | None:
     """Channel steps of every path: (steps per row, channel code per step, channel names).
 
-    Steps are trimmed of spaces and tabs and empty ones dropped. Each step's bytes are packed
-    in 64-bit words; equal names are found by sorting a key of those words (the bytes
-    themselves for names up to 8 bytes), and every step is then compared with the first step
-    of its key, so a key collision sends the file to the csv path instead.
+    Steps are trimmed of spaces and tabs, and empty ones dropped.
     """
     rows = len(start)
-    marks = np.flatnonzero(buf == sep)
-    row = np.searchsorted(end, marks)
-    inside = row < rows
-    inside[inside] &= marks[inside] >= start[row[inside]]
-    marks, row = marks[inside], row[inside]
-    steps = np.bincount(row, minlength=rows) + 1
+    marks = np.flatnonzero(buf[start[0] : end[-1]] == sep) + start[0]
+    inside = np.searchsorted(marks, end) - np.searchsorted(marks, start)
+    if inside.sum() != len(marks):  # the separator also occurs in other columns
+        row = np.searchsorted(end, marks)
+        marks = marks[(row < rows) & (marks >= start[np.minimum(row, rows - 1)])]
+    steps = inside + 1
     bounds = np.zeros(rows + 1, dtype=np.int64)
     np.cumsum(steps, out=bounds[1:])
-    first, last = bounds[:-1], bounds[1:] - 1
+    opens_row = np.zeros(bounds[-1], dtype=np.bool_)
+    opens_row[bounds[:-1]] = True
+    closes_row = np.append(opens_row[1:], True)
     begin = np.empty(bounds[-1], dtype=np.int64)
     finish = np.empty(bounds[-1], dtype=np.int64)
-    not_first = np.ones(bounds[-1], dtype=np.bool_)
-    not_first[first] = False
-    not_last = np.ones(bounds[-1], dtype=np.bool_)
-    not_last[last] = False
-    begin[first], begin[not_first] = start, marks + 1
-    finish[last], finish[not_last] = end, marks
+    begin[opens_row], begin[~opens_row] = start, marks + 1
+    finish[closes_row], finish[~closes_row] = end, marks
+    _trim(buf, begin, finish)
+    length = finish - begin
+    empty = np.flatnonzero(length == 0)
+    if len(empty):
+        steps -= np.bincount(np.searchsorted(bounds, empty, "right") - 1, minlength=rows)
+        begin, length = np.delete(begin, empty), np.delete(length, empty)
+    named = _name_codes(buf, begin, length)
+    if named is None:
+        return None
+    return steps, *named
+
+
+def _trim(buf: npt.NDArray[np.uint8], begin: Int, finish: Int) -> None:
+    """Move step bounds past leading and trailing spaces and tabs, in place."""
     blank = np.zeros(256, dtype=np.bool_)
     blank[[32, 9]] = True
     while np.any(lead := (begin < finish) & blank[buf[begin]]):
         begin += lead
     while np.any(tail := (begin < finish) & blank[buf[np.maximum(finish - 1, 0)]]):
         finish -= tail
-    length = finish - begin
-    real = length > 0
-    begin, length = begin[real], length[real]
+
+
+def _name_codes(
+    buf: npt.NDArray[np.uint8], begin: Int, length: Int
+) -> tuple[npt.NDArray[np.int32], tuple[str, ...]] | None:
+    """Channel code per step (by first appearance) and the names; None if unsure.
+
+    Each step's bytes are packed in little-endian 64-bit words; the key is the word itself for
+    names up to 8 bytes, a polynomial of the words beyond. The few distinct keys are found on
+    a prefix and completed by lookup, then every step is compared with the first step of its
+    key (length and words), so a key collision sends the file to the csv path instead.
+    """
     longest = int(length.max(initial=0))
     if longest > _LONGEST_NAME:
         return None
@@ -314,28 +333,40 @@ def _tokens(
     key = packed[:, 0].copy()
     for w in range(1, packed.shape[1]):
         key = key * np.uint64(1099511628211) + packed[:, w]
-    _, first_seen, inverse = np.unique(key, return_index=True, return_inverse=True)
-    exemplar = first_seen[inverse]
+    distinct = np.unique(key[:4096])
+    while len(key):
+        slot = np.minimum(np.searchsorted(distinct, key), len(distinct) - 1)
+        unseen = distinct[slot] != key
+        if not unseen.any():
+            break
+        distinct = np.union1d(distinct, key[unseen])
+    else:
+        slot = np.zeros(0, dtype=np.int64)
+    first = np.empty(len(distinct), dtype=np.int64)
+    first[slot[::-1]] = np.arange(len(key) - 1, -1, -1)  # the last write is the smallest
+    exemplar = first[slot]
     if not np.array_equal(length[exemplar], length):
         return None
     if packed.shape[1] > 1 and not np.array_equal(packed[exemplar], packed):
         return None
-    order = np.argsort(first_seen)
+    order = np.argsort(first)
     rank = np.empty(len(order), dtype=np.int32)
     rank[order] = np.arange(len(order), dtype=np.int32)
-    names = tuple(
-        buf[begin[i] : begin[i] + length[i]].tobytes().decode() for i in first_seen[order]
-    )
-    per_row = np.bincount(np.repeat(np.arange(rows), steps)[real], minlength=rows)
-    return per_row.astype(np.int64), rank[inverse.ravel()], names
+    names = tuple(buf[begin[i] : begin[i] + length[i]].tobytes().decode() for i in first[order])
+    return rank[slot], names
+
+
+_BYTE_MASKS = np.array([(1 << (8 * k)) - 1 for k in range(9)], dtype=np.uint64)
 
 
 def _packed(buf: npt.NDArray[np.uint8], begin: Int, length: Int, words: int) -> Any:
     """(steps, words) uint64: each step's bytes, zero-padded (``buf`` has padding at its end)."""
-    grid = np.zeros((len(begin), 8 * words), dtype=np.uint8)
-    for k in range(8 * words):
-        grid[:, k] = np.where(length > k, buf[begin + k], 0)
-    return grid.view(np.uint64)
+    windows = as_strided(buf, shape=(len(buf) - 7, 8), strides=(1, 1), writeable=False)
+    packed = np.empty((len(begin), words), dtype=np.uint64)
+    for w in range(words):
+        word = windows[begin + 8 * w].view("<u8")[:, 0]
+        packed[:, w] = word & _BYTE_MASKS[np.clip(length - 8 * w, 0, 8)]
+    return packed
 
 
 def _csv_columns(file: Path, body: str, layout: _Layout) -> tuple[list[str], dict[str, Float]]:

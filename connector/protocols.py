@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, ClassVar, Protocol
 
@@ -29,6 +29,10 @@ class SourceAdapter(Protocol):
     def touchpoints(self, since: datetime) -> Iterator[Touchpoint]: ...
 
     def spend(self, since: datetime) -> Iterator[Spend]: ...
+
+    def api_calls(self) -> int: ...
+
+    def close(self) -> None: ...
 
 
 class CrmAdapter(Protocol):
@@ -63,6 +67,15 @@ class CrmAdapter(Protocol):
         self, obj: str, ids: Sequence[str], fields: Sequence[str]
     ) -> dict[str, dict[str, str | None]]: ...
 
-    def write(self, obj: str, updates: Sequence[RecordUpdate]) -> list[WriteResult]: ...
+    def write(
+        self,
+        obj: str,
+        updates: Sequence[RecordUpdate],
+        on_batch: Callable[[list[WriteResult]], None] | None = None,
+    ) -> list[WriteResult]:
+        """Write in the API's batches; ``on_batch`` sees each batch's results as they land."""
+        ...
 
     def api_calls(self) -> int: ...
+
+    def close(self) -> None: ...

@@ -101,13 +101,19 @@ def position_based(j: Journeys, params: ModelParams) -> Float:
 
 
 def w_shaped(j: Journeys, params: ModelParams) -> Float:
-    """First, lead-creation and opportunity-creation touches 30 % each, the rest share 10 %."""
+    """First, lead-creation and opportunity-creation touches 30 % each, the rest share 10 %.
+
+    Coinciding or missing roles: see :func:`anchored` (weights add up, then renormalise).
+    """
     first, lead, opp, rest = params.w_shaped
     return anchored(j, [(_first_pos(j), first), (j.lead_pos, lead), (j.opp_pos, opp)], rest)
 
 
 def full_path(j: Journeys, params: ModelParams) -> Float:
-    """First, lead, opportunity and closing (last) touches 22.5 % each, the rest share 10 %."""
+    """First, lead, opportunity and closing (last) touches 22.5 % each, the rest share 10 %.
+
+    Coinciding or missing roles: see :func:`anchored` (weights add up, then renormalise).
+    """
     first, lead, opp, closing, rest = params.full_path
     roles = [(_first_pos(j), first), (j.lead_pos, lead), (j.opp_pos, opp), (_last_pos(j), closing)]
     return anchored(j, roles, rest)

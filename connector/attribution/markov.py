@@ -26,7 +26,7 @@ import numpy.typing as npt
 
 from connector.attribution.journeys import Float, Int, weighted_count
 
-_DENSE_STATES = 1500  # solve with numpy below this many transient states, scipy.sparse above
+_DENSE_STATES = 300  # solve with numpy up to this many states, scipy.sparse above
 _DENSE_CODES = 1 << 24  # relabel window codes with a lookup table below this code range
 
 

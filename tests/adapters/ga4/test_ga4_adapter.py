@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ import connector.retry
 from adapters._emulator import Response
 from adapters.ga4.adapter import Ga4Source, classify
 from adapters.ga4.emulator import Emulator
-from connector.errors import ConfigError, TransientError
+from connector.errors import BudgetExhausted, ConfigError, TransientError
 from connector.records import IdentityKind
 
 NY = ZoneInfo("America/New_York")
@@ -217,14 +218,38 @@ def test_transient_faults_are_retried(emu: Emulator, source_for: Any, fault: str
     assert len(emu.requests("POST")) == 3
 
 
-def test_quota_exhaustion_gives_up_as_transient(source_for: Any) -> None:
+def test_quota_exhaustion_stops_the_run_without_retrying(source_for: Any) -> None:
     with Emulator(tokens_per_day=2) as server:
+        server.tokens_per_hour = server.tokens_per_project_per_hour = 100
         source = source_for(server)
         assert list(source.touchpoints(SINCE)) == []
         assert list(source.touchpoints(SINCE)) == []
-        with pytest.raises(TransientError, match="tokens per day"):
+        sent = len(server.log)
+        with pytest.raises(BudgetExhausted, match="tokens per day quota used up"):
             list(source.touchpoints(SINCE))
-        assert source.api_calls() == 2 + connector.retry.MAX_ATTEMPTS
+        assert len(server.log) == sent  # known to be spent: nothing more is sent
+
+
+def test_quota_429_is_a_budget_stop_not_a_retry(source_for: Any) -> None:
+    with Emulator(tokens_per_day=1) as server:
+        server.tokens_per_hour = server.tokens_per_project_per_hour = 100
+        server.tokens_used_today = 1  # spent by another integration before this run
+        source = source_for(server)
+        with pytest.raises(BudgetExhausted, match="tokens per day"):
+            list(source.touchpoints(SINCE))
+        assert len(server.log) == 1
+
+
+def test_spent_hourly_tokens_stop_before_the_next_request(source_for: Any) -> None:
+    with Emulator() as server:
+        server.tokens_per_hour = 1
+        source = source_for(server)
+        assert list(source.touchpoints(SINCE)) == []
+        sent = len(server.log)
+        # the emulator said 0 tokens remain this hour: stop cleanly rather than sleep an hour
+        with pytest.raises(BudgetExhausted, match="tokens per hour quota used up"):
+            list(source.touchpoints(SINCE))
+        assert len(server.log) == sent
 
 
 def test_retry_after_header_is_read(emu: Emulator, source_for: Any) -> None:
@@ -256,7 +281,7 @@ def test_settings_need_exactly_one_credential(tmp_path: Path) -> None:
     with pytest.raises(ValidationError):
         Ga4Source.Settings(property_id="1", access_token="t", page_size=250_001)
     with pytest.raises(ValidationError):
-        Ga4Source.Settings(property_id="1", access_token="t", unknown=1)
+        Ga4Source.Settings(property_id="1", access_token="t", unknown=1)  # type: ignore[call-arg]
     settings = Ga4Source.Settings(property_id="properties/42", access_token="tok-123")
     assert settings.property_id == "42"
     assert "tok-123" not in repr(settings) and "tok-123" not in settings.model_dump_json()
@@ -269,3 +294,12 @@ def test_unreadable_key_file_is_a_config_error(tmp_path: Path) -> None:
         settings = Ga4Source.Settings(property_id="1", credentials_file=path)
         with pytest.raises(ConfigError, match="credentials_file"):
             Ga4Source(settings)
+
+
+def test_a_dropped_adapter_closes_its_connections(emu: Emulator) -> None:
+    source = Ga4Source(Ga4Source.Settings(**emu.adapter_settings()))
+    assert list(source.touchpoints(SINCE)) == []
+    finalizer = source._finalizer
+    del source
+    gc.collect()
+    assert not finalizer.alive

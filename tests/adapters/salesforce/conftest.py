@@ -23,7 +23,7 @@ def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
 def emu() -> Iterator[Emulator]:
     with Emulator() as emulator:
         emulator.seed_sample()
-        yield emulator  # type: ignore[misc]
+        yield emulator
 
 
 @pytest.fixture

@@ -384,7 +384,7 @@ def test_session_id_only_config_does_not_relogin(emu: Emulator, make_adapter: Ma
 )  # fmt: skip
 def test_settings_validation(settings: dict[str, object], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
-        SalesforceSettings(**settings)  # type: ignore[arg-type]
+        SalesforceSettings(**settings)
 
 
 def test_plain_http_needs_allow_http(emu: Emulator, make_adapter: MakeAdapter) -> None:
@@ -400,3 +400,22 @@ def test_secrets_stay_out_of_settings_repr() -> None:
     assert "00Dsecret" not in repr(settings) and "00Dsecret" not in json.dumps(
         settings.model_dump(mode="json")
     )
+
+
+@pytest.mark.parametrize(("threshold", "expected"), [(10_000, 5), (0, 5)])
+def test_api_calls_per_thousand_updates(
+    make_adapter: MakeAdapter, threshold: int, expected: int
+) -> None:
+    """Collections: 1,000 / 200 = 5 calls. Bulk: create, upload, close, 2 polls (more on a real
+    org, one per bulk_poll_interval) and no result download when nothing failed."""
+    with Emulator() as emu:
+        emu.add_field("Contact", "UTM_Source__c")
+        ids = [emu.add_record("Contact", {"LastName": f"P{i}"}) for i in range(1000)]
+        adapter = make_adapter(emu, bulk_threshold=threshold)
+        adapter.describe_fields("Contact")  # limits + describe, once per run
+        before = adapter.api_calls()
+        results = adapter.write(
+            "Contact", [RecordUpdate(i, {"UTM_Source__c": "google"}) for i in ids]
+        )
+        assert all(r.ok for r in results) and len(results) == 1000
+        assert adapter.api_calls() - before == expected == len(emu.log) - before

@@ -77,7 +77,7 @@ def org() -> Iterator[Emulator]:
             )
         for value in TRICKY:
             emulator.add_record("Lead", {"LastName": value, "Company": "Tricky"})
-        yield emulator  # type: ignore[misc]
+        yield emulator
 
 
 @pytest.fixture

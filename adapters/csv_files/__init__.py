@@ -1,0 +1,1 @@
+"""CSV files source adapter (see adapter.py)."""

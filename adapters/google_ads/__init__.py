@@ -1,0 +1,1 @@
+"""Google Ads source adapter (see adapter.py)."""

@@ -1,0 +1,1 @@
+"""HubSpot CRM: the adapter (``adapter.HubSpotCrm``) and its local emulator (``emulator``)."""

@@ -1,0 +1,578 @@
+"""HubSpot CRM: contacts and deals in, contact and deal properties out.
+
+Reads:
+
+- ``contacts``: the full list (``GET /crm/v3/objects/contacts``, cursor paging) or, with a
+  ``since``, the CRM search API (``POST /crm/v3/objects/contacts/search``) filtered on
+  ``lastmodifieddate >= since`` and sorted by it. Search stops at 10,000 results per query, so
+  the walk restarts from the last modification time it reached, skipping the records already
+  read at that instant (a whole window at one millisecond is read in id order instead).
+- ``deals``: the same on ``hs_lastmodifieddate``; each deal's buyers come from the v4
+  associations batch read (``POST /crm/v4/associations/deals/contacts/batch/read``).
+- property definitions (``GET /crm/v3/properties/{object}``) and current values
+  (``POST /crm/v3/objects/{object}/batch/read``).
+
+Writes: ``POST /crm/v3/objects/{object}/batch/update`` (100 records per call; a 207 names the
+records that failed), and property groups / properties (``POST /crm/v3/properties/{object}``
+and ``.../groups``) for the fields closedloop owns.
+
+Every call goes through the real ``hubspot-api-client``, one client-side rate limiter (a
+share of the ten-second limit, tightened by ``X-HubSpot-RateLimit-Remaining``; search has its
+own per-second limiter) and :func:`connector.retry.call_with_retry`. urllib3's own retries are
+off, so each HTTP request is counted once and retried in one place.
+
+API reference: https://developers.hubspot.com/docs/api/crm/understanding-the-crm
+Search: https://developers.hubspot.com/docs/api/crm/search
+Limits: https://developers.hubspot.com/docs/api/usage-details
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from itertools import islice
+from typing import Any, ClassVar, TypeVar
+
+import urllib3
+from hubspot import HubSpot
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from urllib3.util.retry import Retry
+
+from connector import metrics
+from connector.errors import (
+    BudgetExhausted,
+    ClosedloopError,
+    ConfigError,
+    RecordError,
+    TransientError,
+)
+from connector.ratelimit import RateLimiter
+from connector.records import CrmDeal, CrmRecord, FieldSpec, RecordUpdate, WriteResult
+from connector.retry import call_with_retry
+from connector.timeutil import from_epoch_ms, parse_datetime, to_epoch_ms
+
+SYSTEM = "hubspot"
+TEN_SECOND_LIMIT = 110  # requests per 10 s per private app (Free/Starter: 100; Pro/Ent.: 190)
+SEARCH_PAGE = 200
+SEARCH_WINDOW = 10_000
+ASSOCIATION_BATCH = 1000
+MODIFIED = {"contacts": "lastmodifieddate", "deals": "hs_lastmodifieddate"}
+DEAL_PROPERTIES = (
+    "dealname", "amount", "deal_currency_code", "dealstage", "hs_is_closed_won", "hs_is_closed",
+    "closedate", "hs_lastmodifieddate",
+)  # fmt: skip
+FIELD_TYPES = {  # FieldSpec.type -> HubSpot (type, fieldType)
+    "string": ("string", "text"),
+    "number": ("number", "number"),
+    "datetime": ("datetime", "date"),
+    "date": ("date", "date"),
+    "enumeration": ("enumeration", "select"),
+    "bool": ("bool", "booleancheckbox"),
+}
+MAX_STRING_LENGTH = 65_536
+
+T = TypeVar("T")
+
+
+class HubSpotSettings(BaseModel):
+    """How to reach one HubSpot portal with a private app token."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    access_token: SecretStr
+    host: str = "https://api.hubapi.com"
+    page_size: int = Field(default=100, ge=1, le=100)
+    rate_limit_share: float = Field(default=0.5, gt=0, le=1)
+    property_group: str = "closedloop"
+    search_per_second: int = Field(default=4, ge=1)  # HubSpot allows 5 per token
+    timeout_seconds: float = Field(default=60.0, gt=0)
+
+
+# -- errors, classified once ----------------------------------------------------------------
+def _header(headers: Any, name: str) -> str | None:
+    value = headers.get(name) if headers is not None else None
+    return str(value) if value is not None else None
+
+
+def _retry_after(headers: Any) -> float | None:
+    try:
+        return max(0.0, float(_header(headers, "Retry-After") or ""))
+    except ValueError:
+        return None
+
+
+def classify(error: Exception, action: str) -> ClosedloopError | None:
+    """HubSpot's failures as closedloop's errors (``None``: not an HTTP failure, re-raise).
+
+    ==========================================  =============================================
+    connection refused / reset / timeout         TransientError
+    401                                          ConfigError: the token
+    403                                          ConfigError: the private app's scopes
+    429 ``DAILY``                                BudgetExhausted: resume tomorrow
+    429 ten-secondly / secondly                  TransientError(Retry-After, else 1 s)
+    5xx                                          TransientError(Retry-After)
+    0 (client-side: TLS, unparsable response)    ConfigError
+    other 4xx                                    RecordError with HubSpot's message
+    ==========================================  =============================================
+    """
+    if isinstance(error, urllib3.exceptions.HTTPError):
+        return TransientError(f"HubSpot {action}: connection failed ({type(error).__name__})")
+    status = getattr(error, "status", None)
+    if not isinstance(status, int) or not hasattr(error, "body"):
+        return None
+    headers = getattr(error, "headers", None)
+    body = _error_body(error)
+    message = str(body.get("message") or getattr(error, "reason", "") or "")
+    category = str(body.get("category") or body.get("policyName") or "")
+    if status == 401:
+        return ConfigError(
+            f"HubSpot rejected the access token while trying to {action} (401 {category}). "
+            "Set hubspot access_token to a valid private app token (Settings > Integrations > "
+            "Private Apps)."
+        )
+    if status == 403:
+        return ConfigError(
+            f"HubSpot refused to {action} (403 {category}): {message} Give the private app the "
+            "crm.objects.contacts/deals read and write and crm.schemas.contacts/deals read and "
+            "write scopes."
+        )
+    if status == 429:
+        if body.get("policyName") == "DAILY":
+            return BudgetExhausted(
+                "HubSpot's daily API limit is used up; the run stops and resumes after midnight "
+                "in the portal's time zone."
+            )
+        # The rolling ten-second and the search limits send no Retry-After: a slot frees
+        # within about a second.
+        wait = _retry_after(headers)
+        return TransientError(
+            f"HubSpot rate limit ({category or 'RATE_LIMIT'}) while trying to {action}",
+            retry_after=1.0 if wait is None else wait,
+        )
+    if status == 0:  # the client's own failure: TLS to ``host``, or a body it cannot parse
+        return ConfigError(f"HubSpot {action}: {getattr(error, 'reason', '')} (check host)")
+    if status >= 500:
+        return TransientError(
+            f"HubSpot server error {status} while trying to {action}",
+            retry_after=_retry_after(headers),
+        )
+    return RecordError(f"HubSpot rejected the request to {action} ({status} {category}): {message}")
+
+
+def _error_body(error: Exception) -> dict[str, Any]:
+    raw = getattr(error, "body", None)
+    try:
+        body = json.loads(raw) if raw else {}
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+# -- small conversions ------------------------------------------------------------------------
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _datetime(value: str | None) -> datetime | None:
+    """A datetime property value: ISO-8601 in v3 responses, epoch milliseconds in older data."""
+    text = (value or "").strip()
+    if not text:
+        return None
+    try:
+        return from_epoch_ms(text) if text.isdigit() else parse_datetime(text)
+    except ValueError:
+        return None
+
+
+def _amount(value: str | None) -> float | None:
+    try:
+        amount = float(value or "")
+    except ValueError:
+        return None
+    return amount if math.isfinite(amount) else None
+
+
+def _next_after(page: Any) -> str | None:
+    paging = getattr(page, "paging", None)
+    following = getattr(paging, "next", None) if paging else None
+    return getattr(following, "after", None) if following else None
+
+
+def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def _field_spec(definition: Any) -> FieldSpec:
+    kind = definition.type if definition.type in FIELD_TYPES else "string"
+    meta = definition.modification_metadata
+    read_only = bool(meta and meta.read_only_value) or bool(definition.calculated)
+    options = tuple(o.value for o in definition.options or ())
+    return FieldSpec(
+        name=definition.name,
+        type=kind,
+        updateable=not read_only,
+        length=MAX_STRING_LENGTH if kind == "string" else None,
+        picklist=options if kind == "enumeration" else None,
+        restricted=kind == "enumeration",
+        label=definition.label or "",
+    )
+
+
+def _property_body(spec: FieldSpec, group: str) -> dict[str, Any]:
+    if spec.type not in FIELD_TYPES:
+        raise ConfigError(
+            f"cannot create HubSpot property {spec.name!r}: unknown type {spec.type!r} "
+            f"(one of {', '.join(FIELD_TYPES)})"
+        )
+    kind, field_type = FIELD_TYPES[spec.type]
+    body: dict[str, Any] = {
+        "name": spec.name,
+        "label": spec.label or spec.name,
+        "type": kind,
+        "fieldType": field_type,
+        "groupName": group,
+    }
+    if kind == "enumeration":
+        if not spec.picklist:
+            raise ConfigError(
+                f"cannot create HubSpot property {spec.name!r}: an enumeration needs its values"
+            )
+        body["options"] = [
+            {"label": v, "value": v, "displayOrder": i, "hidden": False}
+            for i, v in enumerate(spec.picklist)
+        ]
+    if kind == "bool":
+        body["options"] = [
+            {"label": "Yes", "value": "true", "displayOrder": 0, "hidden": False},
+            {"label": "No", "value": "false", "displayOrder": 1, "hidden": False},
+        ]
+    return body
+
+
+class HubSpotCrm:
+    """The CRM adapter for HubSpot (contacts as people, deals as deals)."""
+
+    Settings: ClassVar[type[BaseModel]] = HubSpotSettings
+    max_batch: ClassVar[int] = 100
+    person_objects: tuple[str, ...] = ("contacts",)
+    deal_object: str = "deals"
+
+    def __init__(self, settings: HubSpotSettings) -> None:
+        self.settings = settings
+        client = HubSpot(
+            access_token=settings.access_token.get_secret_value(),
+            host=settings.host.rstrip("/"),
+            retry=Retry(total=0, raise_on_status=False),  # retries live in connector.retry
+        )
+        # Each ``client.crm.x.y_api`` access builds a new ApiClient and pool: build each once.
+        crm = client.crm
+        self._objects = crm.objects.basic_api
+        self._search = crm.objects.search_api
+        self._batch = crm.objects.batch_api
+        self._properties = crm.properties.core_api
+        self._groups = crm.properties.groups_api
+        self._associations = crm.associations.v4.batch_api
+        self._limiter = RateLimiter(SYSTEM, TEN_SECOND_LIMIT, 10.0, settings.rate_limit_share)
+        self._search_limiter = RateLimiter(SYSTEM, settings.search_per_second, 1.0)
+        self._calls = 0
+
+    # -- plumbing ---------------------------------------------------------------------------
+    def _call(
+        self, action: str, method: Callable[..., Any], *args: Any, search: bool = False, **kw: Any
+    ) -> Any:
+        """One API call: limiter, count, classify, retry. Returns the deserialised body."""
+        limiter = self._search_limiter if search else self._limiter
+
+        def attempt() -> Any:
+            limiter.acquire()
+            self._calls += 1
+            metrics.API_CALLS.labels(SYSTEM).inc()
+            try:
+                data, _status, headers = method(
+                    *args, _request_timeout=self.settings.timeout_seconds, **kw
+                )
+            except Exception as error:
+                classified = classify(error, action)
+                if classified is None:
+                    raise
+                raise classified from error
+            remaining = _header(headers, "X-HubSpot-RateLimit-Remaining")
+            if remaining is not None and remaining.isdigit():
+                # A rolling window: capacity comes back gradually, so look again in a second.
+                self._limiter.observe(int(remaining), resets_in=1.0)
+            return data
+
+        return call_with_retry(attempt)
+
+    def api_calls(self) -> int:
+        """HTTP requests this adapter has sent (retries included)."""
+        return self._calls
+
+    def close(self) -> None:
+        """Close the connection pools (the adapter is unusable afterwards)."""
+        for api in (
+            self._objects, self._search, self._batch, self._properties, self._groups,
+            self._associations,
+        ):  # fmt: skip
+            api.api_client.rest_client.pool_manager.clear()
+
+    def __enter__(self) -> HubSpotCrm:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- fields -----------------------------------------------------------------------------
+    def describe_fields(self, obj: str) -> dict[str, FieldSpec]:
+        page = self._call(f"read {obj} properties", self._properties.get_all_with_http_info, obj)
+        return {p.name: _field_spec(p) for p in page.results}
+
+    def create_fields(self, obj: str, fields: Sequence[FieldSpec], group: str) -> None:
+        """Create ``group`` and every field of ``fields`` that ``obj`` does not have yet."""
+        groups = self._call(f"read {obj} property groups", self._groups.get_all_with_http_info, obj)
+        if group not in {g.name for g in groups.results}:
+            label = group.replace("_", " ").title()
+            self._call(
+                f"create {obj} property group {group}",
+                self._groups.create_with_http_info,
+                obj,
+                {"name": group, "label": label, "displayOrder": -1},
+            )
+        existing = self.describe_fields(obj)
+        for spec in fields:
+            if spec.name not in existing:
+                self._call(
+                    f"create {obj} property {spec.name}",
+                    self._properties.create_with_http_info,
+                    obj,
+                    _property_body(spec, group),
+                )
+
+    # -- reads ------------------------------------------------------------------------------
+    def contacts(self, since: datetime | None, properties: Sequence[str]) -> Iterator[CrmRecord]:
+        wanted = list(dict.fromkeys(properties))
+        for item in self._records("contacts", since, wanted):
+            values = item.properties or {}
+            yield CrmRecord(
+                object="contacts",
+                crm_id=str(item.id),
+                created_at=_utc(item.created_at),
+                updated_at=_utc(item.updated_at),
+                properties={p: values.get(p) for p in wanted},
+            )
+
+    def deals(self, since: datetime | None) -> Iterator[CrmDeal]:
+        for chunk in _chunks(
+            self._records("deals", since, list(DEAL_PROPERTIES)), ASSOCIATION_BATCH
+        ):
+            buyers = self._deal_contacts([str(d.id) for d in chunk])
+            for item in chunk:
+                yield self._deal(item, buyers.get(str(item.id), []))
+
+    @staticmethod
+    def _deal(item: Any, contact_ids: list[str]) -> CrmDeal:
+        values = item.properties or {}
+        is_won = values.get("hs_is_closed_won") == "true"
+        is_closed = is_won or values.get("hs_is_closed") == "true"
+        return CrmDeal(
+            object="deals",
+            crm_id=str(item.id),
+            name=values.get("dealname") or "",
+            amount=_amount(values.get("amount")),
+            currency=values.get("deal_currency_code") or None,
+            stage=values.get("dealstage") or "",
+            is_won=is_won,
+            is_closed=is_closed,
+            created_at=_utc(item.created_at),
+            updated_at=_utc(item.updated_at),
+            # An open deal's closedate is a forecast, not a close.
+            closed_at=_datetime(values.get("closedate")) if is_closed else None,
+            contact_ids=tuple(dict.fromkeys(contact_ids)),
+        )
+
+    def _deal_contacts(self, deal_ids: list[str]) -> dict[str, list[str]]:
+        """Contact ids per deal id, following each deal's own association paging."""
+        found: dict[str, list[str]] = {}
+        pending: list[dict[str, str]] = [{"id": i} for i in deal_ids]
+        while pending:
+            page = self._call(
+                "read deal-contact associations",
+                self._associations.get_page_with_http_info,
+                "deals",
+                "contacts",
+                {"inputs": pending},
+            )
+            pending = []
+            for result in page.results or ():
+                deal_id = str(result._from.id)  # the client renames the "from" key
+                found.setdefault(deal_id, []).extend(str(t.to_object_id) for t in result.to or ())
+                after = _next_after(result)
+                if after:
+                    pending.append({"id": deal_id, "after": after})
+        return found
+
+    def _records(self, obj: str, since: datetime | None, properties: list[str]) -> Iterator[Any]:
+        if since is None:
+            return self._all(obj, properties)
+        return self._changed(obj, since, list(dict.fromkeys([*properties, MODIFIED[obj]])))
+
+    def _all(self, obj: str, properties: list[str]) -> Iterator[Any]:
+        after: str | None = None
+        while True:
+            page = self._call(
+                f"list {obj}",
+                self._objects.get_page_with_http_info,
+                obj,
+                limit=self.settings.page_size,
+                after=after,
+                properties=properties or None,
+                archived=False,
+            )
+            yield from page.results
+            after = _next_after(page)
+            if after is None:
+                return
+
+    def _search_pages(
+        self, obj: str, filters: list[dict[str, str]], sort: str, properties: list[str]
+    ) -> Iterator[Any]:
+        """The pages of one search, up to where its 10,000-result window ends."""
+        after: str | None = None
+        while True:
+            body: dict[str, Any] = {
+                "filterGroups": [{"filters": filters}],
+                "sorts": [{"propertyName": sort, "direction": "ASCENDING"}],
+                "properties": properties,
+                "limit": SEARCH_PAGE,
+            }
+            if after is not None:
+                body["after"] = after
+            page = self._call(
+                f"search {obj}", self._search.do_search_with_http_info, obj, body, search=True
+            )
+            yield page
+            after = _next_after(page)
+            if after is None or int(after) + SEARCH_PAGE > SEARCH_WINDOW:
+                return
+
+    def _changed(self, obj: str, since: datetime, properties: list[str]) -> Iterator[Any]:
+        """Records modified at or after ``since``, oldest change first, past 10,000 results.
+
+        A record edited during the walk can come again later with its newer values.
+        """
+        modified = MODIFIED[obj]
+        floor = to_epoch_ms(since)
+        at_floor: set[str] = set()  # ids already yielded whose modification time is ``floor``
+        while True:
+            first: int | None = None
+            last_page = None
+            gte = {"propertyName": modified, "operator": "GTE", "value": str(floor)}
+            for last_page in self._search_pages(obj, [gte], modified, properties):
+                for item in last_page.results:
+                    stamp = self._stamp(item, modified)
+                    first = stamp if first is None else first
+                    if stamp != floor:
+                        floor, at_floor = stamp, set()
+                    if item.id not in at_floor:
+                        at_floor.add(item.id)
+                        yield item
+            if last_page is None or _next_after(last_page) is None:
+                return
+            if first == floor:  # the whole window is one millisecond: page through it by id
+                yield from self._same_instant(obj, modified, floor, at_floor, properties)
+                floor, at_floor = floor + 1, set()
+
+    def _same_instant(
+        self, obj: str, modified: str, stamp: int, seen: set[str], properties: list[str]
+    ) -> Iterator[Any]:
+        last_id = 0
+        while True:
+            last_page = None
+            filters = [
+                {"propertyName": modified, "operator": "EQ", "value": str(stamp)},
+                {"propertyName": "hs_object_id", "operator": "GT", "value": str(last_id)},
+            ]
+            for last_page in self._search_pages(obj, filters, "hs_object_id", properties):
+                for item in last_page.results:
+                    last_id = int(item.id)
+                    if item.id not in seen:
+                        yield item
+            if last_page is None or _next_after(last_page) is None:
+                return
+
+    @staticmethod
+    def _stamp(item: Any, modified: str) -> int:
+        moment = _datetime((item.properties or {}).get(modified)) or _utc(item.updated_at)
+        return to_epoch_ms(moment)
+
+    def read_values(
+        self, obj: str, ids: Sequence[str], fields: Sequence[str]
+    ) -> dict[str, dict[str, str | None]]:
+        """Current values of ``fields`` per record id (ids HubSpot does not know are left out)."""
+        wanted = list(dict.fromkeys(fields))
+        values: dict[str, dict[str, str | None]] = {}
+        for chunk in _chunks(dict.fromkeys(ids), self.max_batch):
+            page = self._call(
+                f"read {obj}",
+                self._batch.read_with_http_info,
+                obj,
+                {
+                    "inputs": [{"id": i} for i in chunk],
+                    "properties": wanted,
+                    "propertiesWithHistory": [],
+                },
+                archived=False,
+            )
+            for item in page.results or ():
+                current = item.properties or {}
+                values[str(item.id)] = {f: current.get(f) for f in wanted}
+        return values
+
+    # -- writes -----------------------------------------------------------------------------
+    def write(
+        self,
+        obj: str,
+        updates: Sequence[RecordUpdate],
+        on_batch: Callable[[list[WriteResult]], None] | None = None,
+    ) -> list[WriteResult]:
+        """Update records in batches of 100; a failed record or batch does not stop the rest."""
+        results: list[WriteResult] = []
+        for chunk in _chunks(updates, self.max_batch):
+            outcome = self._write_batch(obj, chunk)
+            results.extend(outcome)
+            if on_batch is not None:
+                on_batch(outcome)
+        return results
+
+    def _write_batch(self, obj: str, chunk: list[RecordUpdate]) -> list[WriteResult]:
+        inputs = [
+            {"id": u.crm_id, "properties": {k: "" if v is None else v for k, v in u.values.items()}}
+            for u in chunk
+        ]
+        try:
+            page = self._call(
+                f"update {obj}", self._batch.update_with_http_info, obj, {"inputs": inputs}
+            )
+        except RecordError as rejected:  # the whole batch, e.g. a 400: its records fail
+            return [WriteResult(u.crm_id, ok=False, error=str(rejected)) for u in chunk]
+        failed: dict[str, str] = {}
+        unattributed: list[str] = []
+        for problem in getattr(page, "errors", None) or ():
+            message = f"{problem.category}: {problem.message}"
+            ids = (problem.context or {}).get("ids") or []
+            for crm_id in ids:
+                failed.setdefault(str(crm_id), message)
+            if not ids:
+                unattributed.append(message)
+        updated = {str(item.id) for item in page.results or ()}
+        outcome = []
+        for update in chunk:
+            reason = failed.get(update.crm_id)
+            if reason is None and unattributed and update.crm_id not in updated:
+                reason = "; ".join(unattributed)
+            outcome.append(WriteResult(update.crm_id, ok=reason is None, error=reason or ""))
+        return outcome

@@ -1,0 +1,1 @@
+"""LinkedIn Ads source adapter (see adapter.py)."""

@@ -1,0 +1,1 @@
+"""Meta Ads source adapter (see adapter.py)."""

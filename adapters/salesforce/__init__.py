@@ -1,0 +1,1 @@
+"""Salesforce: Lead/Contact people and Opportunity deals (``adapter``), local org (``emulator``)."""

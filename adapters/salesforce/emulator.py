@@ -1,0 +1,1349 @@
+"""A wire-faithful Salesforce org on 127.0.0.1 for tests and the demo.
+
+Serves what closedloop's adapter and simple-salesforce use, with Salesforce's paths, JSON shapes,
+errors and limit headers (any ``vXX.X``):
+
+- ``GET  /services/data/vXX.X/query/?q=`` and ``queryAll/`` (SOQL subset, see :mod:`.soql`),
+  paging through root-relative ``nextRecordsUrl``; ``Sforce-Query-Options: batchSize=N``.
+- ``GET  .../sobjects/{type}/describe``, ``GET|PATCH .../sobjects/{type}/{id}``, ``GET .../limits``.
+- ``PATCH .../composite/sobjects`` (sObject Collections update, <= 200 records, allOrNone).
+- Bulk API 2.0 ingest (update): create, ``PUT .../batches`` (201), ``PATCH`` UploadComplete /
+  Aborted, job info, ``successfulResults`` / ``failedResults`` / ``unprocessedrecords`` CSV.
+- ``POST /services/Soap/u/XX.X`` (SOAP login) and ``POST /services/oauth2/token`` (JWT bearer).
+
+Seed and test helpers: ``add_field``, ``add_record``, ``edit``, ``record``, ``delete``,
+``convert_lead``, ``enable_multicurrency``, ``expire_session``, ``disable_api``; attributes
+``page_size``, ``daily_limit`` / ``api_used``, ``bulk_polls_in_progress``, ``logins``, ``jobs``.
+
+Every data request counts against the daily API counter (``Sforce-Limit-Info: api-usage=N/M``);
+once exhausted: 403 ``REQUEST_LIMIT_EXCEEDED``. An unknown session: 401 ``INVALID_SESSION_ID``.
+
+References: https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/ and
+https://developer.salesforce.com/docs/atlas.en-us.api_asynch.meta/api_asynch/
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import json
+import secrets
+import socket
+import threading
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qs, urlencode
+
+import jwt
+
+from adapters._emulator import EmulatorServer, Request, Response, route
+from adapters.salesforce import soql
+from connector.timeutil import parse_datetime
+
+API = r"/services/data/v(?P<version>\d+\.\d)"
+JOB = API + r"/jobs/ingest/(?P<job>750\w{12,15})"
+RECORD_ID = r"(?P<id>[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?)"
+SAMPLE_DAY = datetime(2026, 11, 20, tzinfo=UTC)
+MAX_URI_LENGTH = 16_384
+COLLECTION_LIMIT = 200
+
+KEY_PREFIXES = {
+    "Lead": "00Q",
+    "Contact": "003",
+    "Account": "001",
+    "Opportunity": "006",
+    "OpportunityContactRole": "00K",
+    "DatedConversionRate": "04w",
+}
+LEAD_SOURCES = [
+    "Web",
+    "Phone Inquiry",
+    "Partner Referral",
+    "Purchased List",
+    "Other",
+    "Advertisement",
+    "Employee Referral",
+    "External Referral",
+    "Trade Show",
+    "Word of mouth",
+    # demo values an admin added for closedloop's channels
+    "Email",
+    "Paid Search",
+    "Paid Social",
+    "Organic Search",
+    "Referral",
+    "Display",
+]
+STAGES = [
+    "Prospecting",
+    "Qualification",
+    "Needs Analysis",
+    "Value Proposition",
+    "Proposal/Price Quote",
+    "Negotiation/Review",
+    "Closed Won",
+    "Closed Lost",
+]
+NUMBER_TYPES = {"double", "currency", "percent", "int"}
+TEXT_TYPES = {"string", "textarea", "email", "phone", "url", "picklist", "id", "reference"}
+SOAP_TYPES = {
+    "id": "tns:ID",
+    "reference": "tns:ID",
+    "boolean": "xsd:boolean",
+    "int": "xsd:int",
+    "double": "xsd:double",
+    "currency": "xsd:double",
+    "percent": "xsd:double",
+    "date": "xsd:date",
+    "datetime": "xsd:dateTime",
+}
+DELIMITERS = {
+    "COMMA": ",",
+    "SEMICOLON": ";",
+    "TAB": "\t",
+    "PIPE": "|",
+    "CARET": "^",
+    "BACKQUOTE": "`",
+}
+JWT_AUDIENCES = {"https://login.salesforce.com", "https://test.salesforce.com"}
+# closedloop's fields on Lead and Contact in the sample org (Text(255); plus
+# First_Touch_Date__c (datetime) and Touch_Count__c (number)): identity, captured UTMs, results
+SAMPLE_TEXT_FIELDS = (
+    "GA_Client_ID__c", "User_ID__c", "GCLID__c", "FBCLID__c",
+    "UTM_Source__c", "UTM_Medium__c", "UTM_Campaign__c",
+    "First_Touch_Channel__c", "First_Touch_Campaign__c", "Lead_Touch_Channel__c",
+    "Lead_Touch_Source__c", "Last_Touch_Channel__c", "Last_Touch_Campaign__c", "Channel_Path__c",
+)  # fmt: skip
+_CHECKSUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
+_BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def sf_datetime(value: datetime) -> str:
+    """``2026-11-20T10:00:00.000+0000``: how Salesforce prints datetimes in JSON."""
+    value = value.astimezone(UTC)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}+0000"
+
+
+def id18(id15: str) -> str:
+    """Append Salesforce's case-safe checksum to a 15-character id."""
+    suffix = ""
+    for chunk in (id15[0:5], id15[5:10], id15[10:15]):
+        flags = sum(1 << i for i, char in enumerate(chunk) if char.isupper())
+        suffix += _CHECKSUM[flags]
+    return id15 + suffix
+
+
+def errors_body(message: str, code: str, fields: list[str] | None = None) -> list[dict[str, Any]]:
+    body: dict[str, Any] = {"message": message, "errorCode": code}
+    if fields is not None:
+        body["fields"] = fields
+    return [body]
+
+
+def _field(
+    name: str,
+    type: str = "string",
+    *,
+    length: int | None = None,
+    updateable: bool = True,
+    picklist: list[str] | None = None,
+    restricted: bool = False,
+    custom: bool = False,
+    reference_to: list[str] | None = None,
+    label: str | None = None,
+) -> dict[str, Any]:
+    """One field of a describe result (the keys clients read; Salesforce sends more)."""
+    if length is None:
+        length = {"id": 18, "reference": 18, "textarea": 32000, "email": 80, "phone": 40}.get(
+            type, 255 if type in TEXT_TYPES else 0
+        )
+    return {
+        "name": name,
+        "label": label or name.removesuffix("__c").replace("_", " "),
+        "type": type,
+        "length": length,
+        "byteLength": length * 3,
+        "precision": 18 if type in {"double", "currency"} else 0,
+        "scale": 2 if type in {"double", "currency"} else 0,
+        "soapType": SOAP_TYPES.get(type, "xsd:string"),
+        "updateable": updateable,
+        "createable": updateable,
+        "nillable": type not in {"boolean", "id"} and name not in {"LastName", "Name"},
+        "custom": custom,
+        "calculated": False,
+        "externalId": False,
+        "unique": False,
+        "filterable": True,
+        "sortable": type != "textarea",
+        "defaultValue": False if type == "boolean" else None,
+        "picklistValues": [
+            {"active": True, "defaultValue": False, "label": v, "validFor": None, "value": v}
+            for v in picklist or []
+        ],
+        "restrictedPicklist": restricted,
+        "referenceTo": reference_to or [],
+        "relationshipName": name.removesuffix("Id") if type == "reference" else None,
+    }
+
+
+def _standard_schema() -> dict[str, list[dict[str, Any]]]:
+    def system(*extra: dict[str, Any]) -> list[dict[str, Any]]:
+        return [
+            _field("Id", "id", updateable=False),
+            _field("IsDeleted", "boolean", updateable=False),
+            *extra,
+            _field("CreatedDate", "datetime", updateable=False),
+            _field("LastModifiedDate", "datetime", updateable=False),
+            _field("SystemModstamp", "datetime", updateable=False),
+        ]
+
+    lead_source = _field(
+        "LeadSource",
+        "picklist",
+        length=255,
+        picklist=LEAD_SOURCES,
+        restricted=True,
+        label="Lead Source",
+    )
+    person = [
+        _field("FirstName", length=40),
+        _field("LastName", length=80),
+        _field("Name", length=121, updateable=False),
+        _field("Email", "email"),
+        _field("Phone", "phone"),
+        _field("Title", length=128),
+        lead_source,
+        _field("Description", "textarea"),
+        _field("OwnerId", "reference", reference_to=["User"]),
+    ]
+    return {
+        "Lead": system(
+            *person,
+            _field("Company", length=255),
+            _field(
+                "Status",
+                "picklist",
+                picklist=[
+                    "Open - Not Contacted",
+                    "Working - Contacted",
+                    "Closed - Converted",
+                    "Closed - Not Converted",
+                ],
+            ),
+            _field("IsConverted", "boolean", updateable=False),
+            _field("ConvertedContactId", "reference", updateable=False, reference_to=["Contact"]),
+            _field("ConvertedAccountId", "reference", updateable=False, reference_to=["Account"]),
+            _field("ConvertedDate", "date", updateable=False),
+        ),
+        "Contact": system(*person, _field("AccountId", "reference", reference_to=["Account"])),
+        "Account": system(
+            _field("Name"),
+            _field("Website", "url"),
+            _field("Industry", "picklist", picklist=["Technology", "Finance", "Retail", "Other"]),
+            _field("OwnerId", "reference", reference_to=["User"]),
+        ),
+        "Opportunity": system(
+            _field("Name", length=120),
+            _field("AccountId", "reference", reference_to=["Account"]),
+            _field("Amount", "currency"),
+            _field("StageName", "picklist", picklist=STAGES),
+            _field("Probability", "percent"),
+            _field("CloseDate", "date"),
+            _field("IsWon", "boolean", updateable=False),
+            _field("IsClosed", "boolean", updateable=False),
+            _field("LeadSource", "picklist", picklist=LEAD_SOURCES, label="Lead Source"),
+            _field("OwnerId", "reference", reference_to=["User"]),
+        ),
+        "OpportunityContactRole": system(
+            _field("OpportunityId", "reference", reference_to=["Opportunity"]),
+            _field("ContactId", "reference", reference_to=["Contact"]),
+            _field(
+                "Role",
+                "picklist",
+                picklist=["Decision Maker", "Economic Buyer", "Evaluator", "Influencer", "Other"],
+            ),
+            _field("IsPrimary", "boolean"),
+        ),
+    }
+
+
+class _Rejected(Exception):
+    """One record's save failed (a SaveResult error)."""
+
+    def __init__(self, code: str, message: str, fields: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.code, self.message, self.fields = code, message, fields or []
+
+    def as_json(self) -> dict[str, Any]:
+        return {"statusCode": self.code, "message": self.message, "fields": self.fields}
+
+    def as_csv(self) -> str:
+        return f"{self.code}:{self.message}:{','.join(self.fields)} --"
+
+
+class _BadValue(Exception):
+    """A value of the wrong type: JSON_PARSER_ERROR for the request (REST), row error (bulk)."""
+
+
+@dataclass
+class _Job:
+    id: str
+    object: str
+    operation: str
+    line_ending: str
+    delimiter: str
+    created: str
+    state: str = "Open"
+    uploads: list[str] = field(default_factory=list)
+    header: list[str] = field(default_factory=list)
+    successes: list[tuple[str, list[str]]] = field(default_factory=list)
+    failures: list[tuple[str, str, list[str]]] = field(default_factory=list)
+    unprocessed: list[list[str]] = field(default_factory=list)
+    error_message: str = ""
+    polls_left: int = 0
+
+
+class Emulator(EmulatorServer):
+    """An org with Lead, Contact, Account, Opportunity and OpportunityContactRole."""
+
+    name = "salesforce"
+
+    def __init__(
+        self,
+        session_id: str = "00Ddemo!session",
+        username: str = "demo@example.com",
+        password: str = "demo",
+        security_token: str = "tok",
+        daily_limit: int = 15000,
+        rate_limit: tuple[int, float] | None = None,
+        *,
+        consumer_key: str = "3MVG9demo.consumer.key",
+        jwt_public_key: str | bytes | None = None,
+        page_size: int = 2000,
+    ) -> None:
+        super().__init__(rate_limit=rate_limit)
+        self.session_id = session_id
+        self.username, self.password, self.security_token = username, password, security_token
+        self.consumer_key = consumer_key
+        self.jwt_public_key = jwt_public_key
+        self.daily_limit = daily_limit
+        self.api_used = 0
+        self.page_size = page_size
+        self.bulk_polls_in_progress = 1  # polls answering InProgress before a job completes
+        self.logins = 0
+        self.org_id = id18("00D5g000004Demo")
+        self.user_id = id18("0055g00000Demo1")
+        self.schema: dict[str, dict[str, dict[str, Any]]] = {
+            obj: {f["name"]: f for f in fields} for obj, fields in _standard_schema().items()
+        }
+        self.records: dict[str, dict[str, dict[str, Any]]] = {obj: {} for obj in self.schema}
+        self.jobs: dict[str, _Job] = {}
+        self._sessions = {session_id}
+        self._issue_dead_sessions = False
+        self._api_disabled = False
+        self._cursors: dict[str, tuple[list[dict[str, Any]], int]] = {}
+        self._counter = itertools.count(1)
+
+    # -- seed API --------------------------------------------------------------------------
+    def add_field(
+        self,
+        sobject: str,
+        name: str,
+        type: str = "string",
+        length: int = 255,
+        updateable: bool = True,
+        picklist: list[str] | None = None,
+        restricted: bool = False,
+    ) -> None:
+        """Add a (custom) field to an object's describe; existing records get null."""
+        size = length if type in TEXT_TYPES else None
+        self.schema[sobject][name] = _field(
+            name,
+            type,
+            length=size,
+            updateable=updateable,
+            picklist=picklist,
+            restricted=restricted,
+            custom=name.endswith("__c"),
+        )
+        for record in self.records[sobject].values():
+            record.setdefault(name, False if type == "boolean" else None)
+
+    def add_record(
+        self, sobject: str, fields: dict[str, Any], created_at: datetime | None = None
+    ) -> str:
+        """Insert a record as a person would; returns its 18-character Id."""
+        with self._lock:
+            unknown = [name for name in fields if name not in self.schema[sobject]]
+            if unknown:
+                raise KeyError(f"{sobject} has no fields {unknown}: add_field() them first")
+            record_id = self.new_id(KEY_PREFIXES[sobject])
+            stamp = sf_datetime(created_at or datetime.now(UTC))
+            record: dict[str, Any] = {
+                name: False if spec["type"] == "boolean" else None
+                for name, spec in self.schema[sobject].items()
+            }
+            record.update(fields)
+            record.update(
+                Id=record_id,
+                IsDeleted=False,
+                CreatedDate=stamp,
+                LastModifiedDate=stamp,
+                SystemModstamp=stamp,
+            )
+            self._derive(sobject, record)
+            self.records[sobject][record_id] = record
+            return record_id
+
+    def edit(self, sobject: str, id: str, **fields: Any) -> None:
+        """A person's edit in the UI: sets the fields and bumps SystemModstamp."""
+        self._edit(sobject, id, fields)
+
+    def _edit(
+        self, sobject: str, id: str, fields: dict[str, Any], at: datetime | None = None
+    ) -> None:
+        with self._lock:
+            record = self.records[sobject][id]
+            record.update(fields)
+            self._derive(sobject, record)
+            self._touch(record, at)
+
+    def record(self, sobject: str, id: str) -> dict[str, Any]:
+        with self._lock:
+            return dict(self.records[sobject][id])
+
+    def delete(self, sobject: str, id: str) -> None:
+        """Move a record to the recycle bin (queryAll still sees it)."""
+        self.edit(sobject, id, IsDeleted=True)
+
+    def convert_lead(
+        self, lead_id: str, contact_id: str | None = None, *, at: datetime | None = None
+    ) -> str:
+        """Convert a lead (at ``at``, default now); creates the contact unless given."""
+        at = at or datetime.now(UTC)
+        lead = self.record("Lead", lead_id)
+        if contact_id is None:
+            system = {"Id", "Name", "IsDeleted", "CreatedDate", "LastModifiedDate", "OwnerId",
+                      "SystemModstamp"}  # fmt: skip
+            shared = {
+                k: v for k, v in lead.items() if k in self.schema["Contact"] and k not in system
+            }
+            contact_id = self.add_record("Contact", shared, at)
+        converted = {
+            "IsConverted": True,
+            "ConvertedContactId": contact_id,
+            "ConvertedAccountId": self.record("Contact", contact_id).get("AccountId"),
+            "Status": "Closed - Converted",
+            "ConvertedDate": at.date().isoformat(),
+        }
+        self._edit("Lead", lead_id, converted, at)
+        return contact_id
+
+    def enable_multicurrency(self, rates: dict[str, float] | None = None) -> None:
+        """Turn on multiple currencies: CurrencyIsoCode everywhere, DatedConversionRate."""
+        rates = rates or {"USD": 1.0, "EUR": 0.92, "GBP": 0.79}
+        codes = list(rates)
+        for sobject in ("Lead", "Contact", "Account", "Opportunity"):
+            self.add_field(
+                sobject, "CurrencyIsoCode", "picklist", length=3, picklist=codes, restricted=True
+            )
+            for record in self.records[sobject].values():
+                record["CurrencyIsoCode"] = record.get("CurrencyIsoCode") or codes[0]
+        self.schema["DatedConversionRate"] = {
+            f["name"]: f
+            for f in [
+                _field("Id", "id", updateable=False),
+                _field("IsoCode", "picklist", picklist=codes),
+                _field("ConversionRate", "double"),
+                _field("StartDate", "date"),
+                _field("NextStartDate", "date"),
+                _field("CreatedDate", "datetime", updateable=False),
+                _field("LastModifiedDate", "datetime", updateable=False),
+                _field("SystemModstamp", "datetime", updateable=False),
+                _field("IsDeleted", "boolean", updateable=False),
+            ]
+        }
+        self.records["DatedConversionRate"] = {}
+        for code, rate in rates.items():
+            self.add_record(
+                "DatedConversionRate",
+                {
+                    "IsoCode": code,
+                    "ConversionRate": rate,
+                    "StartDate": "0001-01-01",
+                    "NextStartDate": "9999-12-31",
+                },
+            )
+
+    def expire_session(self, *, keep_expiring: bool = False) -> None:
+        """Invalidate every session: the next request gets 401 INVALID_SESSION_ID.
+
+        ``keep_expiring`` also makes sessions from later logins invalid (a revoked user)."""
+        with self._lock:
+            self._sessions.clear()
+            self._issue_dead_sessions = keep_expiring
+
+    def disable_api(self) -> None:
+        """The user loses "API Enabled": every data request gets 403 API_CURRENTLY_DISABLED."""
+        self._api_disabled = True
+
+    def new_id(self, prefix: str) -> str:
+        number = next(self._counter)
+        digits = ""
+        for _ in range(9):
+            number, rest = divmod(number, 62)
+            digits = _BASE62[rest] + digits
+        return id18(prefix + "5g" + "0" + digits)
+
+    # -- contract-suite helpers ------------------------------------------------------------
+    def seed_sample(self) -> None:
+        """30 accounts, contacts, leads (5 converted), opportunities and their contact roles,
+        created in the 30 days before 2026-11-20, with closedloop's custom fields."""
+        for sobject in ("Lead", "Contact"):
+            for name in SAMPLE_TEXT_FIELDS:
+                self.add_field(sobject, name, length=255)
+            self.add_field(sobject, "First_Touch_Date__c", "datetime")
+            self.add_field(sobject, "Touch_Count__c", "double")
+        sources = ["Web", "Paid Search", "Organic Search", "Email", "Trade Show", None]
+        stages = [
+            "Prospecting",
+            "Qualification",
+            "Proposal/Price Quote",
+            "Closed Won",
+            "Closed Lost",
+            "Negotiation/Review",
+        ]
+        contacts = []
+        for i in range(30):
+            created = SAMPLE_DAY - timedelta(days=30 - i, hours=(i * 5) % 24)
+            account = self.add_record(
+                "Account",
+                {
+                    "Name": f"Account {i:02d}",
+                    "Website": f"https://account{i:02d}.example.com",
+                    "Industry": "Technology",
+                },
+                created,
+            )
+            client_id = f"{1000000000 + i * 7919}.{1700000000 + i * 86400}"
+            contacts.append(
+                self.add_record(
+                    "Contact",
+                    {
+                        "FirstName": f"Casey{i:02d}",
+                        "LastName": "Contact",
+                        "AccountId": account,
+                        "Email": f"contact{i:02d}@example.com",
+                        "LeadSource": sources[i % len(sources)],
+                        "GA_Client_ID__c": client_id if i % 2 == 0 else None,
+                        "User_ID__c": f"user-{i:03d}" if i % 6 == 0 else None,
+                    },
+                    created + timedelta(hours=1),
+                )
+            )
+            lead = self.add_record(
+                "Lead",
+                {
+                    "FirstName": f"Lee{i:02d}",
+                    "LastName": "Lead",
+                    "Company": f"Prospect {i:02d}",
+                    "Email": f"lead{i:02d}@example.com",
+                    "Status": "Open - Not Contacted",
+                    "LeadSource": sources[(i + 1) % len(sources)],
+                    "GA_Client_ID__c": client_id if i % 2 == 1 else None,
+                    "User_ID__c": f"user-{i:03d}" if i % 6 == 3 else None,
+                    "GCLID__c": f"Cj0KCQiA{i:04d}" if i % 5 == 1 else None,
+                    "UTM_Source__c": "google" if i % 5 == 1 else None,
+                    "UTM_Medium__c": "cpc" if i % 5 == 1 else None,
+                },
+                created + timedelta(hours=2),
+            )
+            if i % 6 == 5:
+                self.convert_lead(lead, contacts[-1], at=created + timedelta(days=1))
+            stage = stages[i % len(stages)]
+            opportunity = self.add_record(
+                "Opportunity",
+                {
+                    "Name": f"Deal {i:02d}",
+                    "AccountId": account,
+                    "Amount": 1000.0 + 250 * i,
+                    "StageName": stage,
+                    "CloseDate": (created + timedelta(days=20)).date().isoformat(),
+                },
+                created + timedelta(hours=3),
+            )
+            self.add_record(
+                "OpportunityContactRole",
+                {
+                    "OpportunityId": opportunity,
+                    "ContactId": contacts[-1],
+                    "IsPrimary": True,
+                    "Role": "Decision Maker",
+                },
+                created + timedelta(hours=3),
+            )
+            if i > 0 and i % 3 == 0:
+                self.add_record(
+                    "OpportunityContactRole",
+                    {
+                        "OpportunityId": opportunity,
+                        "ContactId": contacts[i - 1],
+                        "IsPrimary": False,
+                        "Role": "Influencer",
+                    },
+                    created + timedelta(hours=4),
+                )
+
+    def adapter_settings(self, *, valid_token: bool = True) -> dict[str, Any]:
+        return {
+            "instance_url": self.url,
+            "session_id": self.session_id if valid_token else "00Dinvalid!expired",
+            "allow_http": True,
+            "bulk_poll_interval": 0.01,
+        }
+
+    def __enter__(self) -> Emulator:
+        super().__enter__()
+        return self
+
+    def start(self, port: int = 0) -> Emulator:
+        super().start(port)
+        assert self._server is not None
+        # headers and body go out in two writes: without this, Nagle + delayed ACK cost 40 ms
+        self._server.RequestHandlerClass.disable_nagle_algorithm = True  # type: ignore[attr-defined]
+        return self
+
+    def stop(self) -> None:
+        """Stop without waiting out serve_forever's 0.5 s poll: connect until it has noticed."""
+        if self._server is None:
+            return
+        port = int(self._server.server_address[1])
+        stopped = threading.Event()
+
+        def poke() -> None:
+            while not stopped.wait(0.01):
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                except OSError:
+                    return
+
+        threading.Thread(target=poke, daemon=True).start()
+        try:
+            super().stop()
+        finally:
+            stopped.set()
+
+    # -- hooks -----------------------------------------------------------------------------
+    def check_auth(self, req: Request) -> Response | None:
+        if not req.path.startswith("/services/data/"):
+            return None
+        if len(req.path) + len(urlencode(req.query, doseq=True)) + 1 > MAX_URI_LENGTH:
+            return Response(414, errors_body("The request URI is too long", "URI_TOO_LONG"))
+        token = req.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        with self._lock:
+            if token not in self._sessions:
+                return Response(
+                    401, errors_body("Session expired or invalid", "INVALID_SESSION_ID")
+                )
+            if self._api_disabled:
+                return Response(
+                    403, errors_body("API is disabled for this User", "API_CURRENTLY_DISABLED")
+                )
+            if self.api_used >= self.daily_limit:
+                return Response(
+                    403,
+                    errors_body("TotalRequests Limit exceeded.", "REQUEST_LIMIT_EXCEEDED"),
+                    self._limit_header(),
+                )
+            self.api_used += 1
+        return None
+
+    def rate_limited_response(self, req: Request) -> Response:
+        return Response(
+            429,
+            errors_body("Too many requests. Retry after 1 second.", "REQUEST_LIMIT_EXCEEDED"),
+            {"Retry-After": "1"},
+        )
+
+    def server_error_response(self, req: Request, status: int) -> Response:
+        if status == 503:
+            return Response(
+                503,
+                errors_body(
+                    "Server is temporarily unavailable, retry later.", "SERVER_UNAVAILABLE"
+                ),
+            )
+        return Response(
+            status,
+            errors_body(
+                "An unexpected error occurred. Please include this ErrorId if you contact support: "
+                "1234567890-12345 (-1234567890)",
+                "UNKNOWN_EXCEPTION",
+            ),
+        )
+
+    def not_found_response(self, req: Request) -> Response:
+        return Response(404, errors_body("The requested resource does not exist", "NOT_FOUND"))
+
+    def _route(self, req: Request) -> Response:
+        with self._lock:
+            response = super()._route(req)
+        if req.path.startswith("/services/data/"):
+            response.headers.update(self._limit_header())
+        return response
+
+    @staticmethod
+    def _base(req: Request) -> str:
+        return f"/services/data/v{req.params['version']}"
+
+    def _limit_header(self) -> dict[str, str]:
+        return {"Sforce-Limit-Info": f"api-usage={self.api_used}/{self.daily_limit}"}
+
+    # -- REST: limits, describe, records ---------------------------------------------------
+    @route("GET", API + r"/limits")
+    def limits(self, req: Request) -> Response:
+        jobs_today = len(self.jobs)
+        return Response(
+            200,
+            {
+                "DailyApiRequests": {
+                    "Max": self.daily_limit,
+                    "Remaining": self.daily_limit - self.api_used,
+                },
+                "DailyBulkApiBatches": {"Max": 15000, "Remaining": 15000 - jobs_today},
+                "DailyBulkV2QueryJobs": {"Max": 10000, "Remaining": 10000},
+                "DailyBulkV2QueryFileStorageMB": {"Max": 976562, "Remaining": 976562},
+                "DataStorageMB": {"Max": 5, "Remaining": 5},
+            },
+        )
+
+    @route("GET", API + r"/sobjects/(?P<sobject>\w+)/describe")
+    def describe(self, req: Request) -> Response:
+        sobject = req.params["sobject"]
+        if sobject not in self.schema:
+            return self.not_found_response(req)
+        return Response(
+            200,
+            {
+                "name": sobject,
+                "label": sobject,
+                "keyPrefix": KEY_PREFIXES.get(sobject),
+                "custom": False,
+                "createable": True,
+                "updateable": True,
+                "queryable": True,
+                "fields": list(self.schema[sobject].values()),
+                "urls": {"describe": f"{self._base(req)}/sobjects/{sobject}/describe"},
+            },
+        )
+
+    @route("GET", API + r"/sobjects/(?P<sobject>\w+)/" + RECORD_ID)
+    def get_record(self, req: Request) -> Response:
+        record = self._find(req.params["sobject"], req.params["id"])
+        if record is None:
+            return self.not_found_response(req)
+        wanted = req.arg("fields")
+        names = (
+            [self._canonical(req.params["sobject"], n) for n in wanted.split(",")]
+            if wanted
+            else list(record)
+        )
+        return Response(
+            200, self._json_record(req.params["sobject"], record, names, req.params["version"])
+        )
+
+    @route("PATCH", API + r"/sobjects/(?P<sobject>\w+)/" + RECORD_ID)
+    def patch_record(self, req: Request) -> Response:
+        sobject, record_id = req.params["sobject"], req.params["id"]
+        if sobject not in self.schema or self._find(sobject, record_id) is None:
+            return self.not_found_response(req)
+        try:
+            body = req.json()
+            values = self._json_values(sobject, body)
+            self._save(sobject, record_id, values)
+        except (json.JSONDecodeError, _BadValue) as exc:
+            return Response(400, errors_body(str(exc), "JSON_PARSER_ERROR"))
+        except _Rejected as exc:
+            return Response(400, errors_body(exc.message, exc.code, exc.fields))
+        return Response(204)
+
+    @route("PATCH", API + r"/composite/sobjects")
+    def collection_update(self, req: Request) -> Response:
+        try:
+            body = req.json()
+            records = body["records"]
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            return Response(
+                400, errors_body(f"Unexpected request body: {exc}", "JSON_PARSER_ERROR")
+            )
+        if len(records) > COLLECTION_LIMIT:
+            return Response(
+                400,
+                errors_body(
+                    "record limit reached. cannot submit more than 200 records into this call",
+                    "EXCEEDED_ID_LIMIT",
+                ),
+            )
+        parsed: list[tuple[str, str, dict[str, Any]]] = []
+        try:  # a wrong-typed value fails the whole request, before anything is saved
+            for item in records:
+                sobject = (item.get("attributes") or {}).get("type", "")
+                fields = {k: v for k, v in item.items() if k not in {"attributes", "id", "Id"}}
+                values = self._json_values(sobject, fields) if sobject in self.schema else fields
+                parsed.append((sobject, str(item.get("id") or item.get("Id") or ""), values))
+        except _BadValue as exc:
+            return Response(400, errors_body(str(exc), "JSON_PARSER_ERROR"))
+        all_or_none = bool(body.get("allOrNone"))
+        snapshot = (
+            {obj: {i: dict(r) for i, r in recs.items()} for obj, recs in self.records.items()}
+            if all_or_none
+            else self.records
+        )
+        results: list[dict[str, Any]] = []
+        for sobject, record_id, values in parsed:
+            try:
+                if sobject not in self.schema:
+                    raise _Rejected("INVALID_TYPE", f"sObject type '{sobject}' is not supported.")
+                saved = self._save(sobject, record_id, values)
+                results.append({"id": saved, "success": True, "errors": []})
+            except _Rejected as exc:
+                results.append(
+                    {"id": record_id or None, "success": False, "errors": [exc.as_json()]}
+                )
+        if all_or_none and not all(r["success"] for r in results):
+            self.records = snapshot
+            rolled_back = _Rejected(
+                "ALL_OR_NONE_OPERATION_ROLLED_BACK",
+                "Record rolled back because not all records were valid and "
+                "the request was using AllOrNone header",
+            )
+            results = [
+                r
+                if not r["success"]
+                else {"id": r["id"], "success": False, "errors": [rolled_back.as_json()]}
+                for r in results
+            ]
+        return Response(200, results)
+
+    # -- REST: query -----------------------------------------------------------------------
+    @route("GET", API + r"/(?P<kind>query|queryAll)")
+    def query(self, req: Request) -> Response:
+        text = req.arg("q")
+        if not text:
+            return Response(
+                400, errors_body("A query string has to be specified", "MALFORMED_QUERY")
+            )
+        try:
+            rows = self._run_query(
+                text,
+                include_deleted=req.params["kind"] == "queryAll",
+                version=req.params["version"],
+            )
+        except soql.SoqlError as exc:
+            return Response(400, errors_body(str(exc), exc.code))
+        return self._page(req, rows, 0, self._batch_size(req), new=True)
+
+    @route("GET", API + r"/(?P<kind>query|queryAll)/(?P<locator>01g\w+)-(?P<offset>\d+)")
+    def query_more(self, req: Request) -> Response:
+        cursor = self._cursors.get(req.params["locator"])
+        if cursor is None:
+            return Response(400, errors_body("invalid query locator", "INVALID_QUERY_LOCATOR"))
+        rows, batch = cursor
+        return self._page(req, rows, int(req.params["offset"]), batch, new=False)
+
+    def _batch_size(self, req: Request) -> int:
+        options = req.headers.get("sforce-query-options", "")
+        size = 2000
+        for part in options.split(","):
+            key, _, value = part.strip().partition("=")
+            if key == "batchSize" and value.isdigit():
+                size = max(200, min(2000, int(value)))
+        return min(size, self.page_size)
+
+    def _page(
+        self, req: Request, rows: list[dict[str, Any]], offset: int, batch: int, new: bool
+    ) -> Response:
+        page = rows[offset : offset + batch]
+        body: dict[str, Any] = {"totalSize": len(rows), "done": offset + batch >= len(rows)}
+        if not body["done"]:
+            locator = req.params.get("locator") or self.new_id("01g")[:15]
+            if new:
+                self._cursors[locator] = (rows, batch)
+            body["nextRecordsUrl"] = (
+                f"/services/data/v{req.params['version']}/"
+                f"{req.params['kind']}/{locator}-{offset + batch}"
+            )
+        body["records"] = page
+        return Response(200, body)
+
+    def _run_query(self, text: str, include_deleted: bool, version: str) -> list[dict[str, Any]]:
+        query = soql.parse(text)
+        sobject = next((o for o in self.schema if o.lower() == query.sobject.lower()), None)
+        if sobject is None:
+            raise soql.SoqlError(
+                f"\n{text}\nERROR at Row:1\nsObject type '{query.sobject}' is not supported. "
+                "If you are attempting to use a custom object, be sure to append the '__c' after "
+                "the entity name. Please reference your WSDL or the describe call for the "
+                "appropriate names.",
+                "INVALID_TYPE",
+            )
+        for name in query.referenced_fields():
+            if self._canonical(sobject, name) is None:
+                raise soql.SoqlError(
+                    f"\n{text}\nERROR at Row:1\nNo such column '{name}' on entity '{sobject}'. If "
+                    "you are attempting to use a custom field, be sure to append the '__c' after "
+                    "the custom field name. Please reference your WSDL or the describe call for "
+                    "the appropriate names.",
+                    "INVALID_FIELD",
+                )
+        lowered = [
+            {k.lower(): v for k, v in record.items()}
+            for record in self.records[sobject].values()
+            if include_deleted or not record["IsDeleted"]
+        ]
+        id_fields = frozenset(
+            n.lower() for n, f in self.schema[sobject].items() if f["type"] in {"id", "reference"}
+        )
+        selected = soql.order(
+            [r for r in lowered if soql.matches(query.where, r, id_fields)],
+            query.order_by,
+            id_fields,
+        )
+        if query.limit is not None:
+            selected = selected[: query.limit]
+        names = [self._canonical(sobject, n) or n for n in query.fields]
+        return [
+            self._json_record(sobject, self.records[sobject][r["id"]], names, version)
+            for r in selected
+        ]
+
+    # -- Bulk API 2.0 ingest ---------------------------------------------------------------
+    @route("POST", API + r"/jobs/ingest")
+    def create_job(self, req: Request) -> Response:
+        try:
+            body = req.json()
+        except json.JSONDecodeError as exc:
+            return Response(400, errors_body(str(exc), "JSON_PARSER_ERROR"))
+        sobject, operation = body.get("object"), body.get("operation")
+        if sobject not in self.schema:
+            return Response(400, errors_body(f"Unable to find object: {sobject}", "INVALIDJOB"))
+        if operation != "update":
+            return Response(
+                400,
+                errors_body(
+                    f"the emulator implements the update operation only, not {operation}",
+                    "INVALIDJOB",
+                ),
+            )
+        if body.get("contentType", "CSV") != "CSV":
+            return Response(400, errors_body("contentType must be CSV", "INVALIDJOB"))
+        job = _Job(
+            id=self.new_id("750"),
+            object=sobject,
+            operation=operation,
+            line_ending=body.get("lineEnding", "LF"),
+            delimiter=body.get("columnDelimiter", "COMMA"),
+            created=sf_datetime(datetime.now(UTC)),
+        )
+        self.jobs[job.id] = job
+        info = self._job_info(job, req.params["version"])
+        info["contentUrl"] = f"services/data/v{req.params['version']}/jobs/ingest/{job.id}/batches"
+        return Response(200, info)
+
+    @route("PUT", JOB + r"/batches")
+    def upload_job_data(self, req: Request) -> Response:
+        job = self.jobs.get(req.params["job"])
+        if job is None:
+            return self.not_found_response(req)
+        if job.state != "Open":
+            return Response(
+                409, errors_body(f"Job {job.id} is not open for data upload", "INVALIDJOBSTATE")
+            )
+        if not req.headers.get("content-type", "").startswith("text/csv"):
+            return Response(400, errors_body("Content-Type must be text/csv", "INVALIDJOB"))
+        if not req.body:
+            return Response(400, errors_body("No content uploaded", "INVALIDJOB"))
+        job.uploads.append(req.body.decode("utf-8"))
+        return Response(201)
+
+    @route("PATCH", JOB)
+    def patch_job(self, req: Request) -> Response:
+        job = self.jobs.get(req.params["job"])
+        if job is None:
+            return self.not_found_response(req)
+        state = (req.json() or {}).get("state")
+        if state == "UploadComplete" and job.state == "Open":
+            job.state = "UploadComplete"
+            job.polls_left = self.bulk_polls_in_progress
+        elif state == "Aborted" and job.state in {"Open", "UploadComplete", "InProgress"}:
+            job.state = "Aborted"
+        else:
+            return Response(
+                400,
+                errors_body(
+                    f"Cannot change job state from {job.state} to {state}", "INVALIDJOBSTATE"
+                ),
+            )
+        return Response(200, self._job_info(job, req.params["version"]))
+
+    @route("GET", JOB)
+    def get_job(self, req: Request) -> Response:
+        job = self.jobs.get(req.params["job"])
+        if job is None:
+            return self.not_found_response(req)
+        if job.state in {"UploadComplete", "InProgress"}:
+            if job.polls_left > 0:
+                job.polls_left -= 1
+                job.state = "InProgress"
+            else:
+                self._process(job)
+        return Response(200, self._job_info(job, req.params["version"]))
+
+    @route("DELETE", JOB)
+    def delete_job(self, req: Request) -> Response:
+        if self.jobs.pop(req.params["job"], None) is None:
+            return self.not_found_response(req)
+        return Response(204)
+
+    @route("GET", JOB + r"/(?P<kind>successfulResults|failedResults|unprocessedrecords)")
+    def job_results(self, req: Request) -> Response:
+        job = self.jobs.get(req.params["job"])
+        if job is None:
+            return self.not_found_response(req)
+        out = io.StringIO()
+        writer = csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\n")
+        kind = req.params["kind"]
+        if kind == "successfulResults":
+            writer.writerow(["sf__Id", "sf__Created", *job.header])
+            writer.writerows([record_id, "false", *row] for record_id, row in job.successes)
+        elif kind == "failedResults":
+            writer.writerow(["sf__Id", "sf__Error", *job.header])
+            writer.writerows([rid, error, *row] for rid, error, row in job.failures)
+        else:
+            writer.writerow(job.header)
+            writer.writerows(job.unprocessed)
+        return Response(200, out.getvalue(), content_type="text/csv")
+
+    def _job_info(self, job: _Job, version: str) -> dict[str, Any]:
+        info: dict[str, Any] = {
+            "id": job.id,
+            "operation": job.operation,
+            "object": job.object,
+            "createdById": self.user_id,
+            "createdDate": job.created,
+            "systemModstamp": job.created,
+            "state": job.state,
+            "concurrencyMode": "Parallel",
+            "contentType": "CSV",
+            "apiVersion": float(version),
+            "jobType": "V2Ingest",
+            "lineEnding": job.line_ending,
+            "columnDelimiter": job.delimiter,
+            "numberRecordsProcessed": len(job.successes) + len(job.failures),
+            "numberRecordsFailed": len(job.failures),
+            "retries": 0,
+            "totalProcessingTime": 0,
+            "apiActiveProcessingTime": 0,
+            "apexProcessingTime": 0,
+        }
+        if job.error_message:
+            info["errorMessage"] = job.error_message
+        return info
+
+    def _process(self, job: _Job) -> None:
+        """Run an uploaded update job, row by row, like the platform does."""
+        rows: list[list[str]] = []
+        delimiter = DELIMITERS.get(job.delimiter, ",")
+        for upload in job.uploads:
+            parsed = list(csv.reader(io.StringIO(upload, newline=""), delimiter=delimiter))
+            if not parsed:
+                continue
+            if not job.header:
+                job.header = parsed[0]
+            rows.extend(parsed[1:])
+        columns = [self._canonical(job.object, name) for name in job.header]
+        id_column = next((i for i, n in enumerate(columns) if n == "Id"), None)
+        unknown = [h for h, c in zip(job.header, columns, strict=True) if c is None]
+        if not rows or id_column is None or unknown:
+            job.state = "Failed"
+            job.error_message = (
+                "InvalidBatch : Field name not found : " + unknown[0]
+                if unknown
+                else "InvalidBatch : Id not specified in an update call"
+                if rows
+                else "InvalidBatch : No data uploaded"
+            )
+            job.unprocessed = rows
+            return
+        for row in rows:
+            record_id = row[id_column] if id_column < len(row) else ""
+            try:
+                values: dict[str, Any] = {}
+                for col, (name, raw) in enumerate(zip(columns, row, strict=False)):
+                    if name == "Id" or raw == "":
+                        continue  # an empty cell leaves the field unchanged
+                    values[name or ""] = self._csv_value(job.object, name or "", raw, col)
+                saved = self._save(job.object, record_id, values)
+                job.successes.append((saved, row))
+            except _Rejected as exc:
+                job.failures.append((record_id, exc.as_csv(), row))
+        job.state = "JobComplete"
+
+    # -- login -----------------------------------------------------------------------------
+    @route("POST", r"/services/Soap/u/(?P<version>\d+\.\d)")
+    def soap_login(self, req: Request) -> Response:
+        try:
+            root = ET.fromstring(req.body)
+        except ET.ParseError:
+            return self._soap_fault("INVALID_LOGIN", "Invalid SOAP request")
+        values = {el.tag.rsplit("}", 1)[-1]: (el.text or "") for el in root.iter()}
+        if (
+            values.get("username") != self.username
+            or values.get("password") != self.password + self.security_token
+        ):
+            return self._soap_fault(
+                "INVALID_LOGIN", "Invalid username, password, security token; or user locked out."
+            )
+        session = self._issue_session()
+        version = req.params["version"]
+        body = (
+            '<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope '
+            'xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" '
+            'xmlns="urn:partner.soap.sforce.com" '
+            'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Body><loginResponse>'
+            f"<result><metadataServerUrl>{self.url}/services/Soap/m/{version}/{self.org_id[:15]}"
+            "</metadataServerUrl><passwordExpired>false</passwordExpired><sandbox>false</sandbox>"
+            f"<serverUrl>{self.url}/services/Soap/u/{version}/{self.org_id[:15]}</serverUrl>"
+            f"<sessionId>{session}</sessionId><userId>{self.user_id}</userId><userInfo>"
+            f"<organizationId>{self.org_id}</organizationId><userName>{self.username}</userName>"
+            "</userInfo></result></loginResponse></soapenv:Body></soapenv:Envelope>"
+        )
+        return Response(200, body, content_type="text/xml; charset=utf-8")
+
+    @route("POST", r"/services/oauth2/token")
+    def oauth_token(self, req: Request) -> Response:
+        form = {k: v[0] for k, v in parse_qs(req.body.decode()).items()}
+        if form.get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer":
+            return Response(
+                400,
+                {
+                    "error": "unsupported_grant_type",
+                    "error_description": "grant type not supported",
+                },
+            )
+        problem = self._jwt_problem(form.get("assertion", ""))
+        if problem:
+            return Response(400, {"error": problem[0], "error_description": problem[1]})
+        return Response(
+            200,
+            {
+                "access_token": self._issue_session(),
+                "scope": "api",
+                "instance_url": self.url,
+                "id": f"https://login.salesforce.com/id/{self.org_id}/{self.user_id}",
+                "token_type": "Bearer",
+            },
+        )
+
+    def _jwt_problem(self, assertion: str) -> tuple[str, str] | None:
+        try:
+            if jwt.get_unverified_header(assertion).get("alg") != "RS256":
+                return ("invalid_grant", "invalid assertion")
+            if self.jwt_public_key is not None:
+                claims = jwt.decode(
+                    assertion,
+                    self.jwt_public_key,
+                    algorithms=["RS256"],
+                    options={"verify_aud": False, "verify_exp": False},
+                )
+            else:
+                claims = jwt.decode(assertion, options={"verify_signature": False})
+        except jwt.PyJWTError:
+            return ("invalid_grant", "invalid assertion")
+        if claims.get("iss") != self.consumer_key:
+            return ("invalid_client_id", "client identifier invalid")
+        if claims.get("aud") not in JWT_AUDIENCES | {self.url}:
+            return ("invalid_grant", "audience is invalid")
+        if claims.get("sub") != self.username:
+            return ("invalid_grant", "invalid assertion")
+        try:
+            expired = float(claims.get("exp", 0)) < datetime.now(UTC).timestamp()
+        except (TypeError, ValueError):
+            expired = True
+        return ("invalid_grant", "expired authorization code") if expired else None
+
+    def _issue_session(self) -> str:
+        with self._lock:
+            self.logins += 1
+            session = f"{self.org_id[:15]}!AQ{secrets.token_urlsafe(24)}"
+            if not self._issue_dead_sessions:
+                self._sessions.add(session)
+            return session
+
+    @staticmethod
+    def _soap_fault(code: str, message: str) -> Response:
+        body = (
+            '<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope '
+            'xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" '
+            'xmlns:sf="urn:fault.partner.soap.sforce.com" '
+            'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Body><soapenv:Fault>'
+            f"<faultcode>sf:{code}</faultcode><faultstring>{code}: {message}</faultstring>"
+            f'<detail><sf:LoginFault xsi:type="sf:LoginFault"><sf:exceptionCode>{code}'
+            f"</sf:exceptionCode><sf:exceptionMessage>{message}</sf:exceptionMessage>"
+            "</sf:LoginFault></detail></soapenv:Fault></soapenv:Body></soapenv:Envelope>"
+        )
+        return Response(500, body, content_type="text/xml; charset=utf-8")
+
+    # -- records: lookup, values, saves ----------------------------------------------------
+    def _canonical(self, sobject: str, name: str) -> str | None:
+        lowered = name.lower()
+        return next((n for n in self.schema.get(sobject, {}) if n.lower() == lowered), None)
+
+    def _find(self, sobject: str, record_id: str) -> dict[str, Any] | None:
+        full = id18(record_id) if len(record_id) == 15 else record_id
+        return self.records.get(sobject, {}).get(full)
+
+    @staticmethod
+    def _json_record(
+        sobject: str, record: dict[str, Any], names: Sequence[str | None], version: str
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "attributes": {
+                "type": sobject,
+                "url": f"/services/data/v{version}/sobjects/{sobject}/{record['Id']}",
+            }
+        }
+        for name in names:
+            if name is not None:
+                body[name] = record.get(name)
+        return body
+
+    def _json_values(self, sobject: str, fields: dict[str, Any]) -> dict[str, Any]:
+        """Deserialise JSON values by field type; unknown fields pass through to _save."""
+        out: dict[str, Any] = {}
+        for name, value in fields.items():
+            canonical = self._canonical(sobject, name)
+            spec = self.schema[sobject].get(canonical or "")
+            out[canonical or name] = value if spec is None else self._typed(spec, value, name)
+        return out
+
+    def _csv_value(self, sobject: str, name: str, raw: str, column: int) -> Any:
+        spec = self.schema[sobject][name]
+        if raw == "#N/A":
+            return None
+        try:
+            return self._typed(spec, raw, name)
+        except _BadValue:
+            raise _Rejected(
+                "INVALID_FIELD",
+                f"Failed to deserialize field at col {column + 1}. "
+                f"Due to, '{raw}' is not a valid value for the type "
+                f"{spec['soapType']}",
+                [name],
+            ) from None
+
+    @staticmethod
+    def _typed(spec: dict[str, Any], value: Any, name: str) -> Any:
+        kind = spec["type"]
+        bad = _BadValue(
+            f"Cannot deserialize instance of {spec['soapType'].split(':')[-1]} from "
+            f"{type(value).__name__.upper()} value {value} or request may be missing a required "
+            f"field at [line:1, column:1] (field {name})"
+        )
+        if value is None:
+            return None
+        if kind in NUMBER_TYPES:
+            if isinstance(value, bool) or not isinstance(value, int | float | str):
+                raise bad
+            try:
+                number = float(value)
+            except ValueError:
+                raise bad from None
+            return int(number) if kind == "int" else number
+        if kind == "boolean":
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.lower() in {"true", "false"}:
+                return value.lower() == "true"
+            raise bad
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            raise bad
+        text = str(value)
+        try:
+            if kind == "date":
+                return date.fromisoformat(text[:10]).isoformat()
+            if kind == "datetime":
+                return sf_datetime(parse_datetime(text))
+        except ValueError:
+            raise bad from None
+        return text
+
+    def _save(self, sobject: str, record_id: str, values: dict[str, Any]) -> str:
+        """Validate and apply one record's update; raise :class:`_Rejected` like a SaveResult."""
+        prefix = KEY_PREFIXES.get(sobject, "")
+        if len(record_id) not in (15, 18) or not record_id.startswith(prefix):
+            raise _Rejected(
+                "MALFORMED_ID", f"{sobject} ID: id value of incorrect type: {record_id}", ["Id"]
+            )
+        record = self._find(sobject, record_id)
+        if record is None:
+            raise _Rejected("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id")
+        if record["IsDeleted"]:
+            raise _Rejected("ENTITY_IS_DELETED", "entity is deleted")
+        if sobject == "Lead" and record["IsConverted"]:
+            raise _Rejected("CANNOT_UPDATE_CONVERTED_LEAD", "cannot reference converted lead")
+        for name, value in values.items():
+            spec = self.schema[sobject].get(name)
+            if spec is None:
+                raise _Rejected(
+                    "INVALID_FIELD", f"No such column '{name}' on sobject of type {sobject}"
+                )
+            if not spec["updateable"]:
+                raise _Rejected(
+                    "INVALID_FIELD_FOR_INSERT_UPDATE",
+                    f"Unable to create/update fields: {name}. Please check the security settings "
+                    "of this field and verify that it is read/write for your profile or "
+                    "permission set.",
+                    [name],
+                )
+            allowed = {p["value"] for p in spec["picklistValues"] if p["active"]}
+            if spec["restrictedPicklist"] and value is not None and value not in allowed:
+                raise _Rejected(
+                    "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+                    f"{spec['label']}: bad value for restricted picklist field: {value}",
+                    [name],
+                )
+            too_long = isinstance(value, str) and len(value) > spec["length"]
+            if spec["type"] in TEXT_TYPES and too_long:
+                raise _Rejected(
+                    "STRING_TOO_LONG",
+                    f"{spec['label']}: data value too large: "
+                    f"{value[:40]} (max length={spec['length']})",
+                    [name],
+                )
+        record.update(values)
+        self._derive(sobject, record)
+        self._touch(record)
+        return str(record["Id"])
+
+    @staticmethod
+    def _derive(sobject: str, record: dict[str, Any]) -> None:
+        """Fields Salesforce computes: Name of people, IsWon/IsClosed from the stage."""
+        if sobject in {"Lead", "Contact"}:
+            parts = [record.get("FirstName"), record.get("LastName")]
+            record["Name"] = " ".join(p for p in parts if p) or None
+        if sobject == "Opportunity" and record.get("StageName"):
+            record["IsClosed"] = str(record["StageName"]).startswith("Closed")
+            record["IsWon"] = record["StageName"] == "Closed Won"
+
+    @staticmethod
+    def _touch(record: dict[str, Any], at: datetime | None = None) -> None:
+        now = at or datetime.now(UTC)
+        previous = parse_datetime(record["SystemModstamp"])
+        if now <= previous:
+            now = previous + timedelta(milliseconds=1)
+        record["LastModifiedDate"] = record["SystemModstamp"] = sf_datetime(now)

@@ -1,0 +1,131 @@
+"""Benchmark the offline CSV import: parse 1,000,000 spend rows and 1,000,000 touchpoint rows.
+
+    PYTHONPATH=. python benchmarks/bench_csv_import.py [--rows 1000000] [--regenerate]
+
+The files are generated once with a fixed seed into ``benchmarks/out/`` and reused. Prints rows
+per second of parsing through :class:`CsvFilesSource` and the process's peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import random
+import resource
+import time
+from collections.abc import Callable, Iterable
+from datetime import date, timedelta
+from pathlib import Path
+
+from adapters.csv_files.adapter import CsvFilesSource
+from connector.timeutil import utcnow
+
+OUT = Path(__file__).parent / "out"
+SEED = 20261120
+TODAY = date(2026, 11, 20)
+CHANNELS = [
+    ("Events", "trade_show", "offline", "SaaStr Annual 2026"),
+    ("Events", "trade_show", "offline", "Dreamforce 2026"),
+    ("Webinar", "webinar", "online_event", "Attribution 101 webinar"),
+    ("Outbound Calls", "sales_call", "phone", "Q4 enterprise outreach"),
+    ("Direct Mail", "direct_mail", "print", "Holiday gift box"),
+]
+PLATFORMS = ["trade_show", "print", "podcast"]
+
+
+def generate_touchpoints(path: Path, rows: int, rng: random.Random) -> None:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        out = csv.writer(handle)
+        out.writerow(
+            ["email", "crm_id", "occurred_at", "channel", "campaign", "source", "medium", "note"]
+        )
+        for n in range(rows):
+            person = rng.randrange(200_000)
+            channel, source, medium, campaign = CHANNELS[n % len(CHANNELS)]
+            day = TODAY - timedelta(days=rng.randrange(730))
+            when = day.isoformat() if n % 3 else f"{day.isoformat()}T{n % 24:02d}:{n % 60:02d}:00Z"
+            email, crm_id = (
+                (f"Person.{person}@Example.com ", "") if n % 10 else ("", f"003{person:012d}")
+            )
+            out.writerow(
+                [
+                    email,
+                    crm_id,
+                    when,
+                    channel,
+                    campaign,
+                    source,
+                    medium,
+                    "badge scan" if n % 7 else "",
+                ]
+            )
+
+
+def generate_spend(path: Path, rows: int, rng: random.Random) -> None:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        out = csv.writer(handle)
+        out.writerow(
+            [
+                "platform",
+                "campaign_id",
+                "campaign",
+                "date",
+                "cost",
+                "currency",
+                "clicks",
+                "impressions",
+                "channel",
+            ]
+        )
+        for n in range(rows):
+            campaign = n % 1000
+            day = TODAY - timedelta(days=n // 1000)
+            out.writerow(
+                [
+                    PLATFORMS[campaign % 3],
+                    f"off-{campaign}",
+                    f"Offline campaign {campaign}",
+                    day.isoformat(),
+                    f"{rng.uniform(10, 5000):.2f}",
+                    "USD" if campaign % 4 else "EUR",
+                    rng.randrange(500),
+                    rng.randrange(50_000),
+                    "Events",
+                ]
+            )
+
+
+def timed(label: str, rows: Callable[[], Iterable[object]]) -> None:
+    start = time.perf_counter()
+    count = sum(1 for _ in rows())
+    seconds = time.perf_counter() - start
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rate = count / seconds
+    print(f"{label:12s} {count:>10,d} rows in {seconds:6.2f} s = {rate:>10,.0f} rows/s", end="")
+    print(f"; peak RSS {peak_mb:,.0f} MB")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--regenerate", action="store_true")
+    args = parser.parse_args()
+    OUT.mkdir(exist_ok=True)
+    touch_file = OUT / f"offline_touchpoints_{args.rows}.csv"
+    spend_file = OUT / f"offline_spend_{args.rows}.csv"
+    rng = random.Random(SEED)
+    if args.regenerate or not touch_file.exists():
+        generate_touchpoints(touch_file, args.rows, rng)
+    if args.regenerate or not spend_file.exists():
+        generate_spend(spend_file, args.rows, rng)
+    source = CsvFilesSource(
+        CsvFilesSource.Settings(touchpoints_file=touch_file, spend_file=spend_file)
+    )
+    since = utcnow()
+    timed("spend", lambda: source.spend(since))
+    timed("touchpoints", lambda: source.touchpoints(since))
+    print(f"rejected rows: {len(source.rejected)}")
+
+
+if __name__ == "__main__":
+    main()
