@@ -124,7 +124,13 @@ def _identities(ctx: RunContext, record: CrmRecord) -> list[tuple[str, str]]:
 
 
 def _record_touchpoints(ctx: RunContext, record: CrmRecord) -> list[Touchpoint]:
-    """Touches the record itself carries: form-captured UTMs and a Meta click id."""
+    """Touches the record itself carries: form-captured UTMs and a Meta click id.
+
+    A converted lead's are skipped: its contact carries the same values (Salesforce's lead
+    field mapping), and counting both would double the form touch.
+    """
+    if record.merged_into:
+        return []
     props = record.properties
     utm = ctx.mapping.captured_utm
     touches = []

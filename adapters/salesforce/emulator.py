@@ -500,14 +500,18 @@ class Emulator(EmulatorServer):
         return id18(prefix + "5g" + "0" + digits)
 
     # -- contract-suite helpers ------------------------------------------------------------
-    def seed_sample(self) -> None:
-        """30 accounts, contacts, leads (5 converted), opportunities and their contact roles,
-        created in the 30 days before 2026-11-20, with closedloop's custom fields."""
+    def install_closedloop_fields(self) -> None:
+        """The custom fields an admin deploys for closedloop (mappings/salesforce.yaml)."""
         for sobject in ("Lead", "Contact"):
             for name in SAMPLE_TEXT_FIELDS:
                 self.add_field(sobject, name, length=255)
             self.add_field(sobject, "First_Touch_Date__c", "datetime")
             self.add_field(sobject, "Touch_Count__c", "double")
+
+    def seed_sample(self) -> None:
+        """30 accounts, contacts, leads (5 converted), opportunities and their contact roles,
+        created in the 30 days before 2026-11-20, with closedloop's custom fields."""
+        self.install_closedloop_fields()
         sources = ["Web", "Paid Search", "Organic Search", "Email", "Trade Show", None]
         stages = [
             "Prospecting",
