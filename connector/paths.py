@@ -14,11 +14,12 @@ value effects respectively, see :mod:`connector.attribution.markov`), as Channel
 ``position_based`` and ``last_non_direct`` (a channel named ``Direct``) work on the path
 order. Models needing timestamps or lead/opportunity milestones are refused.
 
-Parsing avoids a per-field Python loop: the file is split in a few C-level string calls, the
-numbers parsed by NumPy, and the paths de-duplicated before they are tokenised; models then
-run once per distinct path with its summed counts. Any irregular row sends the file through
-the :mod:`csv` module, which names the bad line and column. SciPy is only imported by models
-whose chain is too large for NumPy's dense solver.
+Parsing works on the file's bytes with array operations and no per-row Python: newline,
+delimiter and separator positions give every field and step; numbers are decoded from their
+digits; channel names are packed into 64-bit words and matched by key (then verified byte for
+byte). Anything unusual (quotes, CR line ends, blank lines, exponents, errors) sends the file
+through the :mod:`csv` module instead, which also names the bad line and column. SciPy is only
+imported by Markov chains too large for NumPy's dense solver.
 """
 
 from __future__ import annotations
@@ -68,7 +69,8 @@ _LONGEST_NAME = 200  # bytes; longer channel names go through the csv path
 
 @dataclass(frozen=True)
 class PathTable:
-    """Distinct paths (as touch arrays) with their counts summed over the file's rows."""
+    """Paths as touch arrays with their counts: one per row from the array scanner, one per
+    distinct path (counts summed) from the csv-module reader."""
 
     channels: tuple[str, ...]
     offsets: npt.NDArray[np.int64]

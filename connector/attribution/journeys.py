@@ -26,15 +26,15 @@ _DENSE_CELLS = 30_000_000
 class Journeys:
     """Touches of many journeys as flat NumPy arrays (see the module docstring)."""
 
-    offsets: npt.NDArray[np.int64]
-    channel: npt.NDArray[np.int32]
-    ts: npt.NDArray[np.float64]
-    end_ts: npt.NDArray[np.float64]
-    lead_pos: npt.NDArray[np.int64]
-    opp_pos: npt.NDArray[np.int64]
-    converted: npt.NDArray[np.bool_]
-    channels: tuple[str, ...]
-    direct: int = -1
+    offsets: npt.NDArray[np.int64]  # (n + 1,) touch bounds of each journey
+    channel: npt.NDArray[np.int32]  # channel code per touch
+    ts: npt.NDArray[np.float64]  # touch time, epoch seconds
+    end_ts: npt.NDArray[np.float64]  # per journey: milestone time (close / conversion)
+    lead_pos: npt.NDArray[np.int64]  # per journey: absolute index of the lead touch, or -1
+    opp_pos: npt.NDArray[np.int64]  # per journey: absolute index of the opportunity touch, or -1
+    converted: npt.NDArray[np.bool_]  # per journey: converted, or a null path
+    channels: tuple[str, ...]  # code -> channel name
+    direct: int = -1  # code of the "Direct" channel, -1 if none
 
     @property
     def n_journeys(self) -> int:

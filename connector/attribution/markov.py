@@ -8,7 +8,9 @@ of states (a repeated state is a kept self-transition: it changes no absorption 
 then ``last state -> conversion`` weighted by its conversions and ``last state -> null`` by its
 nulls. With ``N`` the transient transition counts and ``out`` each state's total outgoing
 count, the conversion probabilities ``x`` solve ``(diag(out) - N) x = conversions_into`` (the
-row-scaled form of ``(I - Q) x = r``); ``P(conversion) = x[start]``.
+row-scaled form of ``(I - Q) x = r``); ``P(conversion) = x[start]``. Small chains are solved
+directly (NumPy); large k-order chains with GMRES to a relative residual of 1e-12 (a sparse LU
+fills in badly there), falling back to a sparse LU if GMRES does not get that far.
 
 The removal effect of channel ``c`` is ``1 - P(conversion with c redirected to null) /
 P(conversion)``: the states holding ``c`` are dropped from the system (they absorb into null).
@@ -27,6 +29,8 @@ import numpy.typing as npt
 from connector.attribution.journeys import Float, Int, weighted_count
 
 _DENSE_STATES = 300  # solve with numpy up to this many states, scipy.sparse above
+_RESIDUAL = 1e-12  # relative residual accepted from the iterative sparse solver
+_MAX_ITERATIONS = 200  # GMRES restarts before falling back to a sparse LU
 _DENSE_CODES = 1 << 24  # relabel window codes with a lookup table below this code range
 
 
@@ -126,12 +130,26 @@ def _solve(n: Any, out: Float, rhs: Float, keep: npt.NDArray[np.bool_]) -> Float
     if isinstance(n, np.ndarray):
         a = np.diag(out[idx]) - n[np.ix_(idx, idx)]
         return np.asarray(np.linalg.solve(a, rhs[idx])[0], dtype=np.float64)
-    from scipy import sparse
-    from scipy.sparse.linalg import splu
+    return _solve_sparse(n[idx][:, idx], out[idx], rhs[idx])
 
-    sub = n[idx][:, idx]
-    a = (sparse.diags(out[idx]) - sub).tocsc()
-    return np.asarray(splu(a).solve(np.ascontiguousarray(rhs[idx]))[0], dtype=np.float64)
+
+def _solve_sparse(n: Any, out: Float, rhs: Float) -> Float:
+    """``(I - Q) x = r`` with ``Q = N / out``: GMRES to a relative residual of ``_RESIDUAL``,
+    a sparse LU when it does not get there (LU fill-in explodes on large k-order chains)."""
+    from scipy import sparse
+    from scipy.sparse.linalg import gmres, splu
+
+    q = sparse.diags(1.0 / out) @ n
+    a = (sparse.identity(len(out), format="csr") - q).tocsr()
+    r = rhs / out[:, None]
+    result = np.empty(rhs.shape[1], dtype=np.float64)
+    for col in range(rhs.shape[1]):
+        b = r[:, col]
+        x, _ = gmres(a, b, rtol=_RESIDUAL / 10, atol=0.0, restart=50, maxiter=_MAX_ITERATIONS)
+        if np.abs(a @ x - b).max() > _RESIDUAL * max(np.abs(b).max(), 1e-300):
+            x = splu(a.tocsc()).solve(b)
+        result[col] = x[0]
+    return result
 
 
 def fit_markov(

@@ -14,6 +14,7 @@ from connector.attribution import (
     channel_totals,
     credit,
     credit_from_weights,
+    journeys,
     journeys_from_lists,
 )
 
@@ -58,6 +59,16 @@ def test_credit_from_weights_splits_by_channel_then_touch() -> None:
     j = journeys_from_lists([["A", "A", "B"], ["C", "C"]], direct=None)
     c = credit_from_weights(j, np.array([0.5, 0.5, 0.0]))
     np.testing.assert_allclose(c, [0.25, 0.25, 0.5, 0.5, 0.5])  # C weighs 0 -> linear
+
+
+@pytest.mark.parametrize("model", ["markov", "shapley"])
+def test_sorted_channel_counts_match_the_dense_table(
+    monkeypatch: pytest.MonkeyPatch, model: str
+) -> None:
+    j = synthetic(3)
+    dense = credit(model, j)
+    monkeypatch.setattr(journeys, "_DENSE_CELLS", 0)
+    assert np.array_equal(credit(model, j), dense)
 
 
 def test_channel_totals() -> None:

@@ -167,6 +167,13 @@ def test_bad_input_names_file_line_and_column(tmp_path: Path, text: str, message
         paths_report(write(tmp_path, text), ["linear"])
 
 
+def test_header_only_gives_an_empty_report(tmp_path: Path) -> None:
+    file = write(tmp_path, "path,total_conversions\n")
+    assert (
+        paths_report(file, ["linear", "markov", "shapley"]) == "model,channel,conversions,value\n"
+    )
+
+
 def test_blank_optional_cells_count_as_zero(tmp_path: Path) -> None:
     out = rows_of(paths_report(write(tmp_path, HEADER + "A,1,,\nB,1,5,\n"), ["first_touch"]))
     assert out[("first_touch", "A")] == (1, 0) and out[("first_touch", "B")] == (1, 5)

@@ -1,0 +1,147 @@
+"""A running closed loop for end-to-end tests: demo emulators plus CRM-neutral probes.
+
+A probe reads one CRM emulator's records and request log in the same shape for every CRM, so
+the same scenario runs against HubSpot and Salesforce.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from connector import models
+from connector.config import load_config
+from connector.context import RunContext, build_context
+from connector.demo import DemoSystems, start_demo
+from connector.sync import run_sync
+from connector.synthetic import Company
+
+
+class HubSpotProbe:
+    """Reads the HubSpot emulator's state and request log."""
+
+    crm = "hubspot"
+    first, last = "cl_first_touch_channel", "cl_last_touch_channel"
+    fields = ("cl_first_touch_channel", "cl_first_touch_campaign", "cl_first_touch_at",
+              "cl_lead_touch_channel", "cl_lead_touch_source", "cl_last_touch_channel",
+              "cl_last_touch_campaign", "cl_touch_count", "cl_channel_path")  # fmt: skip
+    batch_max = 100
+    write_path = "/crm/v3/objects/contacts/batch/update"
+
+    def __init__(self, emu: Any) -> None:
+        self.emu = emu
+
+    def records(self) -> dict[str, dict[str, Any]]:
+        return {cid: dict(c.properties) for cid, c in sorted(self.emu.objects["contacts"].items())}
+
+    def email(self, props: dict[str, Any]) -> str:
+        return str(props["email"])
+
+    def write_requests(self) -> list[Any]:
+        return self.emu.requests("POST", "/batch/update")  # type: ignore[no-any-return]
+
+    def batches(self) -> list[list[str]]:
+        return [[i["id"] for i in r.json()["inputs"]] for r in self.write_requests()]
+
+    def values_sent(self) -> int:
+        return sum(len(i["properties"]) for r in self.write_requests() for i in r.json()["inputs"])
+
+    def edit(self, record_id: str, **values: str) -> None:
+        self.emu.edit("contacts", record_id, **values)
+
+
+class SalesforceProbe(HubSpotProbe):
+    """The same views of the Salesforce emulator (Leads not converted, and Contacts)."""
+
+    crm = "salesforce"
+    first, last = "First_Touch_Channel__c", "Last_Touch_Channel__c"
+    fields = ("LeadSource", "First_Touch_Channel__c", "First_Touch_Campaign__c",
+              "First_Touch_Date__c", "Lead_Touch_Channel__c", "Lead_Touch_Source__c",
+              "Last_Touch_Channel__c", "Last_Touch_Campaign__c", "Touch_Count__c",
+              "Channel_Path__c")  # fmt: skip
+    batch_max = 200
+    write_path = "/services/data/v59.0/composite/sobjects"
+
+    def records(self) -> dict[str, dict[str, Any]]:
+        out = {}
+        for sobject in ("Lead", "Contact"):
+            for rid, rec in sorted(self.emu.records[sobject].items()):
+                if not rec.get("IsConverted"):
+                    out[rid] = dict(rec)
+        return out
+
+    def email(self, props: dict[str, Any]) -> str:
+        return str(props["Email"])
+
+    def write_requests(self) -> list[Any]:
+        collections = self.emu.requests("PATCH", "/composite/sobjects")
+        return collections + self.emu.requests("PUT", "/jobs/ingest/")  # type: ignore[no-any-return]
+
+    def batches(self) -> list[list[str]]:
+        out = []
+        for r in self.write_requests():
+            if r.method == "PATCH":
+                out.append([rec["id"] for rec in r.json()["records"]])
+            else:
+                lines = r.body.decode().strip().splitlines()
+                column = next(i for i, c in enumerate(lines[0].split(",")) if c.strip('"') == "Id")
+                out.append([line.split(",")[column].strip('"') for line in lines[1:]])
+        return out
+
+    def values_sent(self) -> int:
+        total = 0
+        for r in self.emu.requests("PATCH", "/composite/sobjects"):
+            total += sum(len(rec) - 2 for rec in r.json()["records"])  # minus attributes, id
+        return total
+
+    def edit(self, record_id: str, **values: str) -> None:
+        sobject = "Lead" if record_id in self.emu.records["Lead"] else "Contact"
+        self.emu.edit(sobject, record_id, **values)
+
+
+PROBES = {"hubspot": HubSpotProbe, "salesforce": SalesforceProbe}
+
+
+@dataclass
+class Loop:
+    systems: DemoSystems
+    workdir: Path
+    probe: HubSpotProbe
+
+    @property
+    def crm(self) -> Any:
+        return self.probe.emu
+
+    @property
+    def ga4(self) -> Any:
+        return self.systems.emulators["ga4"]
+
+    def context(self) -> RunContext:
+        return build_context(load_config(self.systems.config_path))
+
+    def sync(self, **kwargs: Any) -> tuple[RunContext, models.SyncRun]:
+        ctx = self.context()
+        for key, value in kwargs.items():
+            setattr(ctx, key, value)
+        try:
+            return ctx, run_sync(ctx)
+        finally:
+            ctx.close()
+
+    def writes(self) -> list[Any]:
+        return self.probe.write_requests()
+
+    def written_ids(self) -> set[str]:
+        return {rid for batch in self.probe.batches() for rid in batch}
+
+    def crm_state(self) -> dict[str, dict[str, Any]]:
+        return {
+            rid: {f: props.get(f) for f in self.probe.fields}
+            for rid, props in self.probe.records().items()
+        }
+
+
+def start_loop(path: Path, crm: str, company: Company) -> Loop:
+    systems = start_demo(path, crm, company)
+    return Loop(systems, path, PROBES[crm](systems.emulators[crm]))

@@ -1,0 +1,66 @@
+"""What only Salesforce has: the Bulk API 2.0 path and the daily API budget."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from connector.synthetic import Company, generate
+from tests.e2e.crm_loop import Loop, start_loop
+
+
+@pytest.fixture(scope="module")
+def company() -> Company:
+    return generate(seed=5, contacts=120, visits=1200, deals=30)
+
+
+def set_crm_setting(loop: Loop, **values: object) -> None:
+    path = loop.systems.config_path
+    config = yaml.safe_load(path.read_text())
+    config["crm"]["settings"].update(values)
+    path.write_text(yaml.safe_dump(config))
+
+
+def clean_state(tmp_path: Path, company: Company) -> dict[str, dict[str, object]]:
+    clean = start_loop(tmp_path / "clean", "salesforce", company)
+    try:
+        clean.sync()
+        return clean.crm_state()
+    finally:
+        clean.systems.stop()
+
+
+def test_bulk_api_above_threshold_reaches_the_same_state(tmp_path: Path, company: Company) -> None:
+    expected = clean_state(tmp_path, company)
+    bulk = start_loop(tmp_path / "bulk", "salesforce", company)
+    try:
+        set_crm_setting(bulk, bulk_threshold=20, bulk_poll_interval=0.01)
+        _, run = bulk.sync()
+        assert run.status == "succeeded", run.error
+        assert bulk.crm.requests("PATCH", "/composite/sobjects") == []
+        jobs = bulk.crm.requests("POST", "/jobs/ingest")
+        assert jobs and all(r.json()["operation"] == "update" for r in jobs)
+        assert bulk.crm_state() == expected
+    finally:
+        bulk.systems.stop()
+
+
+def test_budget_stop_is_incomplete_then_resumes(tmp_path: Path, company: Company) -> None:
+    expected = clean_state(tmp_path, company)
+    loop = start_loop(tmp_path / "budget", "salesforce", company)
+    try:
+        loop.crm.daily_limit = 32  # 25% share: 8 calls for closedloop, fewer than a run needs
+        _, run = loop.sync()
+        assert run.status == "incomplete"
+        assert "budget" in run.error.lower() or "limit" in run.error.lower()
+        assert loop.crm.api_used <= 8
+        assert loop.crm_state() != expected
+
+        loop.crm.daily_limit = 15000  # next day: the org's counter has room again
+        _, resumed = loop.sync()
+        assert resumed.status == "succeeded", resumed.error
+        assert loop.crm_state() == expected
+    finally:
+        loop.systems.stop()
