@@ -30,7 +30,7 @@ JOIN touchpoint t ON t.contact_id = COALESCE(target.id, c.id)
 WHERE d.amount_base IS NOT NULL AND d.amount_base >= 0
   AND t.occurred_at <= CASE WHEN d.is_closed THEN COALESCE(d.closed_at, d.updated_at)
                            ELSE d.created_at END
-  AND t.channel <> ''
+  AND t.channel <> '' AND NOT t.superseded
 ORDER BY d.id, t.occurred_at, t.id
 """).columns(
     deal_id=Integer(), touch_id=Integer(), occurred_at=models.UtcDateTime(), channel=String()
@@ -120,11 +120,10 @@ def run_attribution(ctx: RunContext) -> None:
         amounts = np.array([d.amount_base for d in deals], dtype=np.float64)
         deal_ids = np.array([d.id for d in deals], dtype=np.int64)
         per_touch_deal = np.repeat(np.arange(len(deals)), np.diff(journeys.offsets))
-        keep = ~np.array([d.is_closed and not d.is_won for d in deals])  # lost deals: no credit
         session.execute(delete(models.Credit))
         for model in models_:
             fractions = credit(model, journeys)
-            mask = keep[per_touch_deal] & (fractions > 0)
+            mask = fractions > 0
             idx = np.nonzero(mask)[0]
             rows = [
                 {

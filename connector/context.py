@@ -11,6 +11,7 @@ from sqlmodel import Session
 
 import adapters
 from connector import models
+from connector.campaigns import CampaignJoin, load_campaign_rules
 from connector.channels import ChannelClassifier
 from connector.config import LoadedConfig
 from connector.mappings import CrmMapping, load_channel_rules, load_crm_mapping
@@ -26,6 +27,7 @@ class RunContext:
     sources: dict[str, Any]
     mapping: CrmMapping
     classifier: ChannelClassifier
+    campaigns: CampaignJoin
     progress: Progress = field(default_factory=NullProgress)
     run_id: int | None = None
     dry_run: bool = False
@@ -62,6 +64,7 @@ def build_context(loaded: LoadedConfig, progress: Progress | None = None) -> Run
     cfg = loaded.config
     mapping = load_crm_mapping(loaded.resolve(cfg.mappings.crm))
     rules = load_channel_rules(loaded.resolve(cfg.mappings.channels))
+    campaigns_path = loaded.resolve(cfg.mappings.campaigns) if cfg.mappings.campaigns else None
     crm = adapters.crm_class(cfg.crm.kind)(loaded.crm_settings)
     sources = {
         s.name: adapters.source_class(s.kind)(loaded.source_settings[s.name]) for s in cfg.sources
@@ -73,5 +76,6 @@ def build_context(loaded: LoadedConfig, progress: Progress | None = None) -> Run
         sources=sources,
         mapping=mapping,
         classifier=ChannelClassifier(rules),
+        campaigns=CampaignJoin(load_campaign_rules(campaigns_path)),
         progress=progress or NullProgress(),
     )

@@ -65,6 +65,64 @@ def classify_touchpoints(ctx: RunContext, session: Session) -> int:
     return len(changes)
 
 
+def key_campaigns(ctx: RunContext, session: Session) -> None:
+    """Give touchpoints and spend the joined campaign name (campaigns.yaml, else the slug)."""
+    for model, column in ((models.Touchpoint, "utm_campaign"), (models.Spend, "campaign")):
+        tbl = table_of(model)
+        pairs = session.execute(select(tbl.c[column], tbl.c.campaign_key).distinct()).all()
+        changes = [
+            {"raw": raw, "key": ctx.campaigns.key(raw)}
+            for raw, current in pairs
+            if ctx.campaigns.key(raw) != current
+        ]
+        if changes:
+            stmt = (
+                update(tbl)
+                .where(tbl.c[column] == bindparam("raw"))
+                .values(campaign_key=bindparam("key"))
+            )
+            session.execute(stmt, changes)
+
+
+# An ad platform's click (gclid) that GA4 also recorded as a session is the same touch:
+# keep GA4's (it has the landing page) and mark the click superseded.
+CLICK_SOURCES = ("google_ads",)
+SAME_TOUCH_SECONDS = 36 * 3600
+
+
+def supersede_duplicate_clicks(session: Session) -> int:
+    tp = table_of(models.Touchpoint)
+    clicks = session.execute(
+        select(tp.c.id, tp.c.contact_id, tp.c.occurred_at, tp.c.channel).where(
+            tp.c.source.in_(CLICK_SOURCES), tp.c.contact_id.is_not(None)
+        )
+    ).all()
+    if not clicks:
+        return 0
+    contacts = {c.contact_id for c in clicks}
+    others: dict[tuple[int, str], list[datetime]] = {}
+    for contact_id, channel, at in session.execute(
+        select(tp.c.contact_id, tp.c.channel, tp.c.occurred_at).where(
+            tp.c.contact_id.in_(contacts), tp.c.source.not_in(CLICK_SOURCES)
+        )
+    ):
+        others.setdefault((contact_id, channel), []).append(at)
+    rows = [
+        {
+            "tid": c.id,
+            "dup": any(
+                abs((at - c.occurred_at).total_seconds()) <= SAME_TOUCH_SECONDS
+                for at in others.get((c.contact_id, c.channel), ())
+            ),
+        }
+        for c in clicks
+    ]
+    session.execute(
+        update(tp).where(tp.c.id == bindparam("tid")).values(superseded=bindparam("dup")), rows
+    )
+    return sum(r["dup"] for r in rows)
+
+
 _MATCH = text("""
 UPDATE touchpoint SET contact_id = (
     SELECT COALESCE(target.id, c.id)
@@ -93,7 +151,7 @@ def build_journeys(ctx: RunContext, session: Session) -> int:
     }
     rows = session.execute(
         select(col(tp.contact_id), col(tp.id), col(tp.occurred_at), col(tp.channel))
-        .where(col(tp.contact_id).is_not(None))
+        .where(col(tp.contact_id).is_not(None), col(tp.superseded).is_(False))
         .order_by(col(tp.contact_id), col(tp.occurred_at), col(tp.id))
     ).all()
     journeys = []
@@ -123,7 +181,9 @@ def run_match(ctx: RunContext) -> None:
     with Session(ctx.engine) as session:
         ctx.count("channel_groups_changed", classify_touchpoints(ctx, session))
         task.advance()
+        key_campaigns(ctx, session)
         match_touchpoints(session)
+        ctx.count("clicks_seen_by_ga4", supersede_duplicate_clicks(session))
         task.advance()
         ctx.count("journeys", build_journeys(ctx, session))
         task.advance()

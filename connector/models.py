@@ -70,7 +70,9 @@ class Touchpoint(SQLModel, table=True):
     campaign_id: str = ""
     preset_channel: str = ""
     channel: str = Field(default="", index=True)
+    campaign_key: str = Field(default="", description="Joined campaign name (campaigns.yaml)")
     contact_id: int | None = Field(default=None, index=True)
+    superseded: bool = Field(default=False, description="An ad click GA4 also saw as a session")
 
 
 class ContactJourney(SQLModel, table=True):
@@ -123,6 +125,7 @@ class Spend(SQLModel, table=True):
     clicks: int = 0
     impressions: int = 0
     channel: str = ""
+    campaign_key: str = ""
 
 
 class Credit(SQLModel, table=True):
