@@ -61,7 +61,8 @@ class CampaignJoin:
         self.key = lru_cache(maxsize=65536)(self._key)
 
     def _key(self, name: str) -> str:
-        if not name or name.strip().lower() in {"(not set)", "(direct)", "(organic)", "(referral)"}:
+        text = name.strip()
+        if not text or (text.startswith("(") and text.endswith(")")):  # GA4's "(not set)", ...
             return ""
         exact = self._exact.get(name.strip().lower())
         if exact:

@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -106,34 +107,45 @@ def _load(config: Path) -> Any:
 
 
 REPORT_COLUMNS = {
-    "touches": "touches",
-    "leads": "leads",
     "won_deals": "won",
-    "pipeline": "pipeline",
-    "spend": "spend",
+    "opportunities": "opps",
+    "cost_per_lead": "cost/lead",
+    "lead_to_opportunity": "lead→opp",
+    "opportunity_to_won": "opp→won",
     "roi": "ROI",
     "roas": "ROAS",
     "cac": "CAC",
 }
+HIDDEN_IN_TABLE = {"platforms"}
 
 
-def print_report(report: Any) -> None:
-    records = report.records()
+def print_report(report: Any, by: str = "channel") -> None:
+    rows = report.campaigns if by == "campaign" else report.channels
+    records = report.records(rows, by)
     if not records:
         console.print("no data yet: run `closedloop sync` first")
         return
+    period = f"{report.start or '…'} to {report.end or '…'}"
     table = Table(
-        title=f"Closed loop by channel · {report.currency} · "
-        f"ROI, ROAS and CAC on the {report.report_model} model"
+        title=f"Closed loop by {by} · {period} · {report.currency} · "
+        f"ROI, ROAS and CAC on the {report.model} model"
     )
-    for key in records[0]:
-        header = REPORT_COLUMNS.get(key) or key.replace("revenue_", "revenue ").replace("_", " ")
-        table.add_column(header, justify="left" if key == "channel" else "right")
+    other_models = {f"revenue_{m}" for m in report.models if m != report.model}
+    hidden = HIDDEN_IN_TABLE | (other_models if by == "campaign" else set())
+    keys = [k for k in records[0] if k not in hidden]
+    for key in keys:
+        header = REPORT_COLUMNS.get(key) or key.replace("revenue_", "rev ").replace("_", " ")
+        table.add_column(header, justify="left" if key in {"channel", "campaign"} else "right")
     for rec in records:
-        table.add_row(*[_cell(k, v) for k, v in rec.items()])
+        table.add_row(*[_cell(k, rec[k]) for k in keys])
     console.print(table)
-    if report.pipeline_by_stage:
-        stages = Table(title=f"Open pipeline by stage and channel ({report.report_model})")
+    if report.unmatched_spend:
+        console.print(
+            f"[yellow]spend not joined to any touch (see mappings/campaigns.yaml): "
+            f"{report.unmatched_spend:,.0f} {report.currency}[/]"
+        )
+    if report.pipeline_by_stage and by == "channel":
+        stages = Table(title=f"Open pipeline by stage and channel ({report.model})")
         stages.add_column("stage")
         stages.add_column("top channels")
         for stage, channels in sorted(report.pipeline_by_stage.items()):
@@ -147,27 +159,36 @@ def _cell(key: str, value: Any) -> str:
         return "–"
     if key == "roi":
         return f"{value:+.0%}"
+    if key in {"lead_to_opportunity", "opportunity_to_won"}:
+        return f"{value:.0%}"
     if key == "roas":
         return f"{value:.2f}x"
-    if key == "won_deals":
+    if key in {"won_deals", "opportunities"}:
         return f"{value:,.1f}"
     if isinstance(value, float):
         return f"{value:,.0f}"
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
-def build_report(loaded: Any, model: str | None = None) -> Any:
-    from connector.report import channel_report
+def build_report(
+    loaded: Any, model: str | None = None, start: date | None = None, end: date | None = None
+) -> Any:
+    from connector.report import build_report as assemble
     from connector.store import make_engine
 
     sync = loaded.config.sync
+    chosen = model or sync.report_model
     models = list(dict.fromkeys([*sync.models, sync.report_model]))
-    return channel_report(
-        make_engine(loaded.store_url()),
-        models,
-        model or sync.report_model,
-        loaded.config.currency.base,
-    )
+    if chosen not in models:
+        raise ConfigError(
+            f"model {chosen!r} was not computed; add it to sync.models "
+            f"(computed: {', '.join(models)})"
+        )
+    engine = make_engine(loaded.store_url())
+    try:
+        return assemble(engine, models, chosen, loaded.config.currency.base, start, end)
+    finally:
+        engine.dispose()
 
 
 def run_and_summarise(loaded: Any, dry_run: bool = False, only: str | None = None) -> Any:
@@ -234,17 +255,35 @@ def sync(
 def report(
     config: ConfigOption = DEFAULT_CONFIG,
     model: Annotated[str | None, typer.Option(help="Model for ROI, ROAS and CAC.")] = None,
-    format: Annotated[str, typer.Option("--format", "-f", help="table | csv | json")] = "table",
+    by: Annotated[str, typer.Option(help="channel | campaign")] = "channel",
+    start: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"], help="First day.")] = None,
+    end: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"], help="Last day.")] = None,
+    format: Annotated[
+        str, typer.Option("--format", "-f", help="table | csv | json | html")
+    ] = "table",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to a file.")] = None,
 ) -> None:
-    """Per-channel touches, leads, won deals, attributed revenue, spend, ROI, ROAS, CAC."""
+    """Spend, touches, leads, opportunities, wins, revenue, ROI, ROAS, CAC per channel|campaign."""
+    if by not in {"channel", "campaign"}:
+        raise typer.BadParameter("expected channel or campaign", param_hint="--by")
+    if format not in {"table", "csv", "json", "html"}:
+        raise typer.BadParameter("expected table, csv, json or html", param_hint="--format")
     with friendly_errors():
-        result = build_report(_load(config), model)
-    if format == "csv":
-        sys.stdout.write(result.to_csv())
-    elif format == "json":
-        sys.stdout.write(result.to_json() + "\n")
+        result = build_report(_load(config), model, start and start.date(), end and end.date())
+    if format == "table":
+        print_report(result, by)
+        return
+    if format == "html":
+        from connector.report_html import render_html
+
+        body = render_html(result.to_dict())
     else:
-        print_report(result)
+        body = result.to_json() + "\n" if format == "json" else result.to_csv(by)
+    if output:
+        output.write_text(body, encoding="utf-8")
+        console.print(f"wrote {output}")
+    else:
+        sys.stdout.write(body)
 
 
 @app.command()
@@ -264,7 +303,8 @@ def demo(
 
     started = time.perf_counter()
     console.print(
-        f"[bold]closedloop demo[/]: synthetic company, {crm} + GA4 emulators on 127.0.0.1"
+        f"[bold]closedloop demo[/]: a synthetic company; emulators of {crm}, GA4, Google Ads, "
+        "Meta Ads and LinkedIn Ads on 127.0.0.1, offline CSVs"
     )
     company = generate(seed=seed, contacts=contacts, visits=max(20000, contacts * 10))
     console.print(

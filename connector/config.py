@@ -227,8 +227,19 @@ def load_config(path: Path) -> LoadedConfig:
                 f"{doc.where(('sources', i, 'name'))}: duplicate source name {source.name!r}"
             )
         model = adapters.source_class(source.kind).Settings
-        sources[source.name] = validate(doc, model, source.settings, ("sources", i, "settings"))
-    return LoadedConfig(path.resolve(), config, crm_settings, sources)
+        settings = validate(doc, model, source.settings, ("sources", i, "settings"))
+        sources[source.name] = _relative_to(path.parent, settings)
+    return LoadedConfig(path.resolve(), config, _relative_to(path.parent, crm_settings), sources)
+
+
+def _relative_to(folder: Path, settings: BaseModel) -> BaseModel:
+    """File paths in adapter settings are relative to the config file, not the working dir."""
+    fixed = {
+        name: (folder / value).resolve()
+        for name, value in settings
+        if isinstance(value, Path) and not value.is_absolute()
+    }
+    return settings.model_copy(update=fixed) if fixed else settings
 
 
 def dump_yaml(data: Any) -> str:

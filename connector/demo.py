@@ -6,7 +6,7 @@ client libraries end to end; only the data is made up.
 
 from __future__ import annotations
 
-import os
+import csv
 import shutil
 from dataclasses import dataclass
 from datetime import timedelta
@@ -15,8 +15,7 @@ from typing import Any
 
 import adapters
 from connector.config import dump_yaml
-from connector.identity import normalise_email
-from connector.synthetic import Company, generate
+from connector.synthetic import EVENTS, Company, generate, platform_name
 from connector.timeutil import iso_z
 
 GA4_PROPERTY = "123456"
@@ -24,7 +23,12 @@ TOKENS = {
     "CLOSEDLOOP_DEMO_HUBSPOT_TOKEN": "pat-na1-demo-0000",
     "CLOSEDLOOP_DEMO_SALESFORCE_SESSION": "00Ddemo!AQ8AQdemo.session",
     "CLOSEDLOOP_DEMO_GA4_TOKEN": "ya29.demo-token",
+    "CLOSEDLOOP_DEMO_GOOGLE_ADS_TOKEN": "ya29.demo-ads-token",
+    "CLOSEDLOOP_DEMO_GOOGLE_ADS_DEVELOPER_TOKEN": "demo-developer-token",
+    "CLOSEDLOOP_DEMO_META_TOKEN": "EAAB-demo-token",
+    "CLOSEDLOOP_DEMO_LINKEDIN_TOKEN": "AQV-demo-token",
 }
+AD_PLATFORMS = ("google_ads", "meta_ads", "linkedin_ads")
 SF_STAGES = {
     "closedwon": "Closed Won",
     "closedlost": "Closed Lost",
@@ -62,6 +66,7 @@ def seed_hubspot(emu: Any, company: Company) -> None:
             "ga_client_id": p.client_id,
             "closedloop_user_id": p.user_id,
             "hs_facebook_click_id": p.fbclid,
+            "hs_google_click_id": p.gclid,
             "lifecyclestage": "lead",
         }
         if p.utm:
@@ -99,6 +104,7 @@ def seed_salesforce(emu: Any, company: Company) -> None:
             "GA_Client_ID__c": p.client_id,
             "User_ID__c": p.user_id,
             "FBCLID__c": p.fbclid,
+            "GCLID__c": p.gclid,
         }
         if p.utm:
             fields.update(
@@ -142,15 +148,43 @@ def seed_salesforce(emu: Any, company: Company) -> None:
 
 def seed_ga4(emu: Any, company: Company) -> None:
     for v in company.visits:
-        emu.add_session(
-            client_id=v.client_id,
-            started_at=v.started_at,
-            source=v.source,
-            medium=v.medium,
-            campaign=v.campaign,
-            landing_page=v.landing_page,
-            user_id=v.user_id,
-        )
+        emu.add_session(client_id=v.client_id, started_at=v.started_at, source=v.source,
+                        medium=v.medium, campaign=v.campaign, landing_page=v.landing_page,
+                        user_id=v.user_id)  # fmt: skip
+
+
+def seed_ad_platforms(emulators: dict[str, Any], company: Company) -> None:
+    """Each platform's campaigns and daily numbers; Google Ads also knows the clicks' gclids."""
+    ids: dict[str, str] = {}
+    for row in company.spend:
+        emu = emulators[row.platform]
+        if row.campaign not in ids:
+            ids[row.campaign] = row.campaign_id
+            emu.add_campaign(row.campaign_id, platform_name(row.campaign))
+        emu.add_daily(row.campaign_id, row.day, row.cost, row.clicks, row.impressions)
+    for click in company.clicks:
+        emulators["google_ads"].add_click(click.gclid, ids[click.campaign], click.day)
+
+
+def write_offline_files(folder: Path, company: Company) -> tuple[Path, Path]:
+    """The CSVs an events team exports: attendees, and what the events cost."""
+    people = {p.key: p for p in company.people}
+    touches, spend = folder / "offline_touchpoints.csv", folder / "offline_spend.csv"
+    with touches.open("w", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(["email", "occurred_at", "channel", "campaign", "source", "medium"])
+        for t in company.offline:
+            writer.writerow([people[t.person].email.strip(), t.at.isoformat(), t.channel,
+                             t.campaign, t.channel.lower(), "offline"])  # fmt: skip
+    with spend.open("w", newline="") as out:
+        writer = csv.writer(out)
+        header = ["platform", "campaign_id", "campaign", "date", "cost", "currency", "channel"]
+        writer.writerow(header)
+        for s in company.offline_spend:
+            channel = next(e[0] for e in EVENTS if e[1] == s.campaign)
+            writer.writerow([s.platform, s.campaign_id, s.campaign, s.day.isoformat(),
+                             f"{s.cost:.2f}", "USD", channel])  # fmt: skip
+    return touches, spend
 
 
 def _crm_settings(crm: str, url: str) -> dict[str, Any]:
@@ -169,28 +203,40 @@ def _crm_settings(crm: str, url: str) -> dict[str, Any]:
     }
 
 
-def _config(urls: dict[str, str], crm: str) -> dict[str, Any]:
+def _sources(emulators: dict[str, Any]) -> list[dict[str, Any]]:
+    ads = {name: emulators[name].adapter_settings() for name in AD_PLATFORMS}
+    ads["google_ads"]["access_token"] = "${CLOSEDLOOP_DEMO_GOOGLE_ADS_TOKEN}"
+    ads["google_ads"]["developer_token"] = "${CLOSEDLOOP_DEMO_GOOGLE_ADS_DEVELOPER_TOKEN}"
+    ads["meta_ads"]["access_token"] = "${CLOSEDLOOP_DEMO_META_TOKEN}"
+    ads["linkedin_ads"]["access_token"] = "${CLOSEDLOOP_DEMO_LINKEDIN_TOKEN}"
+    return [
+        {"name": "ga4", "kind": "ga4", "settings": {
+            "property_id": GA4_PROPERTY, "access_token": "${CLOSEDLOOP_DEMO_GA4_TOKEN}",
+            "api_endpoint": emulators["ga4"].url, "identity_dimension": "customUser:ga_client_id",
+        }},
+        *({"name": name, "kind": name, "settings": ads[name]} for name in AD_PLATFORMS),
+        {"name": "offline", "kind": "csv_files", "settings": {
+            "touchpoints_file": "offline_touchpoints.csv", "spend_file": "offline_spend.csv",
+        }},
+    ]  # fmt: skip
+
+
+def _config(emulators: dict[str, Any], crm: str) -> dict[str, Any]:
     return {
+        "secrets_file": "secrets.yaml",
         "store": {"url": "sqlite:///closedloop.db"},
-        "crm": {"kind": crm, "settings": _crm_settings(crm, urls[crm])},
-        "sources": [
-            {
-                "name": "ga4",
-                "kind": "ga4",
-                "settings": {
-                    "property_id": GA4_PROPERTY,
-                    "access_token": "${CLOSEDLOOP_DEMO_GA4_TOKEN}",
-                    "api_endpoint": urls["ga4"],
-                    "identity_dimension": "customUser:ga_client_id",
-                },
-            }
-        ],
-        "mappings": {"channels": "mappings/channels.yaml", "crm": f"mappings/{crm}.yaml"},
+        "crm": {"kind": crm, "settings": _crm_settings(crm, emulators[crm].url)},
+        "sources": _sources(emulators),
+        "mappings": {
+            "channels": "mappings/channels.yaml",
+            "crm": f"mappings/{crm}.yaml",
+            "campaigns": "mappings/campaigns.yaml",
+        },  # fmt: skip
         "sync": {
             "initial_days": 200,
             "models": ["first_touch", "last_touch", "linear"],
             "report_model": "linear",
-        },
+        },  # fmt: skip
         "currency": {"base": "USD", "rates": {"EUR": 1.08, "GBP": 1.27}},  # no CHF: reported
     }
 
@@ -211,29 +257,40 @@ def start_demo(workdir: Path, crm: str = "hubspot", company: Company | None = No
     if workdir.exists():
         shutil.rmtree(workdir)
     (workdir / "mappings").mkdir(parents=True)
-    for name in ("channels.yaml", f"{crm}.yaml"):
+    for name in ("channels.yaml", "campaigns.yaml", f"{crm}.yaml"):
         shutil.copy(shipped_folder("mappings") / name, workdir / "mappings" / name)
-    os.environ.update(TOKENS)
+    secrets = workdir / "secrets.yaml"  # what an admin keeps out of the repo, chmod 600
+    secrets.write_text(dump_yaml(TOKENS))
+    secrets.chmod(0o600)
+    write_offline_files(workdir, company)
+    emulator = adapters.emulator_class
     if crm == "salesforce":
-        crm_emu = adapters.emulator_class(crm)(
-            session_id=TOKENS["CLOSEDLOOP_DEMO_SALESFORCE_SESSION"]
-        )
+        crm_emu = emulator(crm)(session_id=TOKENS["CLOSEDLOOP_DEMO_SALESFORCE_SESSION"])
         seed_salesforce(crm_emu, company)
     else:
-        crm_emu = adapters.emulator_class(crm)(access_token=TOKENS["CLOSEDLOOP_DEMO_HUBSPOT_TOKEN"])
+        crm_emu = emulator(crm)(access_token=TOKENS["CLOSEDLOOP_DEMO_HUBSPOT_TOKEN"])
         seed_hubspot(crm_emu, company)
-    ga4_emu = adapters.emulator_class("ga4")(
-        property_id=GA4_PROPERTY, access_token=TOKENS["CLOSEDLOOP_DEMO_GA4_TOKEN"]
-    )
-    seed_ga4(ga4_emu, company)
-    emulators = {crm: crm_emu.start(), "ga4": ga4_emu.start()}
+    emulators: dict[str, Any] = {
+        crm: crm_emu,
+        "ga4": emulator("ga4")(
+            property_id=GA4_PROPERTY, access_token=TOKENS["CLOSEDLOOP_DEMO_GA4_TOKEN"]
+        ),
+        "google_ads": emulator("google_ads")(
+            access_token=TOKENS["CLOSEDLOOP_DEMO_GOOGLE_ADS_TOKEN"],
+            developer_token=TOKENS["CLOSEDLOOP_DEMO_GOOGLE_ADS_DEVELOPER_TOKEN"],
+        ),
+        "meta_ads": emulator("meta_ads")(access_token=TOKENS["CLOSEDLOOP_DEMO_META_TOKEN"]),
+        "linkedin_ads": emulator("linkedin_ads")(
+            access_token=TOKENS["CLOSEDLOOP_DEMO_LINKEDIN_TOKEN"]
+        ),
+    }
+    seed_ga4(emulators["ga4"], company)
+    seed_ad_platforms(emulators, company)
+    for emu in emulators.values():
+        emu.start()
     config_path = workdir / "closedloop.yaml"
     config_path.write_text(
         "# Written by `closedloop demo`: points at the local emulators it started.\n"
-        + dump_yaml(_config({k: e.url for k, e in emulators.items()}, crm))
+        + dump_yaml(_config(emulators, crm))
     )
     return DemoSystems(emulators, config_path)
-
-
-def emails_of(company: Company) -> dict[str, str]:
-    return {normalise_email(p.email): p.email for p in company.people}

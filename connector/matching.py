@@ -71,7 +71,7 @@ def key_campaigns(ctx: RunContext, session: Session) -> None:
         tbl = table_of(model)
         pairs = session.execute(select(tbl.c[column], tbl.c.campaign_key).distinct()).all()
         changes = [
-            {"raw": raw, "key": ctx.campaigns.key(raw)}
+            {"raw": raw, "ckey": ctx.campaigns.key(raw)}
             for raw, current in pairs
             if ctx.campaigns.key(raw) != current
         ]
@@ -79,7 +79,7 @@ def key_campaigns(ctx: RunContext, session: Session) -> None:
             stmt = (
                 update(tbl)
                 .where(tbl.c[column] == bindparam("raw"))
-                .values(campaign_key=bindparam("key"))
+                .values(campaign_key=bindparam("ckey"))
             )
             session.execute(stmt, changes)
 

@@ -144,12 +144,39 @@ class DailySpend:
     impressions: int
 
 
+@dataclass(frozen=True)
+class AdClick:
+    """A Google Ads click whose gclid a form captured; GA4 saw the session only sometimes."""
+
+    gclid: str
+    campaign: str
+    day: date
+
+
+@dataclass(frozen=True)
+class OfflineTouch:
+    person: int
+    at: datetime
+    channel: str
+    campaign: str
+
+
 @dataclass
 class Company:
     people: list[Person] = field(default_factory=list)
     visits: list[Visit] = field(default_factory=list)
     deals: list[DealSpec] = field(default_factory=list)
     spend: list[DailySpend] = field(default_factory=list)
+    clicks: list[AdClick] = field(default_factory=list)
+    offline: list[OfflineTouch] = field(default_factory=list)
+    offline_spend: list[DailySpend] = field(default_factory=list)
+
+
+# Offline programmes: (channel, campaign, day after the start, cost, share of people there)
+EVENTS = (
+    ("Events", "Martech Summit 2026", 55, 18500.0, 0.05),
+    ("Webinar", "Attribution Masterclass", 110, 2400.0, 0.07),
+)
 
 
 def _client_id(rng: random.Random) -> str:
@@ -184,6 +211,7 @@ def generate(
         user_id = f"u{key:05d}" if rng.random() < 0.3 else None
         lift = 1.0
         last_touch: tuple[str, str, str] | None = None
+        gclid: str | None = None
         times = sorted(
             created - timedelta(minutes=rng.uniform(5, 60 * 24 * 45)) for _ in range(n_before)
         )
@@ -198,6 +226,11 @@ def generate(
             lift = max(lift, visit_lift)
             if at <= created:
                 last_touch = (source, medium, campaign)
+            if (source, medium) == ("google", "cpc") and at <= created and rng.random() < 0.35:
+                gclid = f"Cj0KCQ{rng.randrange(16**12):012x}"
+                company.clicks.append(AdClick(gclid, campaign, at.date()))
+                if rng.random() < 0.5:
+                    continue  # consent declined: GA4 never saw this session
             company.visits.append(
                 Visit(
                     client,
@@ -231,10 +264,16 @@ def generate(
                 created,
                 utm,
                 fbclid,
-                None,
+                gclid,
             )
         )
         lift_of[key] = lift
+    for channel, campaign, offset, _, share in EVENTS:
+        at = start + timedelta(days=offset, hours=15)
+        for person in company.people:
+            if at < end and rng.random() < share:
+                company.offline.append(OfflineTouch(person.key, at, channel, campaign))
+                lift_of[person.key] = max(lift_of[person.key], 1.6)
     while len(company.visits) < visits:  # visitors who never filled in a form
         source, medium, campaign, _ = _pick_traffic(rng)
         at = start + timedelta(seconds=rng.uniform(0, span))
@@ -270,7 +309,29 @@ def generate(
             )
         )
     company.spend = _spend(rng, start.date(), end.date())
+    company.offline_spend = [
+        DailySpend(
+            channel.lower(),
+            slug_id(campaign),
+            campaign,
+            (start + timedelta(days=offset)).date(),
+            cost,
+            0,
+            0,
+        )
+        for channel, campaign, offset, cost, _ in EVENTS
+        if start + timedelta(days=offset) < end
+    ]
     return company
+
+
+def slug_id(name: str) -> str:
+    return "-".join(name.lower().split())
+
+
+def platform_name(campaign: str) -> str:
+    """How an ad platform spells a UTM campaign (campaigns.yaml joins the odd one out)."""
+    return "Brand Search | US" if campaign == "brand-search" else campaign.replace("-", " ").title()
 
 
 PLATFORM_OF = {

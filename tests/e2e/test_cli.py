@@ -19,7 +19,8 @@ def test_demo_report_runs_and_json(tmp_path: Path) -> None:
     result = runner.invoke(app, ["demo", "--contacts", "150", "--dir", str(workdir)])
     assert result.exit_code == 0, result.output
     assert "succeeded" in result.output
-    assert "ROI" in result.output and "revenue linear" in result.output
+    assert "ROI" in result.output and "ROAS" in result.output and "CAC" in result.output
+    assert "Paid Search" in result.output and "Events" in result.output
     assert "Contacts as a sales rep now sees them" in result.output
     config = str(workdir / "closedloop.yaml")
 
