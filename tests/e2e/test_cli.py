@@ -27,9 +27,20 @@ def test_demo_report_runs_and_json(tmp_path: Path) -> None:
     report = runner.invoke(app, ["report", "-c", config, "--format", "json"])
     assert report.exit_code == 0, report.output
     body = json.loads(report.output)
-    assert body["report_model"] == "linear"
+    assert body["model"] == "linear"
+    assert body["funnel"]["spend"] > 0 and body["unmatched_spend"] == 0
     assert sum(c["revenue_linear"] for c in body["channels"]) > 0
     assert {"roi", "roas", "cac", "spend"} <= set(body["channels"][0])
+
+    campaigns = runner.invoke(app, ["report", "-c", config, "--by", "campaign", "--format", "csv"])
+    assert campaigns.exit_code == 0, campaigns.output
+    header, *lines = campaigns.output.strip().splitlines()
+    assert header.startswith("campaign,channel,platforms,spend,")
+    assert any(line.startswith("brand-search,Paid Search,google_ads,") for line in lines)
+
+    window = runner.invoke(app, ["report", "-c", config, "--format", "json",
+                                 "--start", "2001-01-01", "--end", "2001-12-31"])  # fmt: skip
+    assert json.loads(window.output)["funnel"]["revenue"] == 0
 
     runs = runner.invoke(app, ["runs", "-c", config])
     assert runs.exit_code == 0 and "succeeded" in runs.output
