@@ -90,6 +90,8 @@ class EmulatorServer:
             for n in dir(type(self))
             if hasattr(getattr(type(self), n), "_route")
         ]
+        self.latency = 0.0  # seconds added to every response (slow-API tests)
+        self.on_request: Callable[[Request], None] | None = None  # test hook, before answering
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -201,6 +203,10 @@ class EmulatorServer:
         )
         with self._lock:
             self.log.append(req)
+        if self.on_request is not None:
+            self.on_request(req)
+        if self.latency:
+            time.sleep(self.latency)
         fault = self._take_fault(req)
         if fault == "drop":
             http.close_connection = True

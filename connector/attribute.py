@@ -138,6 +138,7 @@ def run_attribution(ctx: RunContext) -> None:
             for start in range(0, len(rows), 10000):
                 insert_rows(session, models.Credit, rows[start : start + 10000])
             task.advance()
+            ctx.checkpoint()
         session.commit()
     empty = int(np.sum(np.diff(journeys.offsets) == 0))
     ctx.count("deals_attributed", len(deals) - empty)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -92,12 +94,22 @@ def friendly_errors() -> Iterator[None]:
         raise typer.Exit(1) from None
 
 
-def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+LogFormat = Annotated[str, typer.Option("--log-format", help="text | json (JSON lines)")]
+EXIT_CODES = {"succeeded": 0, "failed": 1, "interrupted": 3, "incomplete": 4}
+
+
+def _setup_logging(verbose: bool, fmt: str = "text", secrets: Any = ()) -> None:
+    from connector.logs import setup_logging
+
+    setup_logging(fmt, logging.INFO if verbose else logging.WARNING, secrets)
+
+
+def _stop_on_signals() -> threading.Event:
+    """SIGTERM/SIGINT ask the run to stop after the batch in flight (it is then 'interrupted')."""
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
 
 
 def _load(config: Path) -> Any:
@@ -191,13 +203,16 @@ def build_report(
         engine.dispose()
 
 
-def run_and_summarise(loaded: Any, dry_run: bool = False, only: str | None = None) -> Any:
+def run_and_summarise(
+    loaded: Any, only: str | None = None, stop: threading.Event | None = None
+) -> Any:
     from connector.context import build_context
     from connector.sync import run_sync
 
     with rich_progress() as progress:
         ctx = build_context(loaded, progress)
-        ctx.dry_run = dry_run
+        if stop is not None:
+            ctx.stop = stop
         run = run_sync(ctx, only=only)  # type: ignore[arg-type]
     console.print(
         f"run {run.id}: [bold]{run.status}[/] · {ctx.api_calls()} API requests · "
@@ -218,15 +233,21 @@ def sync(
         str | None, typer.Option(help="extract | match | writeback | revenue | attribute")
     ] = None,
     verbose: bool = False,
+    log_format: LogFormat = "text",
 ) -> None:
-    """Run one sync: read sources and CRM, match, write back, pull revenue, attribute."""
+    """Run one sync: read sources and CRM, match, write back, pull revenue, attribute.
+
+    Exit code: 0 succeeded, 1 failed, 2 configuration error, 3 interrupted, 4 stopped by an API
+    budget (re-run later to resume).
+    """
     from connector.sync import STEPS
 
-    _setup_logging(verbose)
+    _setup_logging(verbose, log_format)
     if only is not None and only not in STEPS:
         raise typer.BadParameter(f"expected one of {', '.join(STEPS)}", param_hint="--only")
     with friendly_errors():
         loaded = _load(config)
+        _setup_logging(verbose, log_format, loaded.secrets)
         if dry_run:
             from connector.context import build_context
             from connector.writeback import plan, preflight
@@ -246,9 +267,9 @@ def sync(
                 table.add_row(c.crm_object, c.record_id, c.field, c.old or "", c.new or "")
             console.print(table)
             return
-        _, run = run_and_summarise(loaded, only=only)
-        if run.status != "succeeded":
-            raise typer.Exit(1)
+        _, run = run_and_summarise(loaded, only=only, stop=_stop_on_signals())
+    if run.status != "succeeded":
+        raise typer.Exit(EXIT_CODES.get(run.status, 1))
 
 
 @app.command()
@@ -459,17 +480,18 @@ def paths(
         sys.stdout.write(paths_report(file, models.split(","), sep, format))
 
 
-def _not_yet(name: str) -> None:
-    err.print(
-        f"`closedloop {name}` is not available yet in this version (see the roadmap in README)"
-    )
-    raise typer.Exit(2)
-
-
 @app.command()
-def serve(config: ConfigOption = DEFAULT_CONFIG) -> None:
-    """Run the scheduled jobs as a service (not yet available)."""
-    _not_yet("serve")
+def serve(
+    config: ConfigOption = DEFAULT_CONFIG, verbose: bool = True, log_format: LogFormat = ""
+) -> None:
+    """Run the scheduled jobs of `service.jobs`, with /healthz and /metrics, until SIGTERM."""
+    from connector.service import serve as run_service
+
+    with friendly_errors():
+        loaded = _load(config)
+        _setup_logging(verbose, log_format or loaded.config.service.log_format, loaded.secrets)
+        code = run_service(config)
+    raise typer.Exit(code)
 
 
 @app.command()
@@ -498,6 +520,27 @@ def rollback(
     )
     for line in result.left_alone[:50]:
         console.print(f"  [yellow]{line}[/]")
+
+
+@app.command()
+def forget(
+    email: Annotated[str, typer.Option("--email", help="The person's address (any spelling).")],
+    config: ConfigOption = DEFAULT_CONFIG,
+) -> None:
+    """Erasure request: remove a person's identities, touchpoints and credits from the store."""
+    from connector.privacy import forget_email
+    from connector.store import job_lock, make_engine
+
+    with friendly_errors():
+        engine = make_engine(_load(config).store_url())
+        with job_lock(engine, "sync"):
+            gone = forget_email(engine, email)
+        engine.dispose()
+    console.print(
+        f"removed {gone.contacts} contact record(s) with {gone.identities} identities, "
+        f"{gone.touchpoints} touchpoints and {gone.credits} attribution credits; "
+        "erase the person in the CRM too, or the next sync reads them again"
+    )
 
 
 runs_app = typer.Typer(help="Run history.", invoke_without_command=True)

@@ -7,6 +7,7 @@ typo in any section is reported before anything runs.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import stat
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 import adapters
 from connector.errors import ConfigError
@@ -96,6 +97,58 @@ class CurrencyConfig(Strict):
         return None if rate is None else amount * rate
 
 
+StepName = Literal["extract", "match", "writeback", "revenue", "attribute"]
+ALL_STEPS: list[StepName] = ["extract", "match", "writeback", "revenue", "attribute"]
+
+
+class JobConfig(Strict):
+    """One scheduled job of ``closedloop serve``: which steps, and when (cron or interval)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    steps: list[StepName] = Field(default_factory=lambda: list(ALL_STEPS), min_length=1)
+    cron: str | None = Field(None, description="Five-field crontab, UTC: '15 * * * *'.")
+    interval_minutes: int | None = Field(None, ge=1)
+    run_on_start: bool = Field(False, description="Also run once when the service starts.")
+
+    @field_validator("cron")
+    @classmethod
+    def _valid_cron(cls, value: str | None) -> str | None:
+        if value is not None:
+            from apscheduler.triggers.cron import CronTrigger
+
+            try:
+                CronTrigger.from_crontab(value, timezone="UTC")
+            except ValueError as exc:
+                raise ValueError(
+                    f"invalid cron {value!r}: {exc} (expected 'min hour day month weekday')"
+                ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _one_schedule(self) -> JobConfig:
+        if (self.cron is None) == (self.interval_minutes is None):
+            raise ValueError("give exactly one of `cron` or `interval_minutes`")
+        return self
+
+
+class ServiceConfig(Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(
+        9464, ge=0, le=65535, description="/healthz and /metrics; 0 picks a free port."
+    )
+    log_format: Literal["json", "text"] = "json"
+    misfire_grace_seconds: int = Field(600, ge=1)
+    shutdown_timeout_seconds: int = Field(120, ge=1, description="Wait for the batch in flight.")
+    jobs: list[JobConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_jobs(self) -> ServiceConfig:
+        names = [j.name for j in self.jobs]
+        if len(set(names)) != len(names):
+            raise ValueError("job names must be unique")
+        return self
+
+
 class Config(Strict):
     store: StoreConfig = StoreConfig()
     crm: CrmConfig
@@ -103,17 +156,26 @@ class Config(Strict):
     mappings: MappingsConfig = MappingsConfig()
     sync: SyncConfig = SyncConfig()
     currency: CurrencyConfig = CurrencyConfig()
+    service: ServiceConfig = ServiceConfig()
     secrets_file: Path | None = Field(None, description="YAML of NAME: value for ${NAME}.")
 
 
 class LoadedConfig:
     """A validated config with its adapters' settings and the folder paths resolve against."""
 
-    def __init__(self, path: Path, config: Config, crm_settings: Any, sources: dict[str, Any]):
+    def __init__(
+        self,
+        path: Path,
+        config: Config,
+        crm_settings: Any,
+        sources: dict[str, Any],
+        secrets: set[str] | None = None,
+    ):
         self.path = path
         self.config = config
         self.crm_settings = crm_settings
         self.source_settings = sources
+        self.secrets = secrets or set()  # every interpolated value: redacted from logs
 
     def resolve(self, relative: Path) -> Path:
         return relative if relative.is_absolute() else (self.path.parent / relative).resolve()
@@ -229,7 +291,20 @@ def load_config(path: Path) -> LoadedConfig:
         model = adapters.source_class(source.kind).Settings
         settings = validate(doc, model, source.settings, ("sources", i, "settings"))
         sources[source.name] = _relative_to(path.parent, settings)
-    return LoadedConfig(path.resolve(), config, _relative_to(path.parent, crm_settings), sources)
+    return LoadedConfig(
+        path.resolve(),
+        config,
+        _relative_to(path.parent, crm_settings),
+        sources,
+        _found_values(doc.data, secrets),
+    )
+
+
+def _found_values(data: Any, secrets: dict[str, str]) -> set[str]:
+    """The values ``${NAME}`` placeholders in ``data`` stand for."""
+    text = json.dumps(data, default=str)
+    names = set(_ENV.findall(text))
+    return {v for n in names if (v := os.environ.get(n, secrets.get(n)))}
 
 
 def _relative_to(folder: Path, settings: BaseModel) -> BaseModel:

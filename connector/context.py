@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +15,7 @@ from connector import models
 from connector.campaigns import CampaignJoin, load_campaign_rules
 from connector.channels import ChannelClassifier
 from connector.config import LoadedConfig
+from connector.errors import Interrupted
 from connector.mappings import CrmMapping, load_channel_rules, load_crm_mapping
 from connector.progress import NullProgress, Progress
 from connector.store import make_engine
@@ -32,10 +34,16 @@ class RunContext:
     run_id: int | None = None
     dry_run: bool = False
     counts: dict[str, Any] = field(default_factory=dict)
+    stop: threading.Event = field(default_factory=threading.Event)
 
     @property
     def crm_kind(self) -> str:
         return self.loaded.config.crm.kind
+
+    def checkpoint(self) -> None:
+        """Called between batches: honour a requested stop once the batch in flight is saved."""
+        if self.stop.is_set():
+            raise Interrupted("stopped on request after the batch in flight was saved")
 
     def count(self, name: str, n: int = 1) -> None:
         self.counts[name] = self.counts.get(name, 0) + n

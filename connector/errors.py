@@ -5,6 +5,7 @@
      │                    missing secret
      ├── TransientError   worth retrying: 429, 5xx, dropped connection (carries ``retry_after``)
      ├── BudgetExhausted  the configured share of an API quota is used: stop cleanly, resume later
+     ├── Interrupted      a stop was asked for (SIGTERM): the batch in flight finished first
      └── RecordError      one record fails, the run goes on
 
 Adapters translate their client library's exceptions into these; retries live in
@@ -32,6 +33,10 @@ class TransientError(ClosedloopError):
 
 class BudgetExhausted(ClosedloopError):
     """The run stopped before using more than its share of an API quota."""
+
+
+class Interrupted(ClosedloopError):
+    """The run stopped at a batch boundary because a stop was requested."""
 
 
 class RecordError(ClosedloopError):

@@ -98,6 +98,7 @@ def extract_sources(ctx: RunContext) -> None:
                     session.commit()
                 n += len(batch)
                 task.advance(len(batch))
+                ctx.checkpoint()
             with Session(ctx.engine) as session:
                 set_cursor(session, name, stream, started)
                 session.commit()
@@ -216,6 +217,7 @@ def extract_contacts(ctx: RunContext) -> None:
             session.commit()
         n += len(batch)
         task.advance(len(batch))
+        ctx.checkpoint()
     with Session(ctx.engine) as session:
         set_cursor(session, crm_name, "contacts", started)
         session.commit()
@@ -273,6 +275,7 @@ def extract_deals(ctx: RunContext) -> None:
             session.commit()
         n += len(batch)
         task.advance(len(batch))
+        ctx.checkpoint()
     with Session(ctx.engine) as session:
         set_cursor(session, crm_name, "deals", started)
         session.commit()

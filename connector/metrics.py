@@ -14,3 +14,4 @@ RATE_LIMIT_WAIT = Counter(
     "closedloop_rate_limit_wait_seconds", "Seconds spent waiting for a rate limiter", ["system"]
 )
 LAST_SUCCESS = Gauge("closedloop_last_success_timestamp_seconds", "End of the last successful run")
+SERVICE_UP = Gauge("closedloop_service_up", "1 while `closedloop serve` runs its scheduler")

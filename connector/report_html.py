@@ -340,8 +340,9 @@ def _table(
         return "<tr>" + "".join(cells) + "</tr>"
 
     body = "".join(line(r) for r in rows)
+    compact = ' class="compact"' if len(columns) <= 8 else ""
     foot = f"<tfoot>{line(totals)}</tfoot>" if totals else ""
     return (
-        f'<div class="table-wrap"><table data-table="{kind}">'
+        f'<div class="table-wrap"><table data-table="{kind}"{compact}>'
         f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody>{foot}</table></div>"
     )

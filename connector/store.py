@@ -9,9 +9,10 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, Table, event, insert
+from sqlalchemy import Engine, Table, event, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Session, SQLModel, create_engine, select
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, SQLModel, create_engine
 
 from connector import models
 from connector.errors import ClosedloopError
@@ -87,28 +88,47 @@ def set_cursor(session: Session, source: str, stream: str, value: datetime) -> N
     )
 
 
+def _holder_is_dead(owner: str) -> bool:
+    """A lock left by a process of this host that no longer exists (killed) can be taken over."""
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 @contextmanager
 def job_lock(engine: Engine, name: str, ttl: timedelta = timedelta(hours=6)) -> Iterator[str]:
-    """Hold the store lock ``name`` (one run of a job at a time, across processes and hosts)."""
+    """Hold the store lock ``name``: one run at a time, across processes and hosts.
+
+    A lock expires after ``ttl``; one whose holder died on this host is taken over at once.
+    """
     owner = f"{socket.gethostname()}:{os.getpid()}"
-    now = utcnow()
+    lock = table_of(models.Lock)
     with Session(engine) as session:
-        lock = table_of(models.Lock)
+        now = utcnow()
         session.execute(lock.delete().where((lock.c.name == name) & (lock.c.expires_at < now)))
+        holder = session.execute(select(lock.c.owner).where(lock.c.name == name)).scalar()
+        if holder is not None and _holder_is_dead(holder):
+            session.execute(lock.delete().where((lock.c.name == name) & (lock.c.owner == holder)))
         try:
             session.execute(insert(lock), [{"name": name, "owner": owner, "expires_at": now + ttl}])
             session.commit()
-        except Exception as exc:  # unique violation: someone holds it
+        except IntegrityError as exc:
             session.rollback()
-            holder = session.exec(select(models.Lock).where(models.Lock.name == name)).first()
-            who = holder.owner if holder else "another process"
+            who = session.execute(select(lock.c.owner).where(lock.c.name == name)).scalar()
             raise LockHeld(
-                f"job {name!r} is already running ({who}); try again when it ends"
+                f"job {name!r} is already running ({who or 'another process'}); "
+                "try again when it ends"
             ) from exc
     try:
         yield owner
     finally:
         with Session(engine) as session:
-            lock = table_of(models.Lock)
             session.execute(lock.delete().where((lock.c.name == name) & (lock.c.owner == owner)))
             session.commit()

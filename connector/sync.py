@@ -8,7 +8,7 @@ stopped it: re-run later to resume) or ``interrupted``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 from sqlmodel import Session
@@ -16,7 +16,7 @@ from sqlmodel import Session
 from connector import metrics, models
 from connector.attribute import run_attribution
 from connector.context import RunContext
-from connector.errors import BudgetExhausted
+from connector.errors import BudgetExhausted, Interrupted
 from connector.extract import extract_contacts, extract_deals, extract_sources
 from connector.matching import run_match
 from connector.store import job_lock
@@ -43,14 +43,17 @@ _RUNNERS: dict[Step, Callable[[RunContext], object]] = {
 }
 
 
-def run_sync(ctx: RunContext, only: Step | None = None, job: str = "sync") -> models.SyncRun:
-    """Run the steps (or one) under the job's lock; return the finished run record."""
-    steps = [only] if only else list(STEPS)
+def run_sync(
+    ctx: RunContext, only: Step | None = None, job: str = "sync", steps: Sequence[Step] = STEPS
+) -> models.SyncRun:
+    """Run the steps (or ``only`` one) under the store lock; return the finished run record."""
+    chosen = [only] if only else list(steps)
     if ctx.dry_run:
-        steps = [s for s in steps if s not in {"revenue", "attribute"}]
+        chosen = [s for s in chosen if s not in {"revenue", "attribute"}]
 
     def work(ctx: RunContext) -> None:
-        for step in steps:
+        for step in chosen:
+            ctx.checkpoint()
             log.info("run %s: %s", ctx.run_id, step)
             _RUNNERS[step](ctx)
 
@@ -74,6 +77,9 @@ def run_job(
         except BudgetExhausted as exc:
             status, error = "incomplete", str(exc)
             log.warning("run %s stopped to respect the API budget: %s", ctx.run_id, exc)
+        except Interrupted as exc:
+            status, error = "interrupted", str(exc)
+            log.warning("run %s interrupted: %s", ctx.run_id, exc)
         except KeyboardInterrupt:
             status, error = "interrupted", "interrupted by signal"
             raise

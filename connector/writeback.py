@@ -295,6 +295,7 @@ def execute(ctx: RunContext, write_plan: WritePlan) -> dict[str, int]:
             metrics.RECORDS_WRITTEN.labels(ctx.crm_kind).inc(ok)
             metrics.RECORDS_FAILED.labels(ctx.crm_kind).inc(len(results) - ok)
             task.advance(len(results))
+            ctx.checkpoint()
 
         updates = [RecordUpdate(crm_id, values) for crm_id, values in records.items()]
         ctx.crm.write(obj, updates, on_batch=on_batch)
@@ -302,8 +303,44 @@ def execute(ctx: RunContext, write_plan: WritePlan) -> dict[str, int]:
     return counts
 
 
+def reconcile_pending(ctx: RunContext, specs: dict[str, dict[str, FieldSpec]]) -> int:
+    """Settle writes a killed run recorded but never confirmed: ok if the CRM holds the value."""
+    fw = models.FieldWrite
+    with Session(ctx.engine) as session:
+        pending = session.exec(
+            select(fw).where(fw.status == "pending", fw.run_id != ctx.run_id)
+        ).all()
+    by_object: dict[str, list[models.FieldWrite]] = defaultdict(list)
+    for w in pending:
+        by_object[w.crm_object].append(w)
+    settled = []
+    for obj, rows in by_object.items():
+        fields = sorted({w.field for w in rows})
+        current = ctx.crm.read_values(obj, sorted({w.record_id for w in rows}), fields)
+        for w in rows:
+            spec = specs.get(obj, {}).get(w.field)
+            now = current.get(w.record_id, {}).get(w.field)
+            landed = canonical(now, spec) == canonical(w.new_value, spec)
+            settled.append(
+                {
+                    "wid": w.id,
+                    "st": "ok" if landed else "not_applied",
+                    "err": "" if landed else f"run {w.run_id} stopped before this write was sent",
+                }
+            )
+    if settled:
+        tbl = table_of(fw)
+        stmt = update(tbl).where(tbl.c.id == bindparam("wid"))
+        with Session(ctx.engine) as session:
+            session.execute(stmt.values(status=bindparam("st"), error=bindparam("err")), settled)
+            session.commit()
+    return len(settled)
+
+
 def run_writeback(ctx: RunContext) -> WritePlan:
     specs = preflight(ctx)
+    if not ctx.dry_run:
+        ctx.count("writes_reconciled", reconcile_pending(ctx, specs))
     write_plan = plan(ctx, specs)
     ctx.count("writeback_records_considered", write_plan.records_considered)
     ctx.count("writeback_changes", len(write_plan.changes))
