@@ -74,9 +74,3 @@ def test_bad_mapping_is_reported_before_any_request(tmp_path: Path) -> None:
         assert all(len(e.log) == 0 for e in systems.emulators.values())
     finally:
         systems.stop()
-
-
-def test_not_yet_commands_say_so() -> None:
-    result = runner.invoke(app, ["serve"])
-    assert result.exit_code == 2
-    assert "not available yet" in result.output
