@@ -104,8 +104,8 @@ def test_unreachable_api_fails_clearly(loop: Loop) -> None:
         s.bind(("127.0.0.1", 0))
         closed_port = s.getsockname()[1]
     key = "host" if loop.probe.crm == "hubspot" else "instance_url"
-    edit(loop.systems.config_path,
-         lambda c: c["crm"]["settings"].update({key: f"http://127.0.0.1:{closed_port}"}))  # fmt: skip
+    url = f"http://127.0.0.1:{closed_port}"
+    edit(loop.systems.config_path, lambda c: c["crm"]["settings"].update({key: url}))
     result = sync(loop)
     assert result.exit_code != 0
     assert "connect" in result.output.lower()
