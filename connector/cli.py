@@ -250,20 +250,18 @@ def sync(
         _setup_logging(verbose, log_format, loaded.secrets)
         if dry_run:
             from connector.context import build_context
-            from connector.writeback import plan, preflight
+            from connector.sync import run_sync
 
             with rich_progress() as progress:
                 ctx = build_context(loaded, progress)
                 ctx.dry_run = True
-                from connector.sync import run_sync
-
-                run_sync(ctx, only="extract")
-                run_sync(ctx, only="match")
-                write_plan = plan(ctx, preflight(ctx))
-            table = Table(title=f"Dry run: {len(write_plan.changes)} changes would be written")
+                run_sync(ctx, job="sync (dry run)")
+                ctx.close()
+            changes = ctx.write_plan.changes
+            table = Table(title=f"Dry run: {len(changes)} changes would be written")
             for col in ("object", "record", "field", "now", "would be"):
                 table.add_column(col)
-            for c in write_plan.changes[:200]:
+            for c in changes[:200]:
                 table.add_row(c.crm_object, c.record_id, c.field, c.old or "", c.new or "")
             console.print(table)
             return

@@ -35,6 +35,7 @@ class RunContext:
     dry_run: bool = False
     counts: dict[str, Any] = field(default_factory=dict)
     stop: threading.Event = field(default_factory=threading.Event)
+    write_plan: Any = None  # the last write-back plan (what --dry-run prints)
 
     @property
     def crm_kind(self) -> str:

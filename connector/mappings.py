@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -95,10 +95,17 @@ VALUES: tuple[str, ...] = (
     "channel_path",
     "channel_count",
 )
+# What a deal / opportunity can receive, from the attribution model's credits.
+DEAL_VALUES: tuple[str, ...] = (
+    "primary_channel", "primary_campaign", "first_touch_channel", "last_touch_channel",
+    "touch_count", "channel_count", "channel_mix",
+)  # fmt: skip
 
 
 class FieldMapping(Strict):
     """One CRM field and the computed value it receives."""
+
+    VOCABULARY: ClassVar[tuple[str, ...]] = VALUES
 
     field: str
     value: str | None = Field(None, description=f"One of: {', '.join(VALUES)}")
@@ -117,8 +124,9 @@ class FieldMapping(Strict):
         if (self.value is None) == (self.template is None):
             raise ValueError("give exactly one of `value` or `template`")
         for name in self.names():
-            if name not in VALUES:
-                raise ValueError(f"unknown value {name!r}; expected one of: {', '.join(VALUES)}")
+            if name not in self.VOCABULARY:
+                known = ", ".join(self.VOCABULARY)
+                raise ValueError(f"unknown value {name!r}; expected one of: {known}")
         return self
 
     def names(self) -> list[str]:
@@ -132,6 +140,13 @@ class FieldMapping(Strict):
 
 
 PLACEHOLDER = re.compile(r"\{([a-z_.]+)\}")
+
+
+class DealFieldMapping(FieldMapping):
+    """One deal / opportunity field and the attribution summary it receives."""
+
+    VOCABULARY: ClassVar[tuple[str, ...]] = DEAL_VALUES
+    value: str | None = Field(None, description=f"One of: {', '.join(DEAL_VALUES)}")
 
 
 class IdentityFields(Strict):
@@ -158,13 +173,20 @@ class CrmMapping(Strict):
     property_group: str = "closedloop"
     create_missing_fields: bool = True
     fields: list[FieldMapping]
+    deal_fields: list[DealFieldMapping] = Field(
+        default_factory=list, description="Attribution summary on each deal / opportunity."
+    )
+    deal_model: str | None = Field(
+        None, description="Model behind deal_fields; default: report_model"
+    )
 
     @model_validator(mode="after")
     def _unique_fields(self) -> CrmMapping:
-        names = [f.field for f in self.fields]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"field mapped twice: {', '.join(dupes)}")
+        for group in (self.fields, self.deal_fields):
+            names = [f.field for f in group]
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            if dupes:
+                raise ValueError(f"field mapped twice: {', '.join(dupes)}")
         return self
 
     def read_properties(self) -> list[str]:

@@ -26,7 +26,8 @@ from connector.writeback import run_writeback
 log = logging.getLogger(__name__)
 
 Step = Literal["extract", "match", "writeback", "revenue", "attribute"]
-STEPS: tuple[Step, ...] = ("extract", "match", "writeback", "revenue", "attribute")
+# Write-back comes last so deals can receive their attribution summary too.
+STEPS: tuple[Step, ...] = ("extract", "match", "revenue", "attribute", "writeback")
 
 
 def _extract(ctx: RunContext) -> None:
@@ -48,8 +49,6 @@ def run_sync(
 ) -> models.SyncRun:
     """Run the steps (or ``only`` one) under the store lock; return the finished run record."""
     chosen = [only] if only else list(steps)
-    if ctx.dry_run:
-        chosen = [s for s in chosen if s not in {"revenue", "attribute"}]
 
     def work(ctx: RunContext) -> None:
         for step in chosen:

@@ -14,9 +14,11 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import groupby
 from typing import Any
 
 from sqlalchemy import bindparam, update
+from sqlalchemy import select as sa_select
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
@@ -56,17 +58,25 @@ class WritePlan:
 
 
 # -- preflight -----------------------------------------------------------------------------
+def targets(ctx: RunContext) -> list[tuple[str, str, list[FieldMapping]]]:
+    """(CRM object, mapping key, active field mappings) for every object closedloop writes."""
+    persons = [m for m in ctx.mapping.fields if m.policy != Policy.NEVER]
+    deals: list[FieldMapping] = [m for m in ctx.mapping.deal_fields if m.policy != Policy.NEVER]
+    out = [(obj, "fields", persons) for obj in ctx.crm.person_objects]
+    if deals:
+        out.append((ctx.crm.deal_object, "deal_fields", deals))
+    return out
+
+
 def preflight(ctx: RunContext) -> dict[str, dict[str, FieldSpec]]:
-    """Check every mapped field on every person object before any write; create missing ones
-    where the CRM allows it (HubSpot properties in their own group)."""
-    path = ctx.loaded.resolve(ctx.loaded.config.mappings.crm)
-    doc = load_yaml(path)
+    """Check every mapped field on every object before any write; create missing ones where
+    the CRM allows it (HubSpot properties in their own group)."""
+    doc = load_yaml(ctx.loaded.resolve(ctx.loaded.config.mappings.crm))
     specs: dict[str, dict[str, FieldSpec]] = {}
-    for obj in ctx.crm.person_objects:
+    errors: list[str] = []
+    for obj, key, mappings in targets(ctx):
         described = ctx.crm.describe_fields(obj)
-        missing = [
-            m for m in ctx.mapping.fields if m.field not in described and m.policy != Policy.NEVER
-        ]
+        missing = [m for m in mappings if m.field not in described]
         if missing and ctx.mapping.create_missing_fields and not ctx.dry_run:
             ctx.crm.create_fields(
                 obj,
@@ -75,33 +85,36 @@ def preflight(ctx: RunContext) -> dict[str, dict[str, FieldSpec]]:
             )
             ctx.count("fields_created", len(missing))
             described = ctx.crm.describe_fields(obj)
-        errors = []
-        for i, m in enumerate(ctx.mapping.fields):
-            if m.policy == Policy.NEVER:
-                continue
-            spec = described.get(m.field)
-            where = doc.where(("fields", i, "field"))
-            if spec is None:
-                if ctx.dry_run and ctx.mapping.create_missing_fields:
-                    continue
-                errors.append(f"{where}: {obj} has no field {m.field!r}")
-            elif not spec.updateable:
-                errors.append(f"{where}: {obj}.{m.field} is read-only")
-            elif m.type == "number" and spec.type not in {"number", "string"}:
-                errors.append(f"{where}: {obj}.{m.field} is {spec.type}, mapping says number")
-            elif spec.restricted and spec.picklist is not None and m.value_map:
-                bad = sorted(set(m.value_map.values()) - set(spec.picklist))
-                if bad:
-                    errors.append(
-                        f"{where}: value_map sends {', '.join(map(repr, bad))}, not allowed by "
-                        f"{obj}.{m.field} (allowed: {', '.join(spec.picklist)})"
-                    )
-        if errors:
-            raise ConfigError(
-                "mapping does not fit the CRM; nothing was written:\n" + "\n".join(errors)
-            )
+        positions = {m.field: i for i, m in enumerate(getattr(ctx.mapping, key))}
+        for m in mappings:
+            where = doc.where((key, positions[m.field], "field"))
+            problem = _field_problem(obj, m, described.get(m.field))
+            if problem and not (
+                problem == "missing" and ctx.dry_run and ctx.mapping.create_missing_fields
+            ):
+                errors.append(f"{where}: {obj} has no field {m.field!r}" if problem == "missing"
+                              else f"{where}: {problem}")  # fmt: skip
         specs[obj] = described
+    if errors:
+        raise ConfigError(
+            "mapping does not fit the CRM; nothing was written:\n" + "\n".join(errors)
+        )
     return specs
+
+
+def _field_problem(obj: str, m: FieldMapping, spec: FieldSpec | None) -> str:
+    if spec is None:
+        return "missing"
+    if not spec.updateable:
+        return f"{obj}.{m.field} is read-only"
+    if m.type == "number" and spec.type not in {"number", "string"}:
+        return f"{obj}.{m.field} is {spec.type}, mapping says number"
+    if spec.restricted and spec.picklist is not None and m.value_map:
+        bad = sorted(set(m.value_map.values()) - set(spec.picklist))
+        if bad:
+            return (f"value_map sends {', '.join(map(repr, bad))}, not allowed by "
+                    f"{obj}.{m.field} (allowed: {', '.join(spec.picklist)})")  # fmt: skip
+    return ""
 
 
 # -- desired values ------------------------------------------------------------------------
@@ -151,6 +164,44 @@ def _journey_values(session: Session) -> list[tuple[str, str, dict[str, str | No
     return out
 
 
+def _deal_values(session: Session, model: str) -> list[tuple[str, str, dict[str, str | None]]]:
+    """(crm object, crm id, attribution summary) for every deal with credits under ``model``."""
+    d, t, cr = models.Deal, models.Touchpoint, models.Credit
+    rows = session.execute(
+        sa_select(
+            col(d.crm_object), col(d.crm_id), col(t.channel), col(t.utm_campaign), col(cr.fraction)
+        )  # fmt: skip
+        .join(cr, col(cr.deal_id) == col(d.id))
+        .join(t, col(t.id) == col(cr.touchpoint_id))
+        .where(col(cr.model) == model)
+        .order_by(col(d.crm_id), col(t.occurred_at), col(t.id))
+    ).all()
+    out = []
+    for (obj, crm_id), touches_iter in groupby(rows, key=lambda r: (r[0], r[1])):
+        touches = list(touches_iter)
+        by_channel: dict[str, float] = defaultdict(float)
+        by_campaign: dict[str, float] = defaultdict(float)
+        for _, _, channel, campaign, fraction in touches:
+            by_channel[channel] += fraction
+            if campaign and not campaign.startswith("("):
+                by_campaign[campaign] += fraction
+        ranked = sorted(by_channel.items(), key=lambda kv: (-kv[1], kv[0]))
+        out.append((obj, crm_id, {
+            "primary_channel": ranked[0][0],
+            "primary_campaign": _top(by_campaign),
+            "first_touch_channel": touches[0][2],
+            "last_touch_channel": touches[-1][2],
+            "touch_count": str(len(touches)),
+            "channel_count": str(len(by_channel)),
+            "channel_mix": " · ".join(f"{c} {share:.0%}" for c, share in ranked[:4]),
+        }))  # fmt: skip
+    return out
+
+
+def _top(shares: dict[str, float]) -> str | None:
+    return max(shares, key=lambda name: (shares[name], name)) if shares else None
+
+
 def render(m: FieldMapping, values: dict[str, str | None], spec: FieldSpec | None) -> str | None:
     """The text the field should hold, or None when there is nothing to say.
 
@@ -198,32 +249,47 @@ def _last_written(session: Session) -> dict[tuple[str, str], str | None]:
     return {(r, f): v for r, f, v in rows}
 
 
-def plan(ctx: RunContext, specs: dict[str, dict[str, FieldSpec]]) -> WritePlan:
-    result = WritePlan()
+def _desired(
+    ctx: RunContext, specs: dict[str, dict[str, FieldSpec]], result: WritePlan
+) -> dict[str, dict[str, dict[str, str | None]]]:
+    """Per object and record: the rendered value of every mapped field that has one."""
+    model = ctx.mapping.deal_model or ctx.loaded.config.sync.report_model
     with Session(ctx.engine) as session:
-        desired_rows = _journey_values(session)
-        last = _last_written(session)
-    mappings = [m for m in ctx.mapping.fields if m.policy != Policy.NEVER]
+        computed = {"fields": _journey_values(session), "deal_fields": _deal_values(session, model)}
     desired: dict[str, dict[str, dict[str, str | None]]] = defaultdict(dict)
-    for obj, crm_id, values in desired_rows:
-        fields: dict[str, str | None] = {}
-        for m in mappings:
-            try:
-                text = render(m, values, specs.get(obj, {}).get(m.field))
-            except ValueError as exc:
-                result.problems.append(f"{obj} {crm_id}: {exc}")
+    for obj, key, mappings in targets(ctx):
+        for row_obj, crm_id, values in computed[key]:
+            if row_obj != obj:
                 continue
-            if text is not None:
-                fields[m.field] = text
-        if fields:
-            desired[obj][crm_id] = fields
+            fields: dict[str, str | None] = {}
+            for m in mappings:
+                try:
+                    text = render(m, values, specs.get(obj, {}).get(m.field))
+                except ValueError as exc:
+                    result.problems.append(f"{obj} {crm_id}: {exc}")
+                    continue
+                if text is not None:
+                    fields[m.field] = text
+            if fields:
+                desired[obj][crm_id] = fields
+    return desired
+
+
+def plan(ctx: RunContext, specs: dict[str, dict[str, FieldSpec]]) -> WritePlan:
+    """The changes to send: desired values that differ from the CRM's, as each policy allows."""
+    result = WritePlan()
+    desired = _desired(ctx, specs, result)
+    with Session(ctx.engine) as session:
+        last = _last_written(session)
     task = ctx.progress.task(
         "write-back: read current values", total=sum(map(len, desired.values()))
     )
-    policies = {m.field: m.policy for m in mappings}
-    for obj, records in desired.items():
-        field_names = [m.field for m in mappings]
-        current = ctx.crm.read_values(obj, list(records), field_names)
+    for obj, _, mappings in targets(ctx):
+        records = desired.get(obj, {})
+        if not records:
+            continue
+        policies = {m.field: m.policy for m in mappings}
+        current = ctx.crm.read_values(obj, list(records), list(policies))
         for crm_id, fields in records.items():
             result.records_considered += 1
             now = current.get(crm_id)
@@ -232,16 +298,13 @@ def plan(ctx: RunContext, specs: dict[str, dict[str, FieldSpec]]) -> WritePlan:
                 continue
             for name, new in fields.items():
                 spec = specs.get(obj, {}).get(name)
-                old = now.get(name)
-                if canonical(old, spec) == canonical(new, spec):
+                old = canonical(now.get(name), spec)
+                if old == canonical(new, spec):
                     continue
-                if policies[name] == Policy.FILL_IF_EMPTY:
-                    mine = last.get((crm_id, name))
-                    if canonical(old, spec) is not None and canonical(old, spec) != canonical(
-                        mine, spec
-                    ):
-                        continue  # a person or another tool set it: leave it
-                result.changes.append(Change(obj, crm_id, name, old, new))
+                mine = canonical(last.get((crm_id, name)), spec)
+                if policies[name] == Policy.FILL_IF_EMPTY and old is not None and old != mine:
+                    continue  # a person or another tool set it: leave it
+                result.changes.append(Change(obj, crm_id, name, now.get(name), new))
         task.advance(len(records))
     task.finish()
     return result
@@ -347,6 +410,7 @@ def run_writeback(ctx: RunContext) -> WritePlan:
     ctx.count("writeback_problems", len(write_plan.problems))
     for problem in write_plan.problems[:20]:
         log.warning("not written: %s", problem)
+    ctx.write_plan = write_plan
     if not ctx.dry_run and write_plan.changes:
         for key, value in execute(ctx, write_plan).items():
             ctx.count(key, value)

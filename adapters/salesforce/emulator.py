@@ -507,6 +507,10 @@ class Emulator(EmulatorServer):
                 self.add_field(sobject, name, length=255)
             self.add_field(sobject, "First_Touch_Date__c", "datetime")
             self.add_field(sobject, "Touch_Count__c", "double")
+        for name in ("Primary_Channel__c", "Primary_Campaign__c", "First_Touch_Channel__c",
+                     "Channel_Mix__c"):  # fmt: skip
+            self.add_field("Opportunity", name, length=255)
+        self.add_field("Opportunity", "Touch_Count__c", "double")
 
     def seed_sample(self) -> None:
         """30 accounts, contacts, leads (5 converted), opportunities and their contact roles,

@@ -38,11 +38,21 @@ class HubSpotProbe:
     def email(self, props: dict[str, Any]) -> str:
         return str(props["email"])
 
+    def deal_channels(self) -> dict[str, str | None]:
+        """Each deal's primary channel as written by closedloop."""
+        deals = self.emu.objects["deals"].items()
+        return {did: d.properties.get("cl_primary_channel") for did, d in deals}
+
     def write_requests(self) -> list[Any]:
         return self.emu.requests("POST", "/batch/update")  # type: ignore[no-any-return]
 
     def batches(self) -> list[list[str]]:
-        return [[i["id"] for i in r.json()["inputs"]] for r in self.write_requests()]
+        """The record ids of each write batch to people (deals have their own batches)."""
+        return [
+            [i["id"] for i in r.json()["inputs"]]
+            for r in self.write_requests()
+            if "/contacts/" in r.path
+        ]
 
     def values_sent(self) -> int:
         return sum(len(i["properties"]) for r in self.write_requests() for i in r.json()["inputs"])
@@ -74,6 +84,10 @@ class SalesforceProbe(HubSpotProbe):
     def email(self, props: dict[str, Any]) -> str:
         return str(props["Email"])
 
+    def deal_channels(self) -> dict[str, str | None]:
+        deals = self.emu.records["Opportunity"].items()
+        return {oid: o.get("Primary_Channel__c") for oid, o in deals}
+
     def write_requests(self) -> list[Any]:
         collections = self.emu.requests("PATCH", "/composite/sobjects")
         return collections + self.emu.requests("PUT", "/jobs/ingest/")  # type: ignore[no-any-return]
@@ -82,7 +96,9 @@ class SalesforceProbe(HubSpotProbe):
         out = []
         for r in self.write_requests():
             if r.method == "PATCH":
-                out.append([rec["id"] for rec in r.json()["records"]])
+                records = r.json()["records"]
+                if records[0]["attributes"]["type"] in {"Lead", "Contact"}:
+                    out.append([rec["id"] for rec in records])
             else:
                 lines = r.body.decode().strip().splitlines()
                 column = next(i for i, c in enumerate(lines[0].split(",")) if c.strip('"') == "Id")

@@ -102,6 +102,24 @@ def test_full_sync_writes_fields_and_attributes_revenue(loop: Loop, company: Com
         metrics = row.metrics("linear")
         assert metrics["roi"] is not None and metrics["cac"] is not None, channel
     assert report.unmatched_spend == 0  # campaigns.yaml joins "Brand Search | US"
+
+    # each deal carries its attribution summary: the channel with the most linear credit
+    with Session(ctx.engine) as session:
+        rows = session.exec(
+            select(models.Deal.crm_id, models.Touchpoint.channel, models.Credit.fraction)
+            .join(models.Credit, models.Credit.deal_id == models.Deal.id)
+            .join(models.Touchpoint, models.Touchpoint.id == models.Credit.touchpoint_id)
+            .where(models.Credit.model == "linear")
+        ).all()
+    shares: dict[str, dict[str, float]] = {}
+    for deal_id, channel, fraction in rows:
+        shares.setdefault(deal_id, {}).setdefault(channel, 0.0)
+        shares[deal_id][channel] += fraction
+    written = loop.probe.deal_channels()
+    assert len(shares) > 10
+    for deal_id, by_channel in shares.items():
+        top = max(by_channel.values())
+        assert by_channel.get(written[deal_id] or "", -1) >= top - 1e-9, deal_id  # ties: any top
     spend_total = sum(s.cost for s in company.spend + company.offline_spend)
     assert sum(r.spend for r in report.channels) == pytest.approx(spend_total, rel=1e-6)
 
