@@ -12,39 +12,56 @@ from datetime import timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Integer, String, text
+from sqlalchemy import Integer, String, TextClause, TextualSelect, text
 from sqlmodel import Session, col, delete, select
 
 from connector import models
-from connector.attribution import Journeys, credit
+from connector.attribution import Journeys, ModelParams, credit
 from connector.context import RunContext
 from connector.store import insert_rows
 
-_TOUCHES = text("""
-SELECT DISTINCT d.id AS deal_id, t.id AS touch_id, t.occurred_at, t.channel
+# The people behind each deal: its contacts (a converted lead counts as its contact) and, when
+# attribution is account-based, every contact of the deal's account.
+_CONTACT_BUYERS = """
+SELECT d.id AS deal_id, COALESCE(target.id, c.id) AS contact_id
 FROM deal d
 JOIN deal_contact dc ON dc.deal_crm_id = d.crm_id
 JOIN contact c ON c.crm_id = dc.contact_crm_id
+LEFT JOIN contact target ON target.crm_id = c.merged_into"""
+_ACCOUNT_BUYERS = """
+UNION
+SELECT d.id, COALESCE(target.id, c.id)
+FROM deal d
+JOIN contact c ON c.account_id = d.account_id
 LEFT JOIN contact target ON target.crm_id = c.merged_into
-JOIN touchpoint t ON t.contact_id = COALESCE(target.id, c.id)
+WHERE d.account_id IS NOT NULL"""
+
+_TOUCHES = """
+WITH buyers AS ({buyers})
+SELECT DISTINCT d.id AS deal_id, t.id AS touch_id, t.occurred_at, t.channel
+FROM buyers b
+JOIN deal d ON d.id = b.deal_id
+JOIN touchpoint t ON t.contact_id = b.contact_id
 WHERE d.amount_base IS NOT NULL AND d.amount_base >= 0
   AND t.occurred_at <= CASE WHEN d.is_closed THEN COALESCE(d.closed_at, d.updated_at)
                            ELSE d.created_at END
   AND t.channel <> '' AND NOT t.superseded
-ORDER BY d.id, t.occurred_at, t.id
-""").columns(
-    deal_id=Integer(), touch_id=Integer(), occurred_at=models.UtcDateTime(), channel=String()
-)
+ORDER BY d.id, t.occurred_at, t.id"""
 
-_LEAD_TOUCHES = text("""
-SELECT DISTINCT d.id, cj.lead_touch_id
-FROM deal d
-JOIN deal_contact dc ON dc.deal_crm_id = d.crm_id
-JOIN contact c ON c.crm_id = dc.contact_crm_id
-LEFT JOIN contact target ON target.crm_id = c.merged_into
-JOIN contact_journey cj ON cj.contact_id = COALESCE(target.id, c.id)
-WHERE cj.lead_touch_id IS NOT NULL
-""")
+_LEAD_TOUCHES = """
+WITH buyers AS ({buyers})
+SELECT DISTINCT b.deal_id, cj.lead_touch_id
+FROM buyers b
+JOIN contact_journey cj ON cj.contact_id = b.contact_id
+WHERE cj.lead_touch_id IS NOT NULL"""
+
+
+def _queries(account_based: bool) -> tuple[TextualSelect, TextClause]:
+    buyers = _CONTACT_BUYERS + (_ACCOUNT_BUYERS if account_based else "")
+    touches = text(_TOUCHES.format(buyers=buyers)).columns(
+        deal_id=Integer(), touch_id=Integer(), occurred_at=models.UtcDateTime(), channel=String()
+    )
+    return touches, text(_LEAD_TOUCHES.format(buyers=buyers))
 
 
 def _epoch(values: Any) -> float:
@@ -52,15 +69,16 @@ def _epoch(values: Any) -> float:
 
 
 def load_journeys(
-    session: Session, window_days: int
+    session: Session, window_days: int, account_based: bool = False
 ) -> tuple[Journeys, np.ndarray[Any, Any], list[Any]]:
     """Journeys of every deal with a usable amount; returns (journeys, touch ids, deals)."""
+    touches_query, lead_query = _queries(account_based)
     amount = col(models.Deal.amount_base)
     deals = session.exec(
         select(models.Deal).where(amount.is_not(None), amount >= 0).order_by(col(models.Deal.id))
     ).all()
     index = {d.id: i for i, d in enumerate(deals)}
-    rows = session.execute(_TOUCHES).all()
+    rows = session.execute(touches_query).all()
     tz_rows = [(index[r[0]], r[1], r[2], r[3]) for r in rows]
     end = np.array(
         [
@@ -86,7 +104,7 @@ def load_journeys(
     position = {
         (int(d), int(t)): i for i, (d, t) in enumerate(zip(deal_idx, touch_ids, strict=True))
     }
-    for deal_id, lead_touch in session.execute(_LEAD_TOUCHES).all():
+    for deal_id, lead_touch in session.execute(lead_query).all():
         if deal_id not in index:
             continue
         pos = position.get((index[deal_id], int(lead_touch)))
@@ -116,13 +134,17 @@ def run_attribution(ctx: RunContext) -> None:
     models_ = list(dict.fromkeys([*sync.models, sync.report_model]))
     task = ctx.progress.task("attribution", total=len(models_))
     with Session(ctx.engine) as session:
-        journeys, touch_ids, deals = load_journeys(session, sync.attribution_window_days)
+        knobs = sync.attribution
+        journeys, touch_ids, deals = load_journeys(
+            session, sync.attribution_window_days, knobs.account_based
+        )
+        params = ModelParams(**knobs.model_dump(exclude={"account_based"}))
         amounts = np.array([d.amount_base for d in deals], dtype=np.float64)
         deal_ids = np.array([d.id for d in deals], dtype=np.int64)
         per_touch_deal = np.repeat(np.arange(len(deals)), np.diff(journeys.offsets))
         session.execute(delete(models.Credit))
         for model in models_:
-            fractions = credit(model, journeys)
+            fractions = credit(model, journeys, params)
             mask = fractions > 0
             idx = np.nonzero(mask)[0]
             rows = [

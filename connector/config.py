@@ -68,12 +68,25 @@ ModelName = Literal[
 DEFAULT_MODELS: list[ModelName] = ["first_touch", "last_touch", "linear"]
 
 
+class AttributionConfig(Strict):
+    """Model knobs (defaults are the usual ones); weights are normalised per journey."""
+
+    account_based: bool = Field(False, description="Journeys of all the deal account's contacts.")
+    half_life_days: float = Field(7.0, gt=0, description="time_decay: credit halves every N days.")
+    position_based: tuple[float, float, float] = (0.4, 0.2, 0.4)
+    w_shaped: tuple[float, float, float, float] = (0.3, 0.3, 0.3, 0.1)
+    full_path: tuple[float, float, float, float, float] = (0.225, 0.225, 0.225, 0.225, 0.1)
+    markov_order: int = Field(2, ge=1, le=4, description="markov_k: states are k-channel tuples.")
+    shapley_samples: int = Field(2000, ge=2)
+
+
 class SyncConfig(Strict):
     initial_days: int = Field(180, ge=1, description="History read on the first run.")
     lookback_days: int = Field(3, ge=0, description="Re-read window: sources restate recent days.")
     attribution_window_days: int = Field(90, ge=1, description="Touches before a milestone.")
     models: list[ModelName] = Field(default_factory=lambda: list(DEFAULT_MODELS))
     report_model: ModelName = "linear"
+    attribution: AttributionConfig = AttributionConfig()
     deal_contacts: Literal["all", "first"] = "all"
 
 

@@ -132,3 +132,12 @@ def test_shipped_files_are_valid() -> None:
     root = Path(__file__).resolve().parents[2]
     assert len(load_channel_rules(root / "mappings/channels.yaml").rules) > 10
     assert load_crm_mapping(root / "mappings/hubspot.yaml").fields
+
+
+def test_attribution_knobs_are_validated_with_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CL_TEST_TOKEN", "t")
+    text = GOOD + "sync:\n  attribution:\n    markov_order: 9\n"
+    with pytest.raises(ConfigError, match=r"closedloop.yaml:15: sync.attribution.markov_order"):
+        load_config(write(tmp_path, text))

@@ -64,3 +64,46 @@ def test_budget_stop_is_incomplete_then_resumes(tmp_path: Path, company: Company
         assert loop.crm_state() == expected
     finally:
         loop.systems.stop()
+
+
+def credited(loop: Loop) -> list[tuple[str | None, str | None]]:
+    """(deal account, account of the credited touch's contact) for every linear credit."""
+    from sqlmodel import Session, select
+
+    from connector import models
+    from connector.store import make_engine
+
+    engine = make_engine(f"sqlite:///{loop.workdir / 'closedloop.db'}")
+    with Session(engine) as session:
+        rows = session.exec(
+            select(models.Deal.account_id, models.Contact.account_id)
+            .join(models.Credit, models.Credit.deal_id == models.Deal.id)
+            .join(models.Touchpoint, models.Touchpoint.id == models.Credit.touchpoint_id)
+            .join(models.Contact, models.Contact.id == models.Touchpoint.contact_id)
+            .where(models.Credit.model == "linear")
+        ).all()
+    engine.dispose()
+    return list(rows)
+
+
+def test_account_based_journeys_take_every_contact_of_the_account(
+    tmp_path: Path, company: Company
+) -> None:
+    person = start_loop(tmp_path / "person", "salesforce", company)
+    account = start_loop(tmp_path / "account", "salesforce", company)
+    try:
+        person.sync()
+        path = account.systems.config_path
+        config = yaml.safe_load(path.read_text())
+        config["sync"]["attribution"] = {"account_based": True, "half_life_days": 3}
+        path.write_text(yaml.safe_dump(config))
+        _, run = account.sync()
+        assert run.status == "succeeded", run.error
+        by_person, by_account = credited(person), credited(account)
+        assert len(by_account) > len(by_person)
+        # a touch from outside the deal's account can only come from a contact role
+        outside = {pair for pair in by_account if pair[0] != pair[1]}
+        assert outside <= set(by_person)
+    finally:
+        person.systems.stop()
+        account.systems.stop()
