@@ -14,7 +14,6 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from connector.config import validate
-from connector.errors import ConfigError
 from connector.yamlfile import load_yaml
 
 
@@ -208,15 +207,13 @@ def load_crm_mapping(path: Path) -> CrmMapping:
 
 def json_schemas() -> dict[str, dict[str, Any]]:
     """JSON Schemas of the files people edit, keyed by file stem."""
+    from connector.campaigns import CampaignRules
     from connector.config import Config
 
     return {
         "channels": ChannelRules.model_json_schema(by_alias=True),
         "crm_mapping": CrmMapping.model_json_schema(),
+        "campaigns": CampaignRules.model_json_schema(),
         "config": Config.model_json_schema(),
     }
 
-
-def require(condition: bool, message: str) -> None:
-    if not condition:
-        raise ConfigError(message)

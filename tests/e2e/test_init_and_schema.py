@@ -1,0 +1,50 @@
+"""A new user's first commands: init writes commented examples, schema lets editors validate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from connector.cli import app
+from connector.demo import shipped_folder
+
+runner = CliRunner()
+
+
+def test_init_writes_examples_and_doctor_names_missing_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result = runner.invoke(app, ["init", str(tmp_path / "setup")])
+    assert result.exit_code == 0, result.output
+    config = tmp_path / "setup" / "config" / "closedloop.yaml"
+    assert config.exists() and (tmp_path / "setup" / "mappings" / "channels.yaml").exists()
+    assert "#" in config.read_text()  # commented for the person who edits it
+    monkeypatch.delenv("HUBSPOT_ACCESS_TOKEN", raising=False)
+    doctor = runner.invoke(app, ["doctor", "-c", str(config)])
+    assert doctor.exit_code == 2
+    assert "HUBSPOT_ACCESS_TOKEN" in doctor.output and "closedloop.yaml:" in doctor.output
+    again = runner.invoke(app, ["init", str(tmp_path / "setup")])
+    assert "kept" in again.output  # never overwrites what someone edited
+
+
+def test_json_schemas_validate_the_shipped_files(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["schema", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    schemas = {p.name.split(".")[0]: json.loads(p.read_text()) for p in tmp_path.glob("*.json")}
+    assert set(schemas) == {"channels", "crm_mapping", "campaigns", "config"}
+    folder = shipped_folder("mappings")
+    cases = {"channels": ["channels.yaml"], "crm_mapping": ["hubspot.yaml", "salesforce.yaml"],
+             "campaigns": ["campaigns.yaml"]}  # fmt: skip
+    for schema, files in cases.items():
+        for name in files:
+            jsonschema.validate(yaml.safe_load((folder / name).read_text()), schemas[schema])
+    config = yaml.safe_load((shipped_folder("config") / "closedloop.yaml").read_text())
+    jsonschema.validate(config, schemas["config"])
+    broken = {"fields": [{"field": "x", "value": "touch_count", "policy": "sometimes"}]}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(broken, schemas["crm_mapping"])
