@@ -356,7 +356,7 @@ def _spend(rng: random.Random, first: date, last: date) -> list[DailySpend]:
             day = first
             while day < last:
                 clicks = max(0, int(rng.gauss(weight * 3, weight)))
-                cost = round(clicks * rng.uniform(2.5, 9.0), 2)
+                cost = round(clicks * rng.uniform(8.0, 24.0), 2)
                 rows.append(
                     DailySpend(
                         platform,
