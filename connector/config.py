@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 import adapters
 from connector.errors import ConfigError
@@ -304,12 +312,17 @@ def load_config(path: Path) -> LoadedConfig:
         model = adapters.source_class(source.kind).Settings
         settings = validate(doc, model, source.settings, ("sources", i, "settings"))
         sources[source.name] = _relative_to(path.parent, settings)
+    interpolated = _found_values(doc.data, secrets)
+    inline = [
+        value
+        for model in (crm_settings, *sources.values())
+        for _, value in model
+        if isinstance(value, SecretStr) and value.get_secret_value() not in interpolated
+    ]
+    if inline:
+        warn_if_readable_by_others(path)  # secrets written in the file itself
     return LoadedConfig(
-        path.resolve(),
-        config,
-        _relative_to(path.parent, crm_settings),
-        sources,
-        _found_values(doc.data, secrets),
+        path.resolve(), config, _relative_to(path.parent, crm_settings), sources, interpolated
     )
 
 
@@ -321,13 +334,20 @@ def _found_values(data: Any, secrets: dict[str, str]) -> set[str]:
 
 
 def _relative_to(folder: Path, settings: BaseModel) -> BaseModel:
-    """File paths in adapter settings are relative to the config file, not the working dir."""
+    """File paths in adapter settings are relative to the config file, not the working dir;
+    a key file others can read gets a warning."""
     fixed = {
         name: (folder / value).resolve()
         for name, value in settings
         if isinstance(value, Path) and not value.is_absolute()
     }
-    return settings.model_copy(update=fixed) if fixed else settings
+    settings = settings.model_copy(update=fixed) if fixed else settings
+    for name, value in settings:
+        if isinstance(value, Path) and any(
+            word in name for word in _SECRET_WORDS + ("credential",)
+        ):
+            warn_if_readable_by_others(value)
+    return settings
 
 
 def dump_yaml(data: Any) -> str:

@@ -1,0 +1,79 @@
+"""Secrets never leave the process; a person can be forgotten."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlmodel import Session, select
+from typer.testing import CliRunner
+
+from connector import models
+from connector.cli import app
+from connector.demo import TOKENS
+from connector.identity import email_hash
+from connector.store import make_engine
+from connector.synthetic import generate
+from tests.e2e.crm_loop import start_loop
+
+runner = CliRunner()
+
+
+def test_no_output_of_a_full_run_contains_a_secret(tmp_path: Path) -> None:
+    loop = start_loop(
+        tmp_path / "demo", "hubspot", generate(seed=21, contacts=60, visits=600, deals=15)
+    )
+    try:
+        # faults make every adapter log retries with the errors it met (Meta puts the token in
+        # its query string, so its errors are the likeliest to leak it)
+        for name in ("hubspot", "ga4", "google_ads", "meta_ads", "linkedin_ads"):
+            loop.systems.emulators[name].inject("429", count=1)
+            loop.systems.emulators[name].inject("503", count=1)
+        config = str(loop.systems.config_path)
+        outputs = [runner.invoke(app, ["sync", "-c", config, "--verbose", "--log-format", "json"])]
+        assert outputs[0].exit_code == 0, outputs[0].output
+        assert "retrying" in outputs[0].output  # the logs did talk about the failures
+        for args in (["report", "-c", config, "--format", "json"],
+                     ["report", "-c", config, "--format", "csv"],
+                     ["report", "-c", config, "--format", "html"],
+                     ["report", "-c", config, "--by", "campaign"],
+                     ["runs", "-c", config], ["runs", "-c", config, "show", "1"],
+                     ["doctor", "-c", config]):  # fmt: skip
+            outputs.append(runner.invoke(app, args))
+        text = "\n".join(r.output for r in outputs)
+        stored = b"".join(p.read_bytes() for p in loop.workdir.glob("closedloop.db*"))
+        for secret in TOKENS.values():
+            assert secret not in text, secret
+            assert secret.encode() not in stored, secret
+    finally:
+        loop.systems.stop()
+
+
+def test_forget_removes_a_person_from_the_store(tmp_path: Path) -> None:
+    company = generate(seed=22, contacts=60, visits=600, deals=15)
+    loop = start_loop(tmp_path / "demo", "hubspot", company)
+    try:
+        loop.sync()
+        person = next(p for p in company.people if p.key in {t.person for t in company.offline})
+        engine = make_engine(f"sqlite:///{loop.workdir / 'closedloop.db'}")
+        with Session(engine) as session:
+            contact_id = session.exec(select(models.Identity.contact_id).where(
+                models.Identity.value == email_hash(person.email))).one()  # fmt: skip
+            touches = session.exec(
+                select(models.Touchpoint.id).where(models.Touchpoint.contact_id == contact_id)
+            ).all()
+        assert touches
+        result = runner.invoke(app, ["forget", "--email", f"  {person.email.upper()} ",
+                                     "-c", str(loop.systems.config_path)])  # fmt: skip
+        assert result.exit_code == 0, result.output
+        assert f"{len(touches)} touchpoints" in result.output
+        with Session(engine) as session:
+            assert session.exec(select(models.Identity).where(
+                models.Identity.contact_id == contact_id)).all() == []  # fmt: skip
+            assert session.exec(select(models.Touchpoint).where(
+                models.Touchpoint.identity_value == person.client_id)).all() == []  # fmt: skip
+            assert session.exec(select(models.Credit).where(
+                models.Credit.touchpoint_id.in_(touches))).all() == []  # type: ignore[attr-defined]  # fmt: skip
+            assert session.get(models.Contact, contact_id) is None
+        engine.dispose()
+    finally:
+        loop.systems.stop()
