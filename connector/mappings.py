@@ -216,4 +216,3 @@ def json_schemas() -> dict[str, dict[str, Any]]:
         "campaigns": CampaignRules.model_json_schema(),
         "config": Config.model_json_schema(),
     }
-
