@@ -156,11 +156,12 @@ def print_report(report: Any, by: str = "channel") -> None:
             f"[yellow]spend not joined to any touch (see mappings/campaigns.yaml): "
             f"{report.unmatched_spend:,.0f} {report.currency}[/]"
         )
-    if report.pipeline_by_stage and by == "channel":
-        stages = Table(title=f"Open pipeline by stage and channel ({report.model})")
+    by_stage = report.pipeline_by_stage if by == "channel" else report.pipeline_by_stage_campaign
+    if by_stage:
+        stages = Table(title=f"Open pipeline by stage and {by} ({report.model})")
         stages.add_column("stage")
-        stages.add_column("top channels")
-        for stage, channels in sorted(report.pipeline_by_stage.items()):
+        stages.add_column(f"top {by}s")
+        for stage, channels in sorted(by_stage.items()):
             top = sorted(channels.items(), key=lambda kv: -kv[1])[:3]
             stages.add_row(stage, ", ".join(f"{c} {v:,.0f}" for c, v in top))
         console.print(stages)

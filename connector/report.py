@@ -48,9 +48,10 @@ SELECT platform, campaign_key, campaign, channel, SUM(cost_base), SUM(clicks)
 FROM spend WHERE cost_base IS NOT NULL AND day >= :first AND day <= :last
 GROUP BY platform, campaign_key, campaign, channel"""
 _STAGES = """
-SELECT d.stage, t.channel, SUM(cr.amount) FROM credit cr
+SELECT d.stage, t.{dim}, SUM(cr.amount) FROM credit cr
 JOIN touchpoint t ON t.id = cr.touchpoint_id JOIN deal d ON d.id = cr.deal_id
-WHERE cr.model = :model AND NOT d.is_closed GROUP BY d.stage, t.channel"""
+WHERE cr.model = :model AND NOT d.is_closed AND t.{dim} <> ''
+GROUP BY d.stage, t.{dim} ORDER BY d.stage, t.{dim}"""
 
 
 @dataclass
@@ -92,7 +93,8 @@ class ClosedLoopReport:
     end: date | None
     channels: list[Row]
     campaigns: list[Row]
-    pipeline_by_stage: dict[str, dict[str, float]]
+    pipeline_by_stage: dict[str, dict[str, float]]  # stage -> channel -> open amount
+    pipeline_by_stage_campaign: dict[str, dict[str, float]]
     unmatched_spend: float
 
     def records(self, rows: list[Row] | None = None, kind: str = "channel") -> list[dict[str, Any]]:
@@ -143,6 +145,7 @@ class ClosedLoopReport:
             "channels": self.records(),
             "campaigns": self.records(self.campaigns, "campaign"),
             "pipeline_by_stage": self.pipeline_by_stage,
+            "pipeline_by_stage_campaign": self.pipeline_by_stage_campaign,
         }
 
     def to_json(self) -> str:
@@ -209,16 +212,32 @@ def build_report(
                 unmatched += cost
         for key, row in campaigns.items():
             row.channel = dominant.get(key, (0, ""))[1]
-        stages: dict[str, dict[str, float]] = {}
-        for stage, channel, amount in session.execute(_sql(_STAGES), {"model": model}).all():
-            stages.setdefault(stage, {})[channel] = round(float(amount or 0), 2)
+        stages = {dim: _stages(session, dim, model) for dim in ("channel", "campaign_key")}
 
     def order(rows: dict[str, Row]) -> list[Row]:
         return sorted(rows.values(), key=lambda r: (-r.revenue.get(model, 0.0), -r.spend, r.name))
 
     return ClosedLoopReport(
-        models, model, currency, start, end, order(channels), order(campaigns), stages, unmatched
+        models,
+        model,
+        currency,
+        start,
+        end,
+        order(channels),
+        order(campaigns),
+        stages["channel"],
+        stages["campaign_key"],
+        unmatched,
     )
+
+
+def _stages(session: Session, dim: str, model: str) -> dict[str, dict[str, float]]:
+    """Open pipeline per CRM stage, split by ``dim`` under ``model`` ("28,295 in Proposal")."""
+    stages: dict[str, dict[str, float]] = {}
+    query = _sql(_STAGES.format(dim=dim))
+    for stage, name, amount in session.execute(query, {"model": model}).all():
+        stages.setdefault(stage, {})[name] = round(float(amount or 0), 2)
+    return stages
 
 
 def _rows(session: Session, dim: str, model: str, params: dict[str, Any]) -> dict[str, Row]:
