@@ -94,8 +94,8 @@ class ClosedLoopReport:
     channels: list[Row]
     campaigns: list[Row]
     pipeline_by_stage: dict[str, dict[str, float]]  # stage -> channel -> open amount
-    pipeline_by_stage_campaign: dict[str, dict[str, float]]
     unmatched_spend: float
+    pipeline_by_stage_campaign: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def records(self, rows: list[Row] | None = None, kind: str = "channel") -> list[dict[str, Any]]:
         out = []
@@ -218,17 +218,9 @@ def build_report(
         return sorted(rows.values(), key=lambda r: (-r.revenue.get(model, 0.0), -r.spend, r.name))
 
     return ClosedLoopReport(
-        models,
-        model,
-        currency,
-        start,
-        end,
-        order(channels),
-        order(campaigns),
-        stages["channel"],
-        stages["campaign_key"],
-        unmatched,
-    )
+        models, model, currency, start, end, order(channels), order(campaigns),
+        stages["channel"], unmatched, pipeline_by_stage_campaign=stages["campaign_key"],
+    )  # fmt: skip
 
 
 def _stages(session: Session, dim: str, model: str) -> dict[str, dict[str, float]]:
