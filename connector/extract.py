@@ -18,7 +18,7 @@ from sqlmodel import Session, col, delete, select
 from connector import metrics, models
 from connector.context import RunContext
 from connector.identity import email_hash, normalise_id
-from connector.records import CrmDeal, CrmRecord, IdentityKind, Spend, Touchpoint
+from connector.records import CrmDeal, CrmRecord, CurrencyRate, IdentityKind, Spend, Touchpoint
 from connector.store import get_cursor, insert_rows, set_cursor, upsert
 from connector.timeutil import utcnow
 
@@ -226,30 +226,44 @@ def extract_contacts(ctx: RunContext) -> None:
     ctx.count("contacts_read", n)
 
 
-def deal_row(ctx: RunContext, d: CrmDeal) -> dict[str, Any]:
-    amount_base = None
-    if d.amount is not None:
-        amount_base = ctx.loaded.config.currency.to_base(d.amount, d.currency)
-        if amount_base is None:
-            log.warning(
-                "deal %s: no rate for currency %s; left out of revenue", d.crm_id, d.currency
-            )
-            ctx.count("deals_unknown_currency")
+class DealMoney:
+    """Deal amounts into base currency: the CRM's dated rates where it has them (Salesforce
+    advanced currency management, when its corporate currency is the base), else config rates."""
+
+    def __init__(self, ctx: RunContext) -> None:
+        self.currency = ctx.loaded.config.currency
+        rates: list[CurrencyRate] = list(getattr(ctx.crm, "currency_rates", list)())
+        corporate = {r.iso_code for r in rates if r.rate == 1.0}
+        if rates and self.currency.base not in corporate:
+            log.warning("CRM rates are relative to %s, not base %s: using config rates",
+                        ",".join(sorted(corporate)) or "?", self.currency.base)  # fmt: skip
+            rates = []
+        self.dated: dict[str, list[CurrencyRate]] = {}
+        for r in rates:
+            self.dated.setdefault(r.iso_code.upper(), []).append(r)
+
+    def to_base(self, deal: CrmDeal) -> float | None:
+        if deal.amount is None:
+            return None
+        code = (deal.currency or self.currency.base).upper()
+        on = (deal.closed_at or deal.created_at).date()
+        for r in self.dated.get(code, ()):
+            if r.start <= on < r.end:
+                return deal.amount / r.rate
+        return self.currency.to_base(deal.amount, code)
+
+
+def deal_row(ctx: RunContext, money: DealMoney, d: CrmDeal) -> dict[str, Any]:
+    amount_base = money.to_base(d)
+    if d.amount is not None and amount_base is None:
+        log.warning("deal %s: no rate for currency %s; left out of revenue", d.crm_id, d.currency)
+        ctx.count("deals_unknown_currency")
     return {
-        "crm_object": d.object,
-        "crm_id": d.crm_id,
-        "name": d.name,
-        "amount": d.amount,
-        "currency": d.currency,
-        "amount_base": amount_base,
-        "stage": d.stage,
-        "is_won": d.is_won,
-        "is_closed": d.is_closed,
-        "created_at": d.created_at,
-        "updated_at": d.updated_at,
-        "closed_at": d.closed_at,
-        "account_id": d.account_id,
-    }
+        "crm_object": d.object, "crm_id": d.crm_id, "name": d.name, "amount": d.amount,
+        "currency": d.currency, "amount_base": amount_base, "stage": d.stage,
+        "is_won": d.is_won, "is_closed": d.is_closed, "created_at": d.created_at,
+        "updated_at": d.updated_at, "closed_at": d.closed_at, "account_id": d.account_id,
+    }  # fmt: skip
 
 
 def extract_deals(ctx: RunContext) -> None:
@@ -258,10 +272,11 @@ def extract_deals(ctx: RunContext) -> None:
     with Session(ctx.engine) as session:
         since = get_cursor(session, crm_name, "deals")
     task = ctx.progress.task(f"{crm_name}: deals")
+    money = DealMoney(ctx)
     n = 0
     for batch in chunks(ctx.crm.deals(since), 1000):
         with Session(ctx.engine) as session:
-            upsert(session, models.Deal, [deal_row(ctx, d) for d in batch], ["crm_id"])
+            upsert(session, models.Deal, [deal_row(ctx, money, d) for d in batch], ["crm_id"])
             crm_ids = [d.crm_id for d in batch]
             session.execute(
                 delete(models.DealContact).where(col(models.DealContact.deal_crm_id).in_(crm_ids))

@@ -110,6 +110,17 @@ class FieldSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class CurrencyRate:
+    """A CRM's dated exchange rate: ``rate`` units of ``iso_code`` per one corporate currency
+    unit, valid from ``start`` (inclusive) to ``end`` (exclusive)."""
+
+    iso_code: str
+    rate: float
+    start: date
+    end: date
+
+
+@dataclass(frozen=True, slots=True)
 class RecordUpdate:
     """New values for some fields of one CRM record (``None`` clears the field)."""
 

@@ -46,7 +46,14 @@ from simple_salesforce.login import SalesforceLogin
 from adapters._http import retry_after_header
 from connector import metrics
 from connector.errors import BudgetExhausted, ClosedloopError, ConfigError, TransientError
-from connector.records import CrmDeal, CrmRecord, FieldSpec, RecordUpdate, WriteResult
+from connector.records import (
+    CrmDeal,
+    CrmRecord,
+    CurrencyRate,
+    FieldSpec,
+    RecordUpdate,
+    WriteResult,
+)
 from connector.retry import call_with_retry
 from connector.timeutil import iso_z, parse_datetime, start_of_day
 
@@ -512,6 +519,22 @@ class SalesforceCrm:
             body = self._call(f"describe {obj}", lambda sf: getattr(sf, obj).describe())
             self._described[obj] = {f["name"]: f for f in body["fields"]}
         return self._described[obj]
+
+    def currency_rates(self) -> list[CurrencyRate]:
+        """The org's dated conversion rates (advanced currency management), if it has them."""
+        if "CurrencyIsoCode" not in self._describe("Opportunity"):
+            return []
+        soql = "SELECT IsoCode, ConversionRate, StartDate, NextStartDate FROM DatedConversionRate"
+        try:
+            rows = list(self._query(soql))
+        except ClosedloopError as exc:  # multi-currency without dated rates
+            log.info("no dated conversion rates: %s", exc)
+            return []
+        return [
+            CurrencyRate(r["IsoCode"], float(r["ConversionRate"]),
+                         date.fromisoformat(r["StartDate"]), date.fromisoformat(r["NextStartDate"]))
+            for r in rows
+        ]  # fmt: skip
 
     def _field_name(self, obj: str, name: str) -> str | None:
         """The describe's spelling of ``name`` (field names are case-insensitive)."""

@@ -107,3 +107,40 @@ def test_account_based_journeys_take_every_contact_of_the_account(
     finally:
         person.systems.stop()
         account.systems.stop()
+
+
+def test_dated_conversion_rates_of_the_org_convert_each_deal_at_its_date(
+    tmp_path: Path, company: Company
+) -> None:
+    from sqlmodel import Session, select
+
+    from connector import models
+    from connector.store import make_engine
+
+    loop = start_loop(tmp_path / "rates", "salesforce", company)
+    try:
+        rates = loop.crm.records["DatedConversionRate"]
+        eur = next(r for r in rates.values() if r["IsoCode"] == "EUR")
+        eur_days = sorted((d.closed_at or d.created_at).date() for d in company.deals
+                          if d.currency == "EUR")  # fmt: skip
+        cutoff = eur_days[len(eur_days) // 2]  # deals on both sides of the rate change
+        eur["NextStartDate"] = cutoff.isoformat()
+        eur["ConversionRate"] = 0.90
+        loop.crm.add_record("DatedConversionRate", {
+            "IsoCode": "EUR", "ConversionRate": 0.95, "StartDate": cutoff.isoformat(),
+            "NextStartDate": "9999-12-31"})  # fmt: skip
+        ctx, run = loop.sync()
+        assert run.status == "succeeded"
+        assert "deals_unknown_currency" not in ctx.counts  # CHF has an org rate, unlike config
+        engine = make_engine(f"sqlite:///{loop.workdir / 'closedloop.db'}")
+        with Session(engine) as session:
+            deals = session.exec(select(models.Deal).where(models.Deal.currency == "EUR")).all()
+        engine.dispose()
+        assert deals
+        for d in deals:
+            on = (d.closed_at or d.created_at).date()
+            rate = 0.90 if on < cutoff else 0.95
+            assert d.amount_base is not None and d.amount is not None
+            assert abs(d.amount_base - d.amount / rate) < 1e-6, (d.crm_id, on)
+    finally:
+        loop.systems.stop()
