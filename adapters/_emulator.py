@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 
@@ -96,7 +96,7 @@ class EmulatorServer:
         self._thread: threading.Thread | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
-    def start(self, port: int = 0) -> EmulatorServer:
+    def start(self, port: int = 0) -> Self:
         emulator = self
 
         class _Handler(BaseHTTPRequestHandler):
@@ -125,7 +125,7 @@ class EmulatorServer:
             self._server.server_close()
             self._server = None
 
-    def __enter__(self) -> EmulatorServer:
+    def __enter__(self) -> Self:
         return self.start() if self._server is None else self
 
     def __exit__(self, *exc: object) -> None:

@@ -7,7 +7,7 @@ natural keys, and moves its cursor only after the rows are committed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict
 from datetime import datetime, timedelta
 from itertools import islice
@@ -33,14 +33,50 @@ def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield batch
 
 
-def _since(
-    ctx: RunContext, session: Session, source: str, stream: str, lookback: bool
-) -> datetime | None:
-    cursor = get_cursor(session, source, stream)
+# CRM clocks and ours may differ a little: re-read a few minutes before the cursor.
+CRM_LAG = timedelta(minutes=5)
+
+
+def read_stream(
+    ctx: RunContext,
+    system: str,
+    stream: str,
+    read: Callable[[datetime | None], Iterable[T]],
+    store: Callable[[Session, list[T]], object],
+    batch: int = BATCH,
+) -> int:
+    """Read one stream from its cursor, store it batch by batch, then move the cursor.
+
+    Sources re-read ``lookback_days`` (they restate recent numbers) and start ``initial_days``
+    back; the CRM streams read everything on the first run and what changed since after.
+    The cursor moves only after every batch is committed, to when this read started.
+    """
+    started = utcnow()
     sync = ctx.loaded.config.sync
-    if cursor is None:
-        return utcnow() - timedelta(days=sync.initial_days)
-    return cursor - timedelta(days=sync.lookback_days if lookback else 0)
+    with Session(ctx.engine) as session:
+        cursor = get_cursor(session, system, stream)
+    if system in ctx.sources:
+        since: datetime | None = (
+            cursor - timedelta(days=sync.lookback_days) if cursor
+            else started - timedelta(days=sync.initial_days)
+        )  # fmt: skip
+    else:
+        since = cursor - CRM_LAG if cursor else None
+    task = ctx.progress.task(f"{system}: {stream}")
+    n = 0
+    for chunk in chunks(read(since), batch):
+        with Session(ctx.engine) as session:
+            store(session, chunk)
+            session.commit()
+        n += len(chunk)
+        task.advance(len(chunk))
+        ctx.checkpoint()
+    with Session(ctx.engine) as session:
+        set_cursor(session, system, stream, started)
+        session.commit()
+    task.finish()
+    metrics.RECORDS_READ.labels(system).inc(n)
+    return n
 
 
 def touchpoint_row(t: Touchpoint) -> dict[str, Any]:
@@ -77,34 +113,16 @@ def spend_row(ctx: RunContext, s: Spend) -> dict[str, Any]:
 
 def extract_sources(ctx: RunContext) -> None:
     for name, source in ctx.sources.items():
-        for stream in ("touchpoints", "spend"):
-            started = utcnow()
-            with Session(ctx.engine) as session:
-                since = _since(ctx, session, name, stream, lookback=True)
-            task = ctx.progress.task(f"{name}: {stream}")
-            n = 0
-            records = source.touchpoints(since) if stream == "touchpoints" else source.spend(since)
-            for batch in chunks(records, BATCH):
-                with Session(ctx.engine) as session:
-                    if stream == "touchpoints":
-                        store_touchpoints(session, batch)
-                    else:
-                        upsert(
-                            session,
-                            models.Spend,
-                            [spend_row(ctx, s) for s in batch],
-                            ["platform", "account", "campaign_id", "day"],
-                        )
-                    session.commit()
-                n += len(batch)
-                task.advance(len(batch))
-                ctx.checkpoint()
-            with Session(ctx.engine) as session:
-                set_cursor(session, name, stream, started)
-                session.commit()
-            task.finish()
-            metrics.RECORDS_READ.labels(name).inc(n)
-            ctx.count(f"{name}.{stream}", n)
+        n = read_stream(ctx, name, "touchpoints", source.touchpoints, store_touchpoints)
+        ctx.count(f"{name}.touchpoints", n)
+        n = read_stream(
+            ctx, name, "spend", source.spend,
+            lambda session, batch: upsert(
+                session, models.Spend, [spend_row(ctx, s) for s in batch],
+                ["platform", "account", "campaign_id", "day"],
+            ),
+        )  # fmt: skip
+        ctx.count(f"{name}.spend", n)
 
 
 def _identities(ctx: RunContext, record: CrmRecord) -> list[tuple[str, str]]:
@@ -205,24 +223,12 @@ def store_contacts(ctx: RunContext, session: Session, batch: list[CrmRecord]) ->
 
 
 def extract_contacts(ctx: RunContext) -> None:
-    crm_name = ctx.crm_kind
-    started = utcnow()
-    with Session(ctx.engine) as session:
-        since = get_cursor(session, crm_name, "contacts")
-    task = ctx.progress.task(f"{crm_name}: contacts")
-    n = 0
-    for batch in chunks(ctx.crm.contacts(since, ctx.mapping.read_properties()), 1000):
-        with Session(ctx.engine) as session:
-            store_contacts(ctx, session, batch)
-            session.commit()
-        n += len(batch)
-        task.advance(len(batch))
-        ctx.checkpoint()
-    with Session(ctx.engine) as session:
-        set_cursor(session, crm_name, "contacts", started)
-        session.commit()
-    task.finish()
-    metrics.RECORDS_READ.labels(crm_name).inc(n)
+    n = read_stream(
+        ctx, ctx.crm_kind, "contacts",
+        lambda since: ctx.crm.contacts(since, ctx.mapping.read_properties()),
+        lambda session, batch: store_contacts(ctx, session, batch),
+        batch=1000,
+    )  # fmt: skip
     ctx.count("contacts_read", n)
 
 
@@ -266,34 +272,24 @@ def deal_row(ctx: RunContext, money: DealMoney, d: CrmDeal) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def store_deals(ctx: RunContext, money: DealMoney, session: Session, batch: list[CrmDeal]) -> None:
+    upsert(session, models.Deal, [deal_row(ctx, money, d) for d in batch], ["crm_id"])
+    links = sorted({(d.crm_id, c) for d in batch for c in d.contact_ids})
+    session.execute(
+        delete(models.DealContact).where(
+            col(models.DealContact.deal_crm_id).in_([d.crm_id for d in batch])
+        )
+    )
+    insert_rows(
+        session, models.DealContact, [{"deal_crm_id": d, "contact_crm_id": c} for d, c in links]
+    )
+
+
 def extract_deals(ctx: RunContext) -> None:
-    crm_name = ctx.crm_kind
-    started = utcnow()
-    with Session(ctx.engine) as session:
-        since = get_cursor(session, crm_name, "deals")
-    task = ctx.progress.task(f"{crm_name}: deals")
     money = DealMoney(ctx)
-    n = 0
-    for batch in chunks(ctx.crm.deals(since), 1000):
-        with Session(ctx.engine) as session:
-            upsert(session, models.Deal, [deal_row(ctx, money, d) for d in batch], ["crm_id"])
-            crm_ids = [d.crm_id for d in batch]
-            session.execute(
-                delete(models.DealContact).where(col(models.DealContact.deal_crm_id).in_(crm_ids))
-            )
-            links = {(d.crm_id, c) for d in batch for c in d.contact_ids}
-            insert_rows(
-                session,
-                models.DealContact,
-                [{"deal_crm_id": d, "contact_crm_id": c} for d, c in sorted(links)],
-            )
-            session.commit()
-        n += len(batch)
-        task.advance(len(batch))
-        ctx.checkpoint()
-    with Session(ctx.engine) as session:
-        set_cursor(session, crm_name, "deals", started)
-        session.commit()
-    task.finish()
-    metrics.RECORDS_READ.labels(crm_name).inc(n)
+    n = read_stream(
+        ctx, ctx.crm_kind, "deals", ctx.crm.deals,
+        lambda session, batch: store_deals(ctx, money, session, batch),
+        batch=1000,
+    )  # fmt: skip
     ctx.count("deals_read", n)

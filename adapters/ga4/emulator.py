@@ -226,10 +226,6 @@ class Emulator(EmulatorServer):
         self._hourly: deque[tuple[float, int]] = deque()
         self._sessions: list[_Session] = []
 
-    def __enter__(self) -> Emulator:
-        super().__enter__()
-        return self
-
     # -- seeding ---------------------------------------------------------------------------
     def add_session(
         self,

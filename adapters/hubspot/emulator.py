@@ -224,18 +224,6 @@ class Emulator(EmulatorServer):
         self._daily_used = 0
         self._default_schema()
 
-    def __enter__(self) -> Emulator:
-        super().__enter__()
-        return self
-
-    def start(self, port: int = 0) -> Emulator:
-        super().start(port)
-        # Headers and body leave in two writes: without TCP_NODELAY, Nagle's algorithm and the
-        # client's delayed ACK hold every response ~40 ms.
-        assert self._server is not None
-        self._server.RequestHandlerClass.disable_nagle_algorithm = True  # type: ignore[attr-defined]
-        return self
-
     # -- seeding ---------------------------------------------------------------------------
     def _default_schema(self) -> None:
         for obj, name, label in (

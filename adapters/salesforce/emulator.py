@@ -29,8 +29,6 @@ import io
 import itertools
 import json
 import secrets
-import socket
-import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -613,37 +611,6 @@ class Emulator(EmulatorServer):
             "allow_http": True,
             "bulk_poll_interval": 0.01,
         }
-
-    def __enter__(self) -> Emulator:
-        super().__enter__()
-        return self
-
-    def start(self, port: int = 0) -> Emulator:
-        super().start(port)
-        assert self._server is not None
-        # headers and body go out in two writes: without this, Nagle + delayed ACK cost 40 ms
-        self._server.RequestHandlerClass.disable_nagle_algorithm = True  # type: ignore[attr-defined]
-        return self
-
-    def stop(self) -> None:
-        """Stop without waiting out serve_forever's 0.5 s poll: connect until it has noticed."""
-        if self._server is None:
-            return
-        port = int(self._server.server_address[1])
-        stopped = threading.Event()
-
-        def poke() -> None:
-            while not stopped.wait(0.01):
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                except OSError:
-                    return
-
-        threading.Thread(target=poke, daemon=True).start()
-        try:
-            super().stop()
-        finally:
-            stopped.set()
 
     # -- hooks -----------------------------------------------------------------------------
     def check_auth(self, req: Request) -> Response | None:
