@@ -259,7 +259,8 @@ def sync(
                 run_sync(ctx, job="sync (dry run)")
                 ctx.close()
             changes = ctx.write_plan.changes
-            table = Table(title=f"Dry run: {len(changes)} changes would be written")
+            shown = "" if len(changes) <= 200 else " (the first 200 shown)"
+            table = Table(title=f"Dry run: {len(changes)} changes would be written{shown}")
             for col in ("object", "record", "field", "now", "would be"):
                 table.add_column(col)
             for c in changes[:200]:
@@ -413,11 +414,26 @@ def init(target: Annotated[Path, typer.Argument(help="Folder to create.")] = Pat
     )
 
 
+def _source_problems(source: Any) -> list[str]:
+    """A source's own checks, or else one small read (yesterday's spend) to prove access."""
+    from datetime import timedelta
+
+    from connector.timeutil import utcnow
+
+    try:
+        if hasattr(source, "check"):
+            return list(source.check())
+        next(iter(source.spend(utcnow() - timedelta(days=1))), None)
+        return []
+    except ClosedloopError as exc:
+        return [str(exc)]
+
+
 @app.command()
 def doctor(config: ConfigOption = DEFAULT_CONFIG) -> None:
     """Check config, secrets, APIs, and that every mapped field exists and is writable."""
     from connector.context import build_context
-    from connector.writeback import preflight
+    from connector.writeback import preflight, targets
 
     ok = True
     with friendly_errors():
@@ -425,7 +441,10 @@ def doctor(config: ConfigOption = DEFAULT_CONFIG) -> None:
         console.print(f"[green]✓[/] {config}: valid, secrets present")
         ctx = build_context(loaded)
         ctx.dry_run = True
-        console.print(f"[green]✓[/] mappings valid: {len(ctx.mapping.fields)} CRM fields")
+        console.print(
+            f"[green]✓[/] mappings valid: {len(ctx.mapping.fields)} person fields, "
+            f"{len(ctx.mapping.deal_fields)} deal fields"
+        )
         try:
             specs = preflight(ctx)
             console.print(
@@ -433,7 +452,10 @@ def doctor(config: ConfigOption = DEFAULT_CONFIG) -> None:
                 + ", ".join(f"{o} ({len(s)} fields)" for o, s in specs.items())
             )
             missing = [
-                m.field for m in ctx.mapping.fields if any(m.field not in s for s in specs.values())
+                f"{obj}.{m.field}"
+                for obj, _, mappings in targets(ctx)
+                for m in mappings
+                if m.field not in specs.get(obj, {})
             ]
             if missing:
                 console.print(f"[yellow]![/] will be created on first sync: {', '.join(missing)}")
@@ -441,13 +463,11 @@ def doctor(config: ConfigOption = DEFAULT_CONFIG) -> None:
             ok = False
             console.print(f"[red]✗[/] {ctx.crm_kind}: {exc}")
         for name, source in ctx.sources.items():
-            try:
-                problems = source.check() if hasattr(source, "check") else []
-            except ClosedloopError as exc:
-                problems = [str(exc)]
+            problems = _source_problems(source)
             ok = ok and not problems
             mark = "[red]✗[/]" if problems else "[green]✓[/]"
             console.print(f"{mark} source {name}: " + ("; ".join(problems) or "reachable"))
+        ctx.close()
     if not ok:
         raise typer.Exit(1)
 
