@@ -1,4 +1,4 @@
-"""One sync run: extract -> match -> write-back -> revenue -> attribute, each re-runnable alone.
+"""One sync run: extract -> match -> revenue -> attribute -> write-back, each re-runnable alone.
 
 The run holds the store lock of its job (one run at a time across processes), is recorded in
 ``sync_run`` with its counts, and ends ``succeeded``, ``failed``, ``incomplete`` (an API budget
