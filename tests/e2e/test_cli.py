@@ -74,3 +74,23 @@ def test_bad_mapping_is_reported_before_any_request(tmp_path: Path) -> None:
         assert all(len(e.log) == 0 for e in systems.emulators.values())
     finally:
         systems.stop()
+
+
+def test_paths_command_prints_the_documented_csv(tmp_path: Path) -> None:
+    table = tmp_path / "paths.csv"
+    table.write_text(
+        "path,total_conversions,total_conversion_value,total_null\n"
+        "A > B,2,200,1\n"
+        "B,1,50,3\n"
+    )
+    result = runner.invoke(app, ["paths", str(table), "--models", "first_touch,linear"])
+    assert result.exit_code == 0, result.output
+    rows = result.output.strip().splitlines()
+    assert rows[0] == "model,channel,conversions,value"
+    parsed = {tuple(r.split(",")[:2]): tuple(map(float, r.split(",")[2:])) for r in rows[1:]}
+    assert parsed[("first_touch", "A")] == (2.0, 200.0)
+    assert parsed[("first_touch", "B")] == (1.0, 50.0)
+    assert parsed[("linear", "A")] == (1.0, 100.0)
+    assert parsed[("linear", "B")] == (2.0, 150.0)
+    bad = runner.invoke(app, ["paths", str(tmp_path / "missing.csv")])
+    assert bad.exit_code == 2 and "missing.csv" in bad.output
