@@ -1,9 +1,12 @@
-"""Benchmark the offline CSV import: parse 1,000,000 spend rows and 1,000,000 touchpoint rows.
+"""Benchmark the offline CSV import: 1,000,000 spend rows and 1,000,000 touchpoint rows.
 
     PYTHONPATH=. python benchmarks/bench_csv_import.py [--rows 1000000] [--regenerate]
 
 The files are generated once with a fixed seed into ``benchmarks/out/`` and reused. Prints rows
-per second of parsing through :class:`CsvFilesSource` and the process's peak RSS.
+per second of parsing through :class:`CsvFilesSource`, then of importing both files into a new
+SQLite store through the extract step itself (:func:`connector.extract.extract_sources`: the
+spend upsert and :func:`connector.extract.store_touchpoints`), twice: the second import of the
+same files must leave the row counts and contents unchanged. Peak RSS is the process's so far.
 """
 
 from __future__ import annotations
@@ -16,8 +19,15 @@ import time
 from collections.abc import Callable, Iterable
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, text
 
 from adapters.csv_files.adapter import CsvFilesSource
+from connector.config import Config, CrmConfig, CurrencyConfig, LoadedConfig
+from connector.context import RunContext
+from connector.extract import extract_sources
+from connector.store import make_engine
 from connector.timeutil import utcnow
 
 OUT = Path(__file__).parent / "out"
@@ -105,6 +115,87 @@ def timed(label: str, rows: Callable[[], Iterable[object]]) -> None:
     print(f"; peak RSS {peak_mb:,.0f} MB")
 
 
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+class StreamClock:
+    """A progress sink that times each stream the extract step reads (one task per stream)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.rows: dict[str, int] = {}
+
+    def task(self, name: str, total: int | None = None) -> Any:
+        clock, started = self, time.perf_counter()
+        clock.rows[name] = 0
+
+        class Task:
+            def advance(self, n: int = 1) -> None:
+                clock.rows[name] += n
+
+            def finish(self) -> None:
+                clock.seconds[name] = time.perf_counter() - started
+
+        return Task()
+
+
+def import_context(engine: Engine, source: CsvFilesSource, clock: StreamClock) -> RunContext:
+    """What the extract step needs of a run: the store, the source, currencies and progress."""
+    config = Config(
+        crm=CrmConfig(kind="hubspot"), currency=CurrencyConfig(base="USD", rates={"EUR": 1.08})
+    )
+    loaded = LoadedConfig(OUT / "closedloop.yaml", config, crm_settings=None, sources={})
+    return RunContext(
+        loaded=loaded,
+        engine=engine,
+        crm=None,
+        sources={"offline": source},
+        mapping=None,  # the mapping, rules and campaigns are not read by extract_sources
+        classifier=None,
+        campaigns=None,
+        progress=clock,
+    )
+
+
+def store_state(engine: Engine) -> dict[str, tuple[Any, ...]]:
+    """Row count and a content digest of each table the import writes."""
+    queries = {
+        "spend": "SELECT COUNT(*), MAX(id), SUM(cost), SUM(cost_base), SUM(clicks) FROM spend",
+        "touchpoint": (
+            "SELECT COUNT(*), MAX(id), COUNT(DISTINCT identity_value), "
+            "SUM(LENGTH(key) + LENGTH(occurred_at)) FROM touchpoint"
+        ),
+    }
+    with engine.connect() as conn:
+        return {table: tuple(conn.execute(text(sql)).one()) for table, sql in queries.items()}
+
+
+def import_into_store(source: CsvFilesSource) -> None:
+    path = OUT / "csv_import_store.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    engine = make_engine(f"sqlite:///{path}")
+    states = []
+    for attempt in ("import", "re-import"):
+        clock = StreamClock()
+        extract_sources(import_context(engine, source, clock))
+        for stream in ("spend", "touchpoints"):
+            name = f"offline: {stream}"
+            count, seconds = clock.rows[name], clock.seconds[name]
+            print(
+                f"{attempt:9s} {stream:11s} {count:>10,d} rows in {seconds:6.2f} s = "
+                f"{count / seconds:>10,.0f} rows/s; peak RSS {peak_mb():,.0f} MB"
+            )
+        states.append(store_state(engine))
+        counts = ", ".join(f"{table} {state[0]:,d}" for table, state in states[-1].items())
+        print(f"{'':9s} rows in the store after the {attempt}: {counts}")
+    engine.dispose()
+    if states[0] != states[1]:
+        raise SystemExit(f"the re-import changed the store: {states[0]} -> {states[1]}")
+    print("re-import changed nothing (row counts, ids and content digests equal)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -125,6 +216,7 @@ def main() -> None:
     timed("spend", lambda: source.spend(since))
     timed("touchpoints", lambda: source.touchpoints(since))
     print(f"rejected rows: {len(source.rejected)}")
+    import_into_store(source)
 
 
 if __name__ == "__main__":

@@ -7,11 +7,11 @@ import socket
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from itertools import repeat
 from typing import Any
 
 from sqlalchemy import Engine, Table, event, insert, select
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, StatementError
 from sqlmodel import Session, SQLModel, create_engine
 
 from connector import models
@@ -47,31 +47,64 @@ def table_of(model: type[SQLModel]) -> Table:
     return model.__table__  # type: ignore[attr-defined,no-any-return]
 
 
+def _execute_many(
+    session: Session, table: type[SQLModel], rows: Sequence[dict[str, Any]], conflict: str = ""
+) -> None:
+    """INSERT ``rows`` (all with the keys of the first) with one DB-API ``executemany`` of plain
+    tuples: the values and the Python-side defaults of the columns not given go through the
+    column types' bind processors, as SQLAlchemy's own executemany does, without its per-row
+    parameter handling. ``conflict`` is appended to the statement (an ON CONFLICT clause)."""
+    tbl = table_of(table)
+    dialect = session.get_bind().dialect
+    given = list(rows[0])
+    unknown = [c for c in given if c not in tbl.c]
+    if unknown:
+        raise ClosedloopError(f"{tbl.name} has no column {unknown[0]!r}")
+    defaults = [c for c in tbl.c if c.key not in given and c.default is not None]
+    if any(not c.default.is_scalar for c in defaults):  # type: ignore[union-attr]
+        raise ClosedloopError(f"{tbl.name}: give every column with a computed default")
+    quote = dialect.identifier_preparer.quote
+    names = ", ".join(quote(c) for c in [*given, *(c.key for c in defaults)])
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    marks = ", ".join([mark] * (len(given) + len(defaults)))
+    sql = f"INSERT INTO {quote(tbl.name)} ({names}) VALUES ({marks}){conflict}"
+    columns: list[Any] = []
+    try:
+        for column in [tbl.c[c] for c in given]:
+            process = column.type.dialect_impl(dialect).bind_processor(dialect)
+            values = [row[column.key] for row in rows]
+            columns.append(list(map(process, values)) if process else values)
+        for column in defaults:
+            process = column.type.dialect_impl(dialect).bind_processor(dialect)
+            value = column.default.arg  # type: ignore[union-attr]
+            columns.append(repeat(process(value) if process else value, len(rows)))
+    except Exception as exc:  # a value the column type refuses: as SQLAlchemy reports it
+        raise StatementError(str(exc), sql, None, exc) from exc
+    session.connection().exec_driver_sql(sql, list(zip(*columns, strict=True)))
+
+
 def upsert(
     session: Session, table: type[SQLModel], rows: Sequence[dict[str, Any]], keys: Sequence[str]
 ) -> None:
-    """Insert ``rows`` or update them on their natural ``keys`` (set-based, one executemany)."""
+    """Insert ``rows`` or update them on their natural ``keys`` (set-based, one executemany).
+
+    On conflict only the columns given are updated; omitted ones keep their stored value."""
     if not rows:
         return
-    dialect = session.get_bind().dialect.name
-    tbl = table_of(table)
-    stmt: Any = postgresql.insert(tbl) if dialect == "postgresql" else sqlite.insert(tbl)
-    if dialect not in {"postgresql", "sqlite"}:
-        raise ClosedloopError(f"upsert is not implemented for {dialect}")
-    update_cols = [c for c in rows[0] if c not in keys]
-    stmt = (
-        stmt.on_conflict_do_update(
-            index_elements=list(keys), set_={c: stmt.excluded[c] for c in update_cols}
-        )
-        if update_cols
-        else stmt.on_conflict_do_nothing(index_elements=list(keys))
+    dialect = session.get_bind().dialect
+    if dialect.name not in {"postgresql", "sqlite"}:
+        raise ClosedloopError(f"upsert is not implemented for {dialect.name}")
+    quote = dialect.identifier_preparer.quote
+    updates = ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in rows[0] if c not in keys)
+    action = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
+    _execute_many(
+        session, table, rows, f" ON CONFLICT ({', '.join(quote(k) for k in keys)}) {action}"
     )
-    session.execute(stmt, list(rows))
 
 
 def insert_rows(session: Session, table: type[SQLModel], rows: Sequence[dict[str, Any]]) -> None:
     if rows:
-        session.execute(insert(table_of(table)), list(rows))
+        _execute_many(session, table, rows)
 
 
 def get_cursor(session: Session, source: str, stream: str) -> datetime | None:
