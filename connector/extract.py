@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict
+from dataclasses import fields
 from datetime import datetime, timedelta
 from itertools import islice
 from typing import Any, TypeVar
@@ -104,7 +104,7 @@ def store_touchpoints(session: Session, touchpoints: Iterable[Touchpoint]) -> in
 
 
 def spend_row(ctx: RunContext, s: Spend) -> dict[str, Any]:
-    row = asdict(s)
+    row = {f.name: getattr(s, f.name) for f in fields(s)}  # shallow: asdict deep-copies
     row["cost_base"] = ctx.loaded.config.currency.to_base(s.cost, s.currency)
     if row["cost_base"] is None:
         ctx.count("spend_unknown_currency")

@@ -23,6 +23,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from connector import metrics, models
@@ -60,15 +61,11 @@ def trigger(job: JobConfig) -> Any:
     return IntervalTrigger(minutes=job.interval_minutes or 60, timezone="UTC")
 
 
-def health(loaded: LoadedConfig, scheduler: BackgroundScheduler) -> tuple[int, dict[str, Any]]:
-    engine = make_engine(loaded.store_url())
-    try:
-        with Session(engine) as session:
-            last = session.exec(
-                select(models.SyncRun).order_by(col(models.SyncRun.id).desc()).limit(1)
-            ).first()
-    finally:
-        engine.dispose()
+def health(engine: Engine, scheduler: BackgroundScheduler) -> tuple[int, dict[str, Any]]:
+    with Session(engine) as session:
+        last = session.exec(
+            select(models.SyncRun).order_by(col(models.SyncRun.id).desc()).limit(1)
+        ).first()
     body = {
         "status": "ok" if scheduler.running and not STOP.is_set() else "stopping",
         "jobs": [
@@ -84,6 +81,7 @@ def health(loaded: LoadedConfig, scheduler: BackgroundScheduler) -> tuple[int, d
 
 
 def start_http(loaded: LoadedConfig, scheduler: BackgroundScheduler) -> ThreadingHTTPServer:
+    engine = make_engine(loaded.store_url())
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args: Any) -> None:
             pass
@@ -92,7 +90,7 @@ def start_http(loaded: LoadedConfig, scheduler: BackgroundScheduler) -> Threadin
             if self.path == "/metrics":
                 status, payload, kind = 200, generate_latest(), CONTENT_TYPE_LATEST
             elif self.path == "/healthz":
-                status, body = health(loaded, scheduler)
+                status, body = health(engine, scheduler)
                 payload, kind = json.dumps(body).encode(), "application/json"
             else:
                 status, payload, kind = 404, b"not found\n", "text/plain"
@@ -102,9 +100,15 @@ def start_http(loaded: LoadedConfig, scheduler: BackgroundScheduler) -> Threadin
             self.end_headers()
             self.wfile.write(payload)
 
+    class Server(ThreadingHTTPServer):
+        daemon_threads = True
+
+        def handle_error(self, request: Any, client_address: Any) -> None:
+            # through logging (JSON lines, secrets redacted), not socketserver's print to stderr
+            log.warning("health/metrics request from %s failed", client_address[0], exc_info=True)
+
     svc = loaded.config.service
-    server = ThreadingHTTPServer((svc.host, svc.port), Handler)
-    server.daemon_threads = True
+    server = Server((svc.host, svc.port), Handler)
     threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True
     ).start()
