@@ -80,8 +80,9 @@ def health(engine: Engine, scheduler: BackgroundScheduler) -> tuple[int, dict[st
     return (200 if body["status"] == "ok" else 503), body
 
 
-def start_http(loaded: LoadedConfig, scheduler: BackgroundScheduler) -> ThreadingHTTPServer:
-    engine = make_engine(loaded.store_url())
+def start_http(
+    loaded: LoadedConfig, scheduler: BackgroundScheduler, engine: Engine
+) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args: Any) -> None:
             pass
@@ -121,6 +122,7 @@ def serve(config_path: Path) -> int:
     svc = loaded.config.service
     if not svc.jobs:
         log.warning("no jobs under service.jobs in %s: only /healthz and /metrics run", config_path)
+    engine = make_engine(loaded.store_url())  # the store exists before any job touches it
     STOP.clear()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: STOP.set())
@@ -144,7 +146,7 @@ def serve(config_path: Path) -> int:
         )  # fmt: skip
 
     scheduler.start()
-    server = start_http(loaded, scheduler)
+    server = start_http(loaded, scheduler, engine)
     log.info("serving %d jobs; health and metrics on http://%s:%d", len(svc.jobs), svc.host,
              server.server_address[1])  # fmt: skip
     metrics.SERVICE_UP.set(1)
@@ -155,6 +157,7 @@ def serve(config_path: Path) -> int:
     stopper.join(svc.shutdown_timeout_seconds)
     finished = not stopper.is_alive()
     server.shutdown()
+    engine.dispose()
     metrics.SERVICE_UP.set(0)
     if not finished:
         log.error("a job did not stop within %ss; exiting anyway", svc.shutdown_timeout_seconds)

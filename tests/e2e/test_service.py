@@ -97,7 +97,7 @@ def test_serve_runs_jobs_serves_health_and_metrics_and_stops_on_sigterm(loop: Lo
     try:
         deadline = time.monotonic() + 60
         body: dict[str, Any] = {}
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and proc.poll() is None:
             try:
                 status, text = get(f"http://127.0.0.1:{port}/healthz")
                 body = json.loads(text)
@@ -106,7 +106,10 @@ def test_serve_runs_jobs_serves_health_and_metrics_and_stops_on_sigterm(loop: Lo
             except OSError:
                 pass
             time.sleep(0.3)
-        assert body["status"] == "ok" and body["last_run"]["job"] == "hourly", body
+        if body.get("status") != "ok" or not body.get("last_run"):
+            proc.terminate()
+            pytest.fail(f"serve never reported a finished run: {body}\n{proc.communicate()[1]}")
+        assert body["last_run"]["job"] == "hourly", body
         assert body["jobs"][0]["id"] == "hourly" and body["jobs"][0]["next_run"]
         status, text = get(f"http://127.0.0.1:{port}/metrics")
         assert status == 200
