@@ -79,9 +79,7 @@ def test_bad_mapping_is_reported_before_any_request(tmp_path: Path) -> None:
 def test_paths_command_prints_the_documented_csv(tmp_path: Path) -> None:
     table = tmp_path / "paths.csv"
     table.write_text(
-        "path,total_conversions,total_conversion_value,total_null\n"
-        "A > B,2,200,1\n"
-        "B,1,50,3\n"
+        "path,total_conversions,total_conversion_value,total_null\nA > B,2,200,1\nB,1,50,3\n"
     )
     result = runner.invoke(app, ["paths", str(table), "--models", "first_touch,linear"])
     assert result.exit_code == 0, result.output
