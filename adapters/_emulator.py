@@ -28,6 +28,7 @@ class Request:
     headers: dict[str, str]
     body: bytes
     params: dict[str, str] = field(default_factory=dict)
+    raw_query: str = ""  # undecoded, for APIs whose encoding matters (LinkedIn's Rest.li)
 
     def json(self) -> Any:
         return json.loads(self.body or b"null")
@@ -200,6 +201,7 @@ class EmulatorServer:
             query=parse_qs(parts.query, keep_blank_values=True),
             headers={k.lower(): v for k, v in http.headers.items()},
             body=body,
+            raw_query=parts.query,
         )
         with self._lock:
             self.log.append(req)

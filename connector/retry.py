@@ -9,6 +9,7 @@ from typing import TypeVar
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 from tenacity.wait import wait_random_exponential
 
+from connector import metrics
 from connector.errors import TransientError
 
 T = TypeVar("T")
@@ -32,8 +33,6 @@ def _wait(state: RetryCallState) -> float:
 def _log_retry(state: RetryCallState) -> None:
     error = state.outcome.exception() if state.outcome else None
     log.warning("retrying after transient error (attempt %d): %s", state.attempt_number, error)
-    from connector import metrics
-
     metrics.RETRIES.inc()
 
 

@@ -23,12 +23,10 @@ from __future__ import annotations
 
 import base64
 import re
-import threading
 from dataclasses import dataclass
 from datetime import date, timedelta
-from http.server import BaseHTTPRequestHandler
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 from adapters._emulator import EmulatorServer, Request, Response, route
 
@@ -145,13 +143,6 @@ class Emulator(EmulatorServer):
         self.active_versions = active_versions  # None: any well-formed YYYYMM[.RR]
         self.campaigns: dict[str, str] = {}
         self.daily: dict[tuple[str, date], Daily] = {}
-        self._raw = threading.local()
-
-    def _dispatch(self, http: BaseHTTPRequestHandler) -> None:
-        # Rest.li values must be read from the raw query: decoding first would hide whether
-        # the client encoded the URNs inside List(...) and left the structure characters bare.
-        self._raw.query = urlsplit(http.path).query
-        super()._dispatch(http)
 
     # -- seeding ---------------------------------------------------------------------------
     def add_campaign(self, id: str | int, name: str) -> None:
@@ -241,9 +232,10 @@ class Emulator(EmulatorServer):
     def not_found_response(self, req: Request) -> Response:
         return self._error(404, "RESOURCE_NOT_EXISTS", f"Resource {req.path} does not exist")
 
-    def _params(self) -> dict[str, str]:
-        """Raw (still percent-encoded) query parameters of the request being served."""
-        pairs = (part.partition("=") for part in (self._raw.query or "").split("&") if part)
+    @staticmethod
+    def _params(req: Request) -> dict[str, str]:
+        """Raw (still percent-encoded) query parameters of the request."""
+        pairs = (part.partition("=") for part in req.raw_query.split("&") if part)
         return {key: value for key, _, value in pairs}
 
     # -- routes ----------------------------------------------------------------------------
@@ -310,7 +302,7 @@ class Emulator(EmulatorServer):
 
     @route("GET", r"/rest/adAnalytics")
     def analytics(self, req: Request) -> Response:
-        params = self._params()
+        params = self._params(req)
         try:
             if params.get("q") != "analytics":
                 raise RestLiError("q: this emulator serves the analytics finder")
