@@ -1,7 +1,7 @@
 """The HTTP helper of the REST sources with no usable official client (Google Ads, LinkedIn).
 
 Every request goes: rate limiter -> ``requests`` (counted in ``closedloop_api_calls``) -> the
-response classified once -> :func:`connector.retry.call_with_retry`.
+response classified once -> :func:`connector.kernel.retry.call_with_retry`.
 
     connection error, timeout, 429, 5xx, vendor "transient"  -> TransientError(retry_after)
     401, 403                                                  -> ConfigError (with the auth hint)
@@ -21,11 +21,11 @@ from typing import Any
 
 import requests
 
-from connector import metrics
-from connector.errors import ClosedloopError, ConfigError, TransientError
-from connector.ratelimit import RateLimiter
-from connector.retry import call_with_retry
-from connector.timeutil import utcnow
+from connector.kernel import metrics
+from connector.kernel.errors import ClosedloopError, ConfigError, TransientError
+from connector.kernel.ratelimit import RateLimiter
+from connector.kernel.retry import call_with_retry
+from connector.kernel.timeutil import utcnow
 
 
 @dataclass(frozen=True)

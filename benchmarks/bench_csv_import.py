@@ -4,8 +4,8 @@
 
 The files are generated once with a fixed seed into ``benchmarks/out/`` and reused. Prints rows
 per second of parsing through :class:`CsvFilesSource`, then of importing both files into a new
-SQLite store through the extract step itself (:func:`connector.extract.extract_sources`: the
-spend upsert and :func:`connector.extract.store_touchpoints`), twice: the second import of the
+SQLite store through the extract step itself (:func:`connector.run.extract.extract_sources`: the
+spend upsert and :func:`connector.run.extract.store_touchpoints`), twice: the second import of the
 same files must leave the row counts and contents unchanged. Peak RSS is the process's so far.
 """
 
@@ -24,11 +24,12 @@ from typing import Any
 from sqlalchemy import Engine, text
 
 from adapters.csv_files.adapter import CsvFilesSource
-from connector.config import Config, CrmConfig, CurrencyConfig, LoadedConfig
-from connector.context import RunContext
-from connector.extract import extract_sources
-from connector.store import make_engine
-from connector.timeutil import utcnow
+from connector.config.loader import LoadedConfig
+from connector.config.settings import Config, CrmConfig, CurrencyConfig
+from connector.kernel.timeutil import utcnow
+from connector.run.context import RunContext
+from connector.run.extract import extract_sources
+from connector.store.database import make_engine
 
 OUT = Path(__file__).parent / "out"
 SEED = 20261120

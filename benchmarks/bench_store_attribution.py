@@ -10,11 +10,11 @@ anonymous, 2 % unclassified, 3 % superseded clicks, ids in time order as an extr
 them), 150,000 deals (100,000 won, 30,000 lost, 20,000 open; 1 % without an amount) with one to
 four contacts of one account each, and the ``contact_journey`` rows the match step would write.
 The store is generated with NumPy and written with sqlite3 ``executemany`` into the tables
-:func:`connector.store.make_engine` creates, once per scale and seed, and kept as
+:func:`connector.store.database.make_engine` creates, once per scale and seed, and kept as
 ``benchmarks/out/attribution_store_<scale>_<seed>.db``: reruns skip building.
 
 Timed, each scale in its own process so that its peak RSS is its own: what
-:func:`connector.attribute.run_attribution` runs, step by step: ``load_journeys`` (90-day
+:func:`connector.run.attribute.run_attribution` runs, step by step: ``load_journeys`` (90-day
 window), ``credit`` for every model, ``write_credits`` (replacing the previous run's credits)
 and the commit. ``--cold`` first drops the store file from the OS page cache
 (``posix_fadvise(DONTNEED)``), as after a reboot or when the store is larger than the cache.
@@ -40,9 +40,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sqlmodel import Session  # noqa: E402
 
-from connector.attribute import load_journeys, write_credits  # noqa: E402
 from connector.attribution import MODELS, ModelParams, credit  # noqa: E402
-from connector.store import make_engine  # noqa: E402
+from connector.run.attribute import load_journeys, write_credits
+from connector.store.database import make_engine
 
 OUT = Path(__file__).resolve().parent / "out"
 SEED = 20261120

@@ -45,7 +45,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: object) -> Iterator[str]
 
 @pytest.fixture
 def engine(store_url: str) -> Iterator[Engine]:
-    from connector.store import make_engine
+    from connector.store.database import make_engine
 
     engine = make_engine(store_url)
     yield engine
@@ -54,6 +54,5 @@ def engine(store_url: str) -> Iterator[Engine]:
 
 @pytest.fixture(autouse=True)
 def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    import connector.retry
-
-    monkeypatch.setattr(connector.retry, "BACKOFF_SCALE", 0.01)
+    import connector.kernel.retry
+    monkeypatch.setattr(connector.kernel.retry, "BACKOFF_SCALE", 0.01)

@@ -32,10 +32,10 @@ from typing import ClassVar, TextIO, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from connector.errors import ConfigError
-from connector.identity import email_hash
-from connector.records import IdentityKind, Spend, Touchpoint
-from connector.timeutil import parse_datetime
+from connector.kernel.errors import ConfigError
+from connector.kernel.identity import email_hash
+from connector.kernel.records import IdentityKind, Spend, Touchpoint
+from connector.kernel.timeutil import parse_datetime
 
 SOURCE = "csv_files"
 TOUCH_REQUIRED = ("occurred_at", "channel")

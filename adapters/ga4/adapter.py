@@ -5,9 +5,10 @@ Streams read:
 - ``touchpoints``: one ``runReport`` over the date window ``since`` .. today (property time
   zone), dimensions [identity custom dimension, dateHourMinute, sessionSource, sessionMedium,
   sessionCampaignName, landingPage] and metric ``sessions``, paged with ``limit``/``offset``.
-  Each row becomes one :class:`~connector.records.Touchpoint` (a row of several sessions too);
-  rows without an identity (``(not set)``) are skipped. GA4's own values pass through unchanged
-  (``(direct)`` / ``(none)`` / ``(not set)``): the channel rules know GA4's conventions.
+  Each row becomes one :class:`~connector.kernel.records.Touchpoint` (a row of several
+  sessions too); rows without an identity (``(not set)``) are skipped. GA4's own values pass
+  through unchanged (``(direct)`` / ``(none)`` / ``(not set)``): the channel rules know GA4's
+  conventions.
 - ``spend``: none (GA4 holds no cost data for this connector).
 
 ``check()`` asks the metadata endpoint whether the property accepts the dimensions used.
@@ -47,12 +48,12 @@ from google.oauth2 import service_account
 from google.oauth2.credentials import Credentials as BearerCredentials
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from connector import metrics
-from connector.errors import BudgetExhausted, ConfigError, TransientError
-from connector.identity import normalise_id
-from connector.ratelimit import RateLimiter
-from connector.records import IdentityKind, Spend, Touchpoint
-from connector.retry import call_with_retry
+from connector.kernel import metrics
+from connector.kernel.errors import BudgetExhausted, ConfigError, TransientError
+from connector.kernel.identity import normalise_id
+from connector.kernel.ratelimit import RateLimiter
+from connector.kernel.records import IdentityKind, Spend, Touchpoint
+from connector.kernel.retry import call_with_retry
 
 log = logging.getLogger(__name__)
 

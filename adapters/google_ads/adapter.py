@@ -28,9 +28,9 @@ import requests
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from adapters._http import JsonApi, VendorError, json_body
-from connector.ratelimit import RateLimiter
-from connector.records import IdentityKind, Spend, Touchpoint
-from connector.timeutil import start_of_day, utcnow
+from connector.kernel.ratelimit import RateLimiter
+from connector.kernel.records import IdentityKind, Spend, Touchpoint
+from connector.kernel.timeutil import start_of_day, utcnow
 
 PLATFORM = "google_ads"
 API_VERSION = "v26"

@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from adapters._emulator import EmulatorServer, Request, Response, route
-from connector.timeutil import utcnow
+from connector.kernel.timeutil import utcnow
 
 VERSION = "v26"
 BATCH_SIZE = 10_000

@@ -18,8 +18,8 @@ and ``.../groups``) for the fields closedloop owns.
 
 Every call goes through the real ``hubspot-api-client``, one client-side rate limiter (a
 share of the ten-second limit, tightened by ``X-HubSpot-RateLimit-Remaining``; search has its
-own per-second limiter) and :func:`connector.retry.call_with_retry`. urllib3's own retries are
-off, so each HTTP request is counted once and retried in one place.
+own per-second limiter) and :func:`connector.kernel.retry.call_with_retry`. urllib3's own
+retries are off, so each HTTP request is counted once and retried in one place.
 
 API reference: https://developers.hubspot.com/docs/api/crm/understanding-the-crm
 Search: https://developers.hubspot.com/docs/api/crm/search
@@ -40,18 +40,18 @@ from hubspot import HubSpot
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from urllib3.util.retry import Retry
 
-from connector import metrics
-from connector.errors import (
+from connector.kernel import metrics
+from connector.kernel.errors import (
     BudgetExhausted,
     ClosedloopError,
     ConfigError,
     RecordError,
     TransientError,
 )
-from connector.ratelimit import RateLimiter
-from connector.records import CrmDeal, CrmRecord, FieldSpec, RecordUpdate, WriteResult
-from connector.retry import call_with_retry
-from connector.timeutil import from_epoch_ms, parse_datetime, to_epoch_ms
+from connector.kernel.ratelimit import RateLimiter
+from connector.kernel.records import CrmDeal, CrmRecord, FieldSpec, RecordUpdate, WriteResult
+from connector.kernel.retry import call_with_retry
+from connector.kernel.timeutil import from_epoch_ms, parse_datetime, to_epoch_ms
 
 SYSTEM = "hubspot"
 TEN_SECOND_LIMIT = 110  # requests per 10 s per private app (Free/Starter: 100; Pro/Ent.: 190)
@@ -266,7 +266,7 @@ class HubSpotCrm:
         client = HubSpot(
             access_token=settings.access_token.get_secret_value(),
             host=settings.host.rstrip("/"),
-            retry=Retry(total=0, raise_on_status=False),  # retries live in connector.retry
+            retry=Retry(total=0, raise_on_status=False),  # retries live in connector.kernel.retry
         )
         # Each ``client.crm.x.y_api`` access builds a new ApiClient and pool: build each once.
         crm = client.crm

@@ -38,7 +38,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
 from adapters._emulator import EmulatorServer, Request, Response, route
-from connector.timeutil import from_epoch_ms, iso_z, parse_datetime, to_epoch_ms, utcnow
+from connector.kernel.timeutil import from_epoch_ms, iso_z, parse_datetime, to_epoch_ms, utcnow
 
 SAMPLE_DAY = datetime(2026, 11, 20, tzinfo=UTC)
 MAX_BATCH = 100

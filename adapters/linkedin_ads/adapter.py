@@ -28,9 +28,9 @@ import requests
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from adapters._http import JsonApi, VendorError, json_body
-from connector.ratelimit import RateLimiter
-from connector.records import Spend, Touchpoint
-from connector.timeutil import utcnow
+from connector.kernel.ratelimit import RateLimiter
+from connector.kernel.records import Spend, Touchpoint
+from connector.kernel.timeutil import utcnow
 
 PLATFORM = "linkedin_ads"
 ANALYTICS_FIELDS = "costInLocalCurrency,clicks,impressions,dateRange,pivotValues"

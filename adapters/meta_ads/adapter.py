@@ -29,12 +29,12 @@ from facebook_business.exceptions import FacebookRequestError
 from facebook_business.session import FacebookSession
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from connector import metrics
-from connector.errors import ClosedloopError, ConfigError, TransientError
-from connector.ratelimit import RateLimiter
-from connector.records import Spend, Touchpoint
-from connector.retry import call_with_retry
-from connector.timeutil import utcnow
+from connector.kernel import metrics
+from connector.kernel.errors import ClosedloopError, ConfigError, TransientError
+from connector.kernel.ratelimit import RateLimiter
+from connector.kernel.records import Spend, Touchpoint
+from connector.kernel.retry import call_with_retry
+from connector.kernel.timeutil import utcnow
 
 PLATFORM = "meta_ads"
 FIELDS = [

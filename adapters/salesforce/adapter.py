@@ -44,9 +44,9 @@ from simple_salesforce.exceptions import (
 from simple_salesforce.login import SalesforceLogin
 
 from adapters._http import retry_after_header
-from connector import metrics
-from connector.errors import BudgetExhausted, ClosedloopError, ConfigError, TransientError
-from connector.records import (
+from connector.kernel import metrics
+from connector.kernel.errors import BudgetExhausted, ClosedloopError, ConfigError, TransientError
+from connector.kernel.records import (
     CrmDeal,
     CrmRecord,
     CurrencyRate,
@@ -54,8 +54,8 @@ from connector.records import (
     RecordUpdate,
     WriteResult,
 )
-from connector.retry import call_with_retry
-from connector.timeutil import iso_z, parse_datetime, start_of_day
+from connector.kernel.retry import call_with_retry
+from connector.kernel.timeutil import iso_z, parse_datetime, start_of_day
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -40,7 +40,7 @@ import jwt
 
 from adapters._emulator import EmulatorServer, Request, Response, route
 from adapters.salesforce import soql
-from connector.timeutil import parse_datetime
+from connector.kernel.timeutil import parse_datetime
 
 API = r"/services/data/v(?P<version>\d+\.\d)"
 JOB = API + r"/jobs/ingest/(?P<job>750\w{12,15})"

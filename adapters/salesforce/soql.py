@@ -20,7 +20,7 @@ from datetime import date, datetime
 from functools import partial
 from typing import Any
 
-from connector.timeutil import parse_datetime
+from connector.kernel.timeutil import parse_datetime
 
 
 class SoqlError(ValueError):

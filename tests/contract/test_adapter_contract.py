@@ -14,11 +14,11 @@ import pytest
 from sqlmodel import Session, func, select
 
 import adapters
-from connector import models
-from connector.errors import ConfigError
-from connector.extract import store_touchpoints
-from connector.records import RecordUpdate
-from connector.store import make_engine
+from connector.kernel.errors import ConfigError
+from connector.kernel.records import RecordUpdate
+from connector.run.extract import store_touchpoints
+from connector.store import models
+from connector.store.database import make_engine
 
 SINCE = datetime(2026, 9, 1, tzinfo=UTC)
 EMULATED_SOURCES = [k for k in adapters.SOURCES if adapters.has_emulator(k)]

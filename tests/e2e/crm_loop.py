@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from connector import models
-from connector.config import load_config
-from connector.context import RunContext, build_context
-from connector.demo import DemoSystems, start_demo
-from connector.sync import run_sync
-from connector.synthetic import Company
+from connector.config.loader import load_config
+from connector.demo.emulators import DemoSystems, start_demo
+from connector.demo.synthetic import Company
+from connector.run.context import RunContext, build_context
+from connector.run.sync import run_sync
+from connector.store import models
 
 
 class HubSpotProbe:

@@ -13,12 +13,12 @@ import yaml
 from sqlmodel import Session, select
 from typer.testing import CliRunner
 
-from connector import models
 from connector.cli import app
-from connector.config import load_config
-from connector.errors import ConfigError
-from connector.identity import email_hash, normalise_email
-from connector.synthetic import Company, generate
+from connector.config.loader import load_config
+from connector.demo.synthetic import Company, generate
+from connector.kernel.errors import ConfigError
+from connector.kernel.identity import email_hash, normalise_email
+from connector.store import models
 from tests.e2e.crm_loop import Loop, start_loop
 
 runner = CliRunner()

@@ -8,8 +8,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from connector.cli import app
-from connector.demo import start_demo
-from connector.synthetic import generate
+from connector.demo.emulators import start_demo
+from connector.demo.synthetic import generate
 
 runner = CliRunner()
 

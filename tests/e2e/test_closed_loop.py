@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 from sqlmodel import Session, select
 
-from connector import models
-from connector.channels import ChannelClassifier
-from connector.demo import shipped_folder
-from connector.identity import email_hash
-from connector.mappings import load_channel_rules
-from connector.report import build_report
-from connector.synthetic import Company, generate
+from connector.config.channels import ChannelClassifier
+from connector.config.mappings import load_channel_rules
+from connector.demo.emulators import shipped_folder
+from connector.demo.synthetic import Company, generate
+from connector.kernel.identity import email_hash
+from connector.report.closed_loop import build_report
+from connector.store import models
 from tests.e2e.crm_loop import Loop, start_loop
 
 
@@ -225,8 +225,8 @@ def test_rollback_restores_only_what_still_holds_closedloops_value(loop: Loop) -
     loop.probe.edit(edited, **{last: "Set by a rep"})
     ctx = loop.context()
     try:
-        from connector.rollback import rollback
-        from connector.sync import run_job
+        from connector.run.rollback import rollback
+        from connector.run.sync import run_job
 
         holder: dict[str, Any] = {}
         run = run_job(ctx, "rollback", lambda c: holder.update(r=rollback(c, first.id or 0)))

@@ -11,7 +11,7 @@ import yaml
 from typer.testing import CliRunner
 
 from connector.cli import app
-from connector.demo import shipped_folder
+from connector.demo.emulators import shipped_folder
 
 runner = CliRunner()
 

@@ -7,12 +7,12 @@ from pathlib import Path
 from sqlmodel import Session, select
 from typer.testing import CliRunner
 
-from connector import models
 from connector.cli import app
-from connector.demo import TOKENS
-from connector.identity import email_hash
-from connector.store import make_engine
-from connector.synthetic import generate
+from connector.demo.emulators import TOKENS
+from connector.demo.synthetic import generate
+from connector.kernel.identity import email_hash
+from connector.store import models
+from connector.store.database import make_engine
 from tests.e2e.crm_loop import start_loop
 
 runner = CliRunner()

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from connector.synthetic import Company, generate
+from connector.demo.synthetic import Company, generate
 from tests.e2e.crm_loop import Loop, start_loop
 
 
@@ -70,8 +70,8 @@ def credited(loop: Loop) -> list[tuple[str | None, str | None]]:
     """(deal account, account of the credited touch's contact) for every linear credit."""
     from sqlmodel import Session, select
 
-    from connector import models
-    from connector.store import make_engine
+    from connector.store import models
+    from connector.store.database import make_engine
 
     engine = make_engine(f"sqlite:///{loop.workdir / 'closedloop.db'}")
     with Session(engine) as session:
@@ -114,8 +114,8 @@ def test_dated_conversion_rates_of_the_org_convert_each_deal_at_its_date(
 ) -> None:
     from sqlmodel import Session, select
 
-    from connector import models
-    from connector.store import make_engine
+    from connector.store import models
+    from connector.store.database import make_engine
 
     loop = start_loop(tmp_path / "rates", "salesforce", company)
     try:

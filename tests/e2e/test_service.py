@@ -18,9 +18,9 @@ import pytest
 import yaml
 from sqlmodel import Session, select
 
-from connector import models
-from connector.store import make_engine
-from connector.synthetic import Company, generate
+from connector.demo.synthetic import Company, generate
+from connector.store import models
+from connector.store.database import make_engine
 from tests.e2e.crm_loop import Loop, start_loop
 
 ROOT = Path(__file__).resolve().parents[2]

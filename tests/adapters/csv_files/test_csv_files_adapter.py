@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from adapters.csv_files.adapter import CsvFilesSource, RowError
-from connector.errors import ConfigError
-from connector.identity import email_hash
-from connector.records import IdentityKind, Touchpoint
+from connector.kernel.errors import ConfigError
+from connector.kernel.identity import email_hash
+from connector.kernel.records import IdentityKind, Touchpoint
 
 SINCE = datetime(2026, 11, 1, tzinfo=UTC)
 SAMPLES = Path(__file__).parents[3] / "config" / "samples"

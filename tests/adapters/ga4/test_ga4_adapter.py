@@ -15,12 +15,12 @@ import pytest
 from google.api_core.exceptions import TooManyRequests
 from pydantic import ValidationError
 
-import connector.retry
+import connector.kernel.retry
 from adapters._emulator import Response
 from adapters.ga4.adapter import Ga4Source, classify
 from adapters.ga4.emulator import Emulator
-from connector.errors import BudgetExhausted, ConfigError, TransientError
-from connector.records import IdentityKind
+from connector.kernel.errors import BudgetExhausted, ConfigError, TransientError
+from connector.kernel.records import IdentityKind
 
 NY = ZoneInfo("America/New_York")
 SINCE = datetime(2026, 11, 1, tzinfo=UTC)
@@ -28,7 +28,7 @@ SINCE = datetime(2026, 11, 1, tzinfo=UTC)
 
 @pytest.fixture(autouse=True)
 def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(connector.retry, "BACKOFF_SCALE", 0.01)
+    monkeypatch.setattr(connector.kernel.retry, "BACKOFF_SCALE", 0.01)
 
 
 @pytest.fixture

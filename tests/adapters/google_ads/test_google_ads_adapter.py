@@ -11,8 +11,8 @@ import time_machine
 
 from adapters.google_ads.adapter import SPEND_QUERY, GoogleAdsSource
 from adapters.google_ads.emulator import BATCH_SIZE, Emulator
-from connector.errors import ConfigError, TransientError
-from connector.records import IdentityKind
+from connector.kernel.errors import ConfigError, TransientError
+from connector.kernel.records import IdentityKind
 
 TODAY = date(2026, 11, 20)
 SINCE = datetime(2026, 11, 1, tzinfo=UTC)

@@ -11,18 +11,18 @@ from typing import Any
 
 import pytest
 
-import connector.retry
+import connector.kernel.retry
 from adapters.hubspot.adapter import HubSpotCrm, HubSpotSettings
 from adapters.hubspot.emulator import SAMPLE_DAY, Emulator
-from connector.errors import BudgetExhausted, ConfigError, TransientError
-from connector.records import FieldSpec, RecordUpdate, WriteResult
+from connector.kernel.errors import BudgetExhausted, ConfigError, TransientError
+from connector.kernel.records import FieldSpec, RecordUpdate, WriteResult
 
 SINCE = datetime(2026, 11, 1, tzinfo=UTC)
 
 
 @pytest.fixture(autouse=True)
 def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(connector.retry, "BACKOFF_SCALE", 0.01)
+    monkeypatch.setattr(connector.kernel.retry, "BACKOFF_SCALE", 0.01)
 
 
 @pytest.fixture
@@ -323,14 +323,14 @@ def test_429_burst_503_and_dropped_connection_are_retried(emu: Emulator, crm: Hu
 
 def test_search_429_is_retried_after_about_a_second(emu: Emulator, crm: HubSpotCrm) -> None:
     add_contacts(emu, 3, SINCE + timedelta(hours=1))
-    emu.inject("429", connector.retry.MAX_ATTEMPTS, "/crm/v3/objects/contacts/search")
+    emu.inject("429", connector.kernel.retry.MAX_ATTEMPTS, "/crm/v3/objects/contacts/search")
 
     with pytest.raises(TransientError) as caught:
         list(crm.contacts(SINCE, ["email"]))
 
     assert caught.value.retry_after == 1.0
     assert "SECONDLY" in str(caught.value)
-    assert crm.api_calls() == connector.retry.MAX_ATTEMPTS
+    assert crm.api_calls() == connector.kernel.retry.MAX_ATTEMPTS
 
 
 def test_daily_limit_stops_the_run(crm: HubSpotCrm, emu: Emulator) -> None:

@@ -11,7 +11,7 @@ import time_machine
 
 from adapters.linkedin_ads.adapter import LinkedInAdsSource, analytics_query
 from adapters.linkedin_ads.emulator import Emulator, RestLiError, parse_restli
-from connector.errors import ConfigError, TransientError
+from connector.kernel.errors import ConfigError, TransientError
 
 SINCE = datetime(2026, 11, 1, tzinfo=UTC)
 

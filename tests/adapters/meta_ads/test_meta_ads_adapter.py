@@ -13,7 +13,7 @@ from facebook_business.api import FacebookAdsApi
 
 from adapters.meta_ads.adapter import MetaAdsSource
 from adapters.meta_ads.emulator import Emulator
-from connector.errors import ConfigError, TransientError
+from connector.kernel.errors import ConfigError, TransientError
 
 SINCE = datetime(2026, 11, 1, tzinfo=UTC)
 

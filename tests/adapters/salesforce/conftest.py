@@ -9,14 +9,14 @@ import pytest
 import requests
 from simple_salesforce.api import Salesforce
 
-import connector.retry
+import connector.kernel.retry
 from adapters.salesforce.adapter import SalesforceCrm, SalesforceSettings
 from adapters.salesforce.emulator import Emulator
 
 
 @pytest.fixture(autouse=True)
 def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(connector.retry, "BACKOFF_SCALE", 0.01)
+    monkeypatch.setattr(connector.kernel.retry, "BACKOFF_SCALE", 0.01)
 
 
 @pytest.fixture

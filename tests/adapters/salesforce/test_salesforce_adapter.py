@@ -14,8 +14,8 @@ from pydantic import ValidationError
 from adapters._emulator import Request, Response, route
 from adapters.salesforce.adapter import SalesforceCrm, SalesforceSettings
 from adapters.salesforce.emulator import JOB, Emulator
-from connector.errors import BudgetExhausted, ConfigError, TransientError
-from connector.records import RecordUpdate, WriteResult
+from connector.kernel.errors import BudgetExhausted, ConfigError, TransientError
+from connector.kernel.records import RecordUpdate, WriteResult
 
 MakeAdapter = Callable[..., SalesforceCrm]
 
@@ -153,7 +153,7 @@ def test_describe_fields_maps_types_and_picklists(make_adapter: MakeAdapter) -> 
 
 
 def test_create_fields_asks_an_admin(make_adapter: MakeAdapter) -> None:
-    from connector.records import FieldSpec
+    from connector.kernel.records import FieldSpec
 
     with pytest.raises(ConfigError) as caught:
         make_adapter().create_fields("Lead", [FieldSpec("Channel__c", "string")], "closedloop")

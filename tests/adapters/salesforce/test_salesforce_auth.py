@@ -11,8 +11,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from adapters.salesforce.adapter import SalesforceCrm
 from adapters.salesforce.emulator import Emulator
-from connector.errors import ConfigError
-from connector.records import RecordUpdate
+from connector.kernel.errors import ConfigError
+from connector.kernel.records import RecordUpdate
 
 MakeAdapter = Callable[..., SalesforceCrm]
 

@@ -12,14 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from connector.errors import ConfigError
-from connector.paths import (
+from connector.attribution.paths import (
     PATH_MODELS,
     _name_codes,
     attribute_paths,
     paths_report,
     read_path_table,
 )
+from connector.kernel.errors import ConfigError
 
 HEADER = "path,total_conversions,total_conversion_value,total_null\n"
 

@@ -1,0 +1,5 @@
+"""``python -m connector.cli``: the same as the ``closedloop`` command."""
+
+from connector.cli import app
+
+app()

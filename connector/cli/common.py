@@ -1,0 +1,113 @@
+"""What every command shares: the Typer app, consoles, options, error handling, progress bars."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from connector.kernel.errors import ClosedloopError, ConfigError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Close the loop between marketing touchpoints and CRM revenue.",
+)
+# Piped output (CI logs, files) gets room for the report instead of 80 columns.
+console = Console() if sys.stdout.isatty() else Console(width=160)
+err = Console(stderr=True, soft_wrap=True)
+
+ConfigOption = Annotated[
+    Path,
+    typer.Option("--config", "-c", envvar="CLOSEDLOOP_CONFIG", help="The admin's config file."),
+]
+DEFAULT_CONFIG = Path("config/closedloop.yaml")
+
+
+class RichProgress:
+    """connector.run.progress.Progress drawn as Rich bars."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+
+    def task(self, name: str, total: int | None = None) -> Any:
+        task_id = self.progress.add_task(name, total=total)
+        bar = self.progress
+
+        class _Task:
+            def advance(self, n: int = 1) -> None:
+                bar.advance(task_id, n)
+
+            def finish(self) -> None:
+                done = next(t.completed for t in bar.tasks if t.id == task_id)
+                if done:
+                    bar.update(task_id, total=done, completed=done)
+                else:
+                    bar.remove_task(task_id)
+
+        return _Task()
+
+
+@contextmanager
+def rich_progress() -> Iterator[RichProgress]:
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description:<42}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        yield RichProgress(progress)
+
+
+@contextmanager
+def friendly_errors() -> Iterator[None]:
+    try:
+        yield
+    except ConfigError as exc:
+        err.print(f"[bold red]configuration error[/]\n{exc}", highlight=False)
+        raise typer.Exit(2) from None
+    except ClosedloopError as exc:
+        err.print(f"[bold red]error[/] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+
+
+LogFormat = Annotated[str, typer.Option("--log-format", help="text | json (JSON lines)")]
+EXIT_CODES = {"succeeded": 0, "failed": 1, "interrupted": 3, "incomplete": 4}
+
+
+def _setup_logging(verbose: bool, fmt: str = "text", secrets: Any = ()) -> None:
+    from connector.service.logs import setup_logging
+
+    setup_logging(fmt, logging.INFO if verbose else logging.WARNING, secrets)
+
+
+def _stop_on_signals() -> threading.Event:
+    """SIGTERM/SIGINT ask the run to stop after the batch in flight (it is then 'interrupted')."""
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+def _load(config: Path) -> Any:
+    from connector.config.loader import load_config
+
+    return load_config(config)

@@ -1,0 +1,110 @@
+"""Run history: ``closedloop runs`` and ``closedloop runs show ID``."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+from rich.table import Table
+
+from connector.cli.common import (
+    DEFAULT_CONFIG,
+    ConfigOption,
+    _load,
+    console,
+    err,
+    friendly_errors,
+)
+from connector.report.terminal import cell
+
+runs_app = typer.Typer(help="Run history.", invoke_without_command=True)
+
+
+@runs_app.callback()
+def runs(ctx: typer.Context, config: ConfigOption = DEFAULT_CONFIG, limit: int = 20) -> None:
+    """List recent runs: status, duration, counts, errors."""
+    if ctx.invoked_subcommand is not None:
+        ctx.obj = config
+        return
+    from sqlmodel import Session, col, select
+
+    from connector.store import models
+    from connector.store.database import make_engine
+
+    with friendly_errors():
+        engine = make_engine(_load(config).store_url())
+    with Session(engine) as session:
+        rows = session.exec(
+            select(models.SyncRun).order_by(col(models.SyncRun.id).desc()).limit(limit)
+        ).all()
+    table = Table(title="Runs")
+    for name in (
+        "id",
+        "job",
+        "status",
+        "started",
+        "seconds",
+        "API calls",
+        "written",
+        "failed",
+        "error",
+    ):
+        table.add_column(name)
+    for r in rows:
+        counts = json.loads(r.counts or "{}")
+        seconds = (r.finished_at - r.started_at).total_seconds() if r.finished_at else None
+        table.add_row(
+            str(r.id),
+            r.job + (" (dry run)" if r.dry_run else ""),
+            r.status,
+            r.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+            cell("seconds", seconds),
+            str(r.api_calls),
+            str(counts.get("records_written", 0)),
+            str(counts.get("records_failed", 0)),
+            r.error[:60],
+        )
+    console.print(table)
+
+
+@runs_app.command("show")
+def runs_show(ctx: typer.Context, run_id: int) -> None:
+    """One run in detail, with its per-record write failures."""
+    from sqlmodel import Session, select
+
+    from connector.store import models
+    from connector.store.database import make_engine
+
+    with friendly_errors():
+        engine = make_engine(_load(ctx.obj).store_url())
+    with Session(engine) as session:
+        run = session.get(models.SyncRun, run_id)
+        if run is None:
+            err.print(f"there is no run {run_id}")
+            raise typer.Exit(1)
+        writes = session.exec(
+            select(models.FieldWrite).where(models.FieldWrite.run_id == run_id)
+        ).all()
+    console.print(
+        f"run {run.id} · {run.job} · [bold]{run.status}[/] · "
+        f"started {run.started_at:%Y-%m-%d %H:%M:%S} UTC"
+        f" · {run.api_calls} API calls"
+    )
+    if run.error:
+        console.print(f"error: {run.error}")
+    for key, value in sorted(json.loads(run.counts or "{}").items()):
+        console.print(f"  {key}: {value}")
+    by_status: dict[str, int] = {}
+    for w in writes:
+        by_status[w.status] = by_status.get(w.status, 0) + 1
+    console.print(
+        "field writes: " + (", ".join(f"{k} {v}" for k, v in sorted(by_status.items())) or "none")
+    )
+    failed = [w for w in writes if w.status == "failed"]
+    if failed:
+        table = Table(title="Write failures")
+        for name in ("object", "record", "field", "value", "error"):
+            table.add_column(name)
+        for w in failed[:200]:
+            table.add_row(w.crm_object, w.record_id, w.field, w.new_value or "", w.error)
+        console.print(table)

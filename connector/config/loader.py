@@ -1,0 +1,195 @@
+"""Loading the admin's configuration: YAML with line marks, ``${ENV}`` secrets, validation of
+every section (adapter settings by the adapter's own ``Settings`` model), file:line errors.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import stat
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, SecretStr, ValidationError
+
+from connector import systems
+from connector.config.settings import Config
+from connector.config.yamlfile import Loc, YamlDocument, load_yaml
+from connector.kernel.errors import ConfigError
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_SECRET_WORDS = ("token", "secret", "password", "key")
+
+
+class LoadedConfig:
+    """A validated config with its adapters' settings and the folder paths resolve against."""
+
+    def __init__(
+        self,
+        path: Path,
+        config: Config,
+        crm_settings: Any,
+        sources: dict[str, Any],
+        secrets: set[str] | None = None,
+    ):
+        self.path = path
+        self.config = config
+        self.crm_settings = crm_settings
+        self.source_settings = sources
+        self.secrets = secrets or set()  # every interpolated value: redacted from logs
+
+    def resolve(self, relative: Path) -> Path:
+        return relative if relative.is_absolute() else (self.path.parent / relative).resolve()
+
+    def store_url(self) -> str:
+        """The store URL; a relative SQLite path is taken from the config file's folder."""
+        url = self.config.store.url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and url != "sqlite://":
+            return prefix + str(self.resolve(Path(url[len(prefix) :])))
+        return url
+
+
+def _is_secret(loc: Loc) -> bool:
+    return any(word in str(part).lower() for part in loc for word in _SECRET_WORDS)
+
+
+def format_validation(doc: YamlDocument, error: ValidationError, prefix: Loc = ()) -> str:
+    """One line per problem: ``file:line: field: what was expected``."""
+    problems = []
+    for item in error.errors():
+        loc = (*prefix, *item["loc"])
+        got = "" if _is_secret(loc) else f" (got {item['input']!r})"
+        if item["type"] in {"missing", "extra_forbidden"}:
+            got = ""
+        message = "unknown key" if item["type"] == "extra_forbidden" else item["msg"]
+        problems.append(f"{doc.where(loc)}: {message}{got}")
+    return "\n".join(problems)
+
+
+def validate(doc: YamlDocument, model: type[Any], data: Any, loc: Loc = ()) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation(doc, exc, loc)) from None
+
+
+def _secrets(path: Path | None) -> dict[str, str]:
+    if path is None:
+        return {}
+    warn_if_readable_by_others(path)
+    data = load_yaml(path).data or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of NAME: value")
+    return {str(k): str(v) for k, v in data.items()}
+
+
+def _interpolate(doc: YamlDocument, value: Any, loc: Loc, secrets: dict[str, str]) -> Any:
+    if isinstance(value, dict):
+        return {k: _interpolate(doc, v, (*loc, k), secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(doc, v, (*loc, i), secrets) for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        name = match.group(1)
+        found = os.environ.get(name, secrets.get(name))
+        if found is None:
+            raise ConfigError(
+                f"{doc.where(loc)}: secret ${{{name}}} is not set: export {name}=... "
+                "or add it to the secrets_file"
+            )
+        return found
+
+    return _ENV.sub(substitute, value)
+
+
+def warn_if_readable_by_others(path: Path) -> None:
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return
+    if mode & (stat.S_IRGRP | stat.S_IROTH):
+        logging.getLogger(__name__).warning(
+            "%s is readable by other users; run: chmod 600 %s", path, path
+        )
+
+
+def load_config(path: Path) -> LoadedConfig:
+    """Read, interpolate and validate ``path`` and its adapters' settings; raise ConfigError."""
+    doc = load_yaml(path)
+    if not isinstance(doc.data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    raw_secrets = doc.data.get("secrets_file")
+    secrets_path = (path.parent / raw_secrets) if raw_secrets else None
+    secrets = _secrets(secrets_path)
+    data = _interpolate(doc, doc.data, (), secrets)
+    config: Config = validate(doc, Config, data)
+    if config.crm.kind not in systems.crm_kinds():
+        known = ", ".join(systems.crm_kinds())
+        raise ConfigError(
+            f"{doc.where(('crm', 'kind'))}: unknown CRM {config.crm.kind!r} "
+            f"(expected one of {known})"
+        )
+    crm_settings = validate(
+        doc, systems.crm_class(config.crm.kind).Settings, config.crm.settings, ("crm", "settings")
+    )
+    sources: dict[str, Any] = {}
+    for i, source in enumerate(config.sources):
+        if source.kind not in systems.source_kinds():
+            known = ", ".join(systems.source_kinds())
+            raise ConfigError(
+                f"{doc.where(('sources', i, 'kind'))}: unknown source {source.kind!r} "
+                f"(expected one of {known})"
+            )
+        if source.name in sources:
+            raise ConfigError(
+                f"{doc.where(('sources', i, 'name'))}: duplicate source name {source.name!r}"
+            )
+        model = systems.source_class(source.kind).Settings
+        settings = validate(doc, model, source.settings, ("sources", i, "settings"))
+        sources[source.name] = _relative_to(path.parent, settings)
+    interpolated = _found_values(doc.data, secrets)
+    inline = [
+        value
+        for model in (crm_settings, *sources.values())
+        for _, value in model
+        if isinstance(value, SecretStr) and value.get_secret_value() not in interpolated
+    ]
+    if inline:
+        warn_if_readable_by_others(path)  # secrets written in the file itself
+    return LoadedConfig(
+        path.resolve(), config, _relative_to(path.parent, crm_settings), sources, interpolated
+    )
+
+
+def _found_values(data: Any, secrets: dict[str, str]) -> set[str]:
+    """The values ``${NAME}`` placeholders in ``data`` stand for."""
+    text = json.dumps(data, default=str)
+    names = set(_ENV.findall(text))
+    return {v for n in names if (v := os.environ.get(n, secrets.get(n)))}
+
+
+def _relative_to(folder: Path, settings: BaseModel) -> BaseModel:
+    """File paths in adapter settings are relative to the config file, not the working dir;
+    a key file others can read gets a warning."""
+    fixed = {
+        name: (folder / value).resolve()
+        for name, value in settings
+        if isinstance(value, Path) and not value.is_absolute()
+    }
+    settings = settings.model_copy(update=fixed) if fixed else settings
+    for name, value in settings:
+        if isinstance(value, Path) and any(
+            word in name for word in _SECRET_WORDS + ("credential",)
+        ):
+            warn_if_readable_by_others(value)
+    return settings
+
+
+def dump_yaml(data: Any) -> str:
+    return yaml.safe_dump(data, sort_keys=False)

@@ -1,0 +1,296 @@
+"""``closedloop demo``: the whole loop against local emulators seeded with a synthetic company.
+
+The emulators are real HTTP servers speaking the vendors' wire formats, so the demo runs the real
+client libraries end to end; only the data is made up.
+"""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from connector import systems
+from connector.config.loader import dump_yaml
+from connector.demo.synthetic import EVENTS, Company, generate, platform_name
+from connector.kernel.timeutil import iso_z
+
+GA4_PROPERTY = "123456"
+TOKENS = {
+    "CLOSEDLOOP_DEMO_HUBSPOT_TOKEN": "pat-na1-demo-0000",
+    "CLOSEDLOOP_DEMO_SALESFORCE_SESSION": "00Ddemo!AQ8AQdemo.session",
+    "CLOSEDLOOP_DEMO_GA4_TOKEN": "ya29.demo-token",
+    "CLOSEDLOOP_DEMO_GOOGLE_ADS_TOKEN": "ya29.demo-ads-token",
+    "CLOSEDLOOP_DEMO_GOOGLE_ADS_DEVELOPER_TOKEN": "demo-developer-token",
+    "CLOSEDLOOP_DEMO_META_TOKEN": "EAAB-demo-token",
+    "CLOSEDLOOP_DEMO_LINKEDIN_TOKEN": "AQV-demo-token",
+}
+AD_PLATFORMS = ("google_ads", "meta_ads", "linkedin_ads")
+SF_STAGES = {
+    "closedwon": "Closed Won",
+    "closedlost": "Closed Lost",
+    "appointmentscheduled": "Prospecting",
+    "qualifiedtobuy": "Qualification",
+    "presentationscheduled": "Needs Analysis",
+    "decisionmakerboughtin": "Proposal/Price Quote",
+    "contractsent": "Negotiation/Review",
+}
+
+
+@dataclass
+class DemoSystems:
+    """The running emulators and the config that points at them."""
+
+    emulators: dict[str, Any]
+    config_path: Path
+
+    def requests_served(self) -> dict[str, int]:
+        return {name: len(emu.log) for name, emu in self.emulators.items()}
+
+    def stop(self) -> None:
+        for emu in self.emulators.values():
+            emu.stop()
+
+
+def seed_hubspot(emu: Any, company: Company) -> None:
+    ids: dict[int, str] = {}
+    for p in company.people:
+        props = {
+            "email": p.email,
+            "firstname": p.first_name,
+            "lastname": p.last_name,
+            "company": p.company,
+            "ga_client_id": p.client_id,
+            "closedloop_user_id": p.user_id,
+            "hs_facebook_click_id": p.fbclid,
+            "hs_google_click_id": p.gclid,
+            "lifecyclestage": "lead",
+        }
+        if p.utm:
+            props.update(zip(("utm_source", "utm_medium", "utm_campaign"), p.utm, strict=True))
+        ids[p.key] = emu.add_contact(props, created_at=p.created_at)
+    for d in company.deals:
+        emu.add_deal(
+            {
+                "dealname": d.name,
+                "amount": f"{d.amount:.2f}",
+                "dealstage": d.stage,
+                "pipeline": "default",
+                "deal_currency_code": d.currency,
+                "closedate": iso_z(d.closed_at) if d.closed_at else None,
+            },
+            created_at=d.created_at,
+            contact_ids=[ids[k] for k in d.people],
+        )
+
+
+def seed_salesforce(emu: Any, company: Company) -> None:
+    """People as Leads; a lead that buys (or a share of the rest) is converted to a Contact."""
+    emu.install_closedloop_fields()
+    emu.enable_multicurrency({"USD": 1.0, "EUR": 0.926, "GBP": 0.787, "CHF": 0.88})
+    buyers = {k for d in company.deals for k in d.people}
+    accounts: dict[str, str] = {}
+    contact_of: dict[int, str] = {}
+    for p in company.people:
+        fields = {
+            "FirstName": p.first_name,
+            "LastName": p.last_name,
+            "Company": p.company,
+            "Email": p.email,
+            "Status": "Open - Not Contacted",
+            "GA_Client_ID__c": p.client_id,
+            "User_ID__c": p.user_id,
+            "FBCLID__c": p.fbclid,
+            "GCLID__c": p.gclid,
+        }
+        if p.utm:
+            fields.update(
+                zip(("UTM_Source__c", "UTM_Medium__c", "UTM_Campaign__c"), p.utm, strict=True)
+            )
+        lead = emu.add_record("Lead", fields, p.created_at)
+        if p.key in buyers or p.key % 5 == 0:
+            account = accounts.get(p.company) or emu.add_record(
+                "Account", {"Name": p.company}, p.created_at
+            )
+            accounts[p.company] = account
+            contact = emu.convert_lead(lead, at=p.created_at + timedelta(days=2))
+            emu.edit("Contact", contact, AccountId=account)
+            contact_of[p.key] = contact
+    for d in company.deals:
+        buyer = contact_of[d.people[0]]
+        opportunity = emu.add_record(
+            "Opportunity",
+            {
+                "Name": d.name,
+                "Amount": d.amount,
+                "StageName": SF_STAGES[d.stage],
+                "CloseDate": (d.closed_at or d.created_at + timedelta(days=45)).date().isoformat(),
+                "CurrencyIsoCode": d.currency,
+                "AccountId": emu.record("Contact", buyer)["AccountId"],
+            },
+            d.created_at,
+        )
+        for n, key in enumerate(d.people):
+            emu.add_record(
+                "OpportunityContactRole",
+                {
+                    "OpportunityId": opportunity,
+                    "ContactId": contact_of[key],
+                    "IsPrimary": n == 0,
+                    "Role": "Decision Maker" if n == 0 else "Influencer",
+                },
+                d.created_at,
+            )
+
+
+def seed_ga4(emu: Any, company: Company) -> None:
+    for v in company.visits:
+        emu.add_session(client_id=v.client_id, started_at=v.started_at, source=v.source,
+                        medium=v.medium, campaign=v.campaign, landing_page=v.landing_page,
+                        user_id=v.user_id)  # fmt: skip
+
+
+def seed_ad_platforms(emulators: dict[str, Any], company: Company) -> None:
+    """Each platform's campaigns and daily numbers; Google Ads also knows the clicks' gclids."""
+    ids: dict[str, str] = {}
+    for row in company.spend:
+        emu = emulators[row.platform]
+        if row.campaign not in ids:
+            ids[row.campaign] = row.campaign_id
+            emu.add_campaign(row.campaign_id, platform_name(row.campaign))
+        emu.add_daily(row.campaign_id, row.day, row.cost, row.clicks, row.impressions)
+    for click in company.clicks:
+        emulators["google_ads"].add_click(click.gclid, ids[click.campaign], click.day)
+
+
+def write_offline_files(folder: Path, company: Company) -> tuple[Path, Path]:
+    """The CSVs an events team exports: attendees, and what the events cost."""
+    people = {p.key: p for p in company.people}
+    touches, spend = folder / "offline_touchpoints.csv", folder / "offline_spend.csv"
+    with touches.open("w", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(["email", "occurred_at", "channel", "campaign", "source", "medium"])
+        for t in company.offline:
+            writer.writerow([people[t.person].email.strip(), t.at.isoformat(), t.channel,
+                             t.campaign, t.channel.lower(), "offline"])  # fmt: skip
+    with spend.open("w", newline="") as out:
+        writer = csv.writer(out)
+        header = ["platform", "campaign_id", "campaign", "date", "cost", "currency", "channel"]
+        writer.writerow(header)
+        for s in company.offline_spend:
+            channel = next(e[0] for e in EVENTS if e[1] == s.campaign)
+            writer.writerow([s.platform, s.campaign_id, s.campaign, s.day.isoformat(),
+                             f"{s.cost:.2f}", "USD", channel])  # fmt: skip
+    return touches, spend
+
+
+def _crm_settings(crm: str, url: str) -> dict[str, Any]:
+    if crm == "salesforce":
+        return {
+            "instance_url": url,
+            "session_id": "${CLOSEDLOOP_DEMO_SALESFORCE_SESSION}",
+            "allow_http": True,
+            "contact_roles": "all",
+            "bulk_poll_interval": 0.2,
+        }
+    return {
+        "access_token": "${CLOSEDLOOP_DEMO_HUBSPOT_TOKEN}",
+        "host": url,
+        "rate_limit_share": 0.9,
+    }
+
+
+def _sources(emulators: dict[str, Any]) -> list[dict[str, Any]]:
+    ads = {name: emulators[name].adapter_settings() for name in AD_PLATFORMS}
+    ads["google_ads"]["access_token"] = "${CLOSEDLOOP_DEMO_GOOGLE_ADS_TOKEN}"
+    ads["google_ads"]["developer_token"] = "${CLOSEDLOOP_DEMO_GOOGLE_ADS_DEVELOPER_TOKEN}"
+    ads["meta_ads"]["access_token"] = "${CLOSEDLOOP_DEMO_META_TOKEN}"
+    ads["linkedin_ads"]["access_token"] = "${CLOSEDLOOP_DEMO_LINKEDIN_TOKEN}"
+    return [
+        {"name": "ga4", "kind": "ga4", "settings": {
+            "property_id": GA4_PROPERTY, "access_token": "${CLOSEDLOOP_DEMO_GA4_TOKEN}",
+            "api_endpoint": emulators["ga4"].url, "identity_dimension": "customUser:ga_client_id",
+        }},
+        *({"name": name, "kind": name, "settings": ads[name]} for name in AD_PLATFORMS),
+        {"name": "offline", "kind": "csv_files", "settings": {
+            "touchpoints_file": "offline_touchpoints.csv", "spend_file": "offline_spend.csv",
+        }},
+    ]  # fmt: skip
+
+
+def _config(emulators: dict[str, Any], crm: str) -> dict[str, Any]:
+    return {
+        "secrets_file": "secrets.yaml",
+        "store": {"url": "sqlite:///closedloop.db"},
+        "crm": {"kind": crm, "settings": _crm_settings(crm, emulators[crm].url)},
+        "sources": _sources(emulators),
+        "mappings": {
+            "channels": "mappings/channels.yaml",
+            "crm": f"mappings/{crm}.yaml",
+            "campaigns": "mappings/campaigns.yaml",
+        },  # fmt: skip
+        "sync": {
+            "initial_days": 200,
+            "models": ["first_touch", "last_touch", "linear"],
+            "report_model": "linear",
+        },  # fmt: skip
+        "currency": {"base": "USD", "rates": {"EUR": 1.08, "GBP": 1.27}},  # no CHF: reported
+    }
+
+
+def shipped_folder(name: str) -> Path:
+    """The ``mappings/`` or ``config/`` folder shipped beside the package."""
+    folder = Path(__file__).resolve().parents[2] / name
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"{folder} is missing: install closedloop from a clone (pip install -e .)"
+        )
+    return folder
+
+
+def start_demo(workdir: Path, crm: str = "hubspot", company: Company | None = None) -> DemoSystems:
+    """Seed and start the emulators, write a config for them into ``workdir`` (reset first)."""
+    company = company or generate()
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    (workdir / "mappings").mkdir(parents=True)
+    for name in ("channels.yaml", "campaigns.yaml", f"{crm}.yaml"):
+        shutil.copy(shipped_folder("mappings") / name, workdir / "mappings" / name)
+    secrets = workdir / "secrets.yaml"  # what an admin keeps out of the repo, chmod 600
+    secrets.write_text(dump_yaml(TOKENS))
+    secrets.chmod(0o600)
+    write_offline_files(workdir, company)
+    emulator = systems.emulator_class
+    if crm == "salesforce":
+        crm_emu = emulator(crm)(session_id=TOKENS["CLOSEDLOOP_DEMO_SALESFORCE_SESSION"])
+        seed_salesforce(crm_emu, company)
+    else:
+        crm_emu = emulator(crm)(access_token=TOKENS["CLOSEDLOOP_DEMO_HUBSPOT_TOKEN"])
+        seed_hubspot(crm_emu, company)
+    emulators: dict[str, Any] = {
+        crm: crm_emu,
+        "ga4": emulator("ga4")(
+            property_id=GA4_PROPERTY, access_token=TOKENS["CLOSEDLOOP_DEMO_GA4_TOKEN"]
+        ),
+        "google_ads": emulator("google_ads")(
+            access_token=TOKENS["CLOSEDLOOP_DEMO_GOOGLE_ADS_TOKEN"],
+            developer_token=TOKENS["CLOSEDLOOP_DEMO_GOOGLE_ADS_DEVELOPER_TOKEN"],
+        ),
+        "meta_ads": emulator("meta_ads")(access_token=TOKENS["CLOSEDLOOP_DEMO_META_TOKEN"]),
+        "linkedin_ads": emulator("linkedin_ads")(
+            access_token=TOKENS["CLOSEDLOOP_DEMO_LINKEDIN_TOKEN"]
+        ),
+    }
+    seed_ga4(emulators["ga4"], company)
+    seed_ad_platforms(emulators, company)
+    for emu in emulators.values():
+        emu.start()
+    config_path = workdir / "closedloop.yaml"
+    config_path.write_text(
+        "# Written by `closedloop demo`: points at the local emulators it started.\n"
+        + dump_yaml(_config(emulators, crm))
+    )
+    return DemoSystems(emulators, config_path)

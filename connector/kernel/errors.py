@@ -1,0 +1,43 @@
+"""closedloop's exceptions, classified once.
+
+    ClosedloopError
+     ├── ConfigError      the user must fix something: bad YAML, unknown field, 401/403,
+     │                    missing secret
+     ├── TransientError   worth retrying: 429, 5xx, dropped connection (carries ``retry_after``)
+     ├── BudgetExhausted  the configured share of an API quota is used: stop cleanly, resume later
+     ├── Interrupted      a stop was asked for (SIGTERM): the batch in flight finished first
+     └── RecordError      one record fails, the run goes on
+
+Adapters translate their client library's exceptions into these; retries live in
+:mod:`connector.kernel.retry` and only ever retry ``TransientError``.
+"""
+
+from __future__ import annotations
+
+
+class ClosedloopError(Exception):
+    """Base of every error closedloop raises on purpose."""
+
+
+class ConfigError(ClosedloopError):
+    """Something the user must fix; the message says what and where."""
+
+
+class TransientError(ClosedloopError):
+    """A failure that may pass: rate limit, server error, connection."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class BudgetExhausted(ClosedloopError):
+    """The run stopped before using more than its share of an API quota."""
+
+
+class Interrupted(ClosedloopError):
+    """The run stopped at a batch boundary because a stop was requested."""
+
+
+class RecordError(ClosedloopError):
+    """One record cannot be processed."""

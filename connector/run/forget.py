@@ -1,0 +1,67 @@
+"""Erasure requests: remove a person's identities, touchpoints and credits from the store.
+
+The CRM keeps its own record (erase it there too); closedloop forgets what it derived. Audit rows
+of CRM writes stay: they hold field values (channels, campaigns), not the person's identity.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import delete, or_, select
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from connector.kernel.identity import email_hash
+from connector.kernel.records import IdentityKind
+from connector.store import models
+from connector.store.database import table_of
+
+
+@dataclass
+class Forgotten:
+    contacts: int = 0
+    identities: int = 0
+    touchpoints: int = 0
+    credits: int = 0
+
+
+def forget_email(engine: Engine, email: str) -> Forgotten:
+    """Delete everything derived from the person with ``email`` (any spelling of it)."""
+    identity, touch = table_of(models.Identity), table_of(models.Touchpoint)
+    credit, journey = table_of(models.Credit), table_of(models.ContactJourney)
+    contact = table_of(models.Contact)
+    hashed = email_hash(email)
+    with Session(engine) as session:
+        run = session.connection().execute
+        contact_ids = set(
+            run(
+                select(identity.c.contact_id).where(
+                    identity.c.kind == str(IdentityKind.EMAIL_SHA256), identity.c.value == hashed
+                )
+            ).scalars()
+        )
+        keys = {
+            (kind, value)
+            for kind, value in run(
+                select(identity.c.kind, identity.c.value).where(
+                    identity.c.contact_id.in_(contact_ids)
+                )
+            )
+        }
+        keys.add((str(IdentityKind.EMAIL_SHA256), hashed))  # offline rows not yet matched
+        same_person = or_(
+            touch.c.contact_id.in_(contact_ids),
+            *[(touch.c.identity_kind == k) & (touch.c.identity_value == v) for k, v in keys],
+        )
+        touch_ids = set(run(select(touch.c.id).where(same_person)).scalars())
+        result = Forgotten(
+            contacts=len(contact_ids),
+            credits=run(delete(credit).where(credit.c.touchpoint_id.in_(touch_ids))).rowcount,
+            touchpoints=run(delete(touch).where(touch.c.id.in_(touch_ids))).rowcount,
+            identities=run(delete(identity).where(identity.c.contact_id.in_(contact_ids))).rowcount,
+        )
+        run(delete(journey).where(journey.c.contact_id.in_(contact_ids)))
+        run(delete(contact).where(contact.c.id.in_(contact_ids)))
+        session.commit()
+    return result

@@ -1,0 +1,71 @@
+"""The store on SQLite and PostgreSQL: natural-key upserts, aware datetimes, the job lock."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+
+from connector.store import models
+from connector.store.database import get_cursor, make_engine, set_cursor, upsert
+from connector.store.lock import LockHeld, job_lock
+
+
+def spend_row(cost: float) -> dict[str, object]:
+    return {
+        "platform": "google_ads",
+        "account": "1",
+        "campaign_id": "9",
+        "campaign": "Spring",
+        "day": date(2026, 11, 1),
+        "cost": cost,
+        "currency": "USD",
+        "cost_base": cost,
+        "clicks": 3,
+        "impressions": 30,
+        "channel": "Paid Search",
+    }
+
+
+def test_restated_spend_upserts_on_natural_key(engine: Engine) -> None:
+    with Session(engine) as session:
+        upsert(
+            session, models.Spend, [spend_row(10.0)], ["platform", "account", "campaign_id", "day"]
+        )
+        upsert(
+            session, models.Spend, [spend_row(12.5)], ["platform", "account", "campaign_id", "day"]
+        )
+        session.commit()
+        rows = session.exec(select(models.Spend)).all()
+    assert [r.cost for r in rows] == [12.5]
+
+
+def test_datetimes_come_back_aware_utc(engine: Engine) -> None:
+    paris = timezone(timedelta(hours=1))
+    with Session(engine) as session:
+        set_cursor(session, "ga4", "touchpoints", datetime(2026, 11, 1, 10, 30, tzinfo=paris))
+        session.commit()
+        value = get_cursor(session, "ga4", "touchpoints")
+    assert value == datetime(2026, 11, 1, 9, 30, tzinfo=UTC)
+    assert value is not None and value.tzinfo is not None
+
+
+def test_naive_datetime_is_refused(engine: Engine) -> None:
+    with Session(engine) as session, pytest.raises(Exception, match="naive datetime"):
+        set_cursor(session, "ga4", "touchpoints", datetime(2026, 11, 1))  # noqa: DTZ001
+        session.commit()
+
+
+def test_job_lock_is_exclusive_and_released(engine: Engine, store_url: str) -> None:
+    other = make_engine(store_url)
+    with job_lock(engine, "sync"):
+        with pytest.raises(LockHeld, match="already running"):
+            with job_lock(other, "sync"):
+                pass
+        with job_lock(engine, "other-job"):
+            pass
+    with job_lock(engine, "sync"):
+        pass
+    other.dispose()
