@@ -12,13 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from connector.attribution.paths import (
-    PATH_MODELS,
-    _name_codes,
-    attribute_paths,
-    paths_report,
-    read_path_table,
-)
+from connector.attribution.path_table import _name_codes, read_path_table
+from connector.attribution.paths import PATH_MODELS, attribute_paths, paths_report
 from connector.kernel.errors import ConfigError
 
 HEADER = "path,total_conversions,total_conversion_value,total_null\n"
