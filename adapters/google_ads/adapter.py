@@ -7,10 +7,12 @@ Streams read, both with ``POST {endpoint}/v26/customers/{cid}/googleAds:searchSt
 - ``touchpoints``: ``FROM click_view``, one query per day as the API requires, for at most the
   last 90 days -> :class:`Touchpoint` keyed by gclid at the start of the click's day (UTC).
 
-The official ``google-ads`` client is gRPC-only (see shared/API_NOTES.md §4), so this is a thin
-REST client on :mod:`adapters._http`. Authentication: an OAuth access token, or a refresh token
-with the OAuth client id/secret (exchanged at ``token_uri``), plus the developer token and, for
-manager access, ``login-customer-id``.
+The official ``google-ads`` client speaks gRPC only: it needs a TLS channel with OAuth call
+credentials (no plain local endpoint for the emulator) and weighs 170 MB, so this adapter is a
+thin REST client on :mod:`adapters._http` against the same API's documented REST surface.
+Authentication: an OAuth access token, or a refresh token with the OAuth client id/secret
+(exchanged at ``token_uri``), plus the developer token and, for manager access,
+``login-customer-id``.
 
 Reference: https://developers.google.com/google-ads/api/rest/reference/rest/v26/customers.googleAds/searchStream
 and https://developers.google.com/google-ads/api/fields/v26/click_view

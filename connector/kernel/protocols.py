@@ -1,4 +1,4 @@
-"""The two small protocols every adapter implements (see DESIGN.md)."""
+"""The two small protocols every adapter implements: a source reads, a CRM reads and writes."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The same suite for every registered adapter, against its emulator (STYLE.md: tests for free).
+"""The same suite for every registered adapter, against its emulator: tests for free.
 
 A new adapter inherits these by adding its registry line and an emulator with ``seed_sample``
 and ``adapter_settings``.

@@ -43,7 +43,7 @@ def make_adapter(emu: Emulator) -> Iterator[Callable[..., SalesforceCrm]]:
 
 
 class HttpsToHttp(requests.adapters.HTTPAdapter):
-    """API_NOTES §1: simple-salesforce always builds https:// URLs; the emulator speaks http."""
+    """simple-salesforce always builds https:// URLs; the emulator speaks http."""
 
     def __init__(self, target: str) -> None:
         super().__init__()
