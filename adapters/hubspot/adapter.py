@@ -28,26 +28,21 @@ Limits: https://developers.hubspot.com/docs/api/usage-details
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
-from itertools import islice
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
-import urllib3
 from hubspot import HubSpot
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel
 from urllib3.util.retry import Retry
 
+from adapters.hubspot.errors import classify, header
+from adapters.hubspot.properties import field_spec, property_body
+from adapters.hubspot.settings import HubSpotSettings
 from connector.kernel import metrics
-from connector.kernel.errors import (
-    BudgetExhausted,
-    ClosedloopError,
-    ConfigError,
-    RecordError,
-    TransientError,
-)
+from connector.kernel.batches import chunks
+from connector.kernel.errors import RecordError
 from connector.kernel.ratelimit import RateLimiter
 from connector.kernel.records import CrmDeal, CrmRecord, FieldSpec, RecordUpdate, WriteResult
 from connector.kernel.retry import call_with_retry
@@ -63,111 +58,6 @@ DEAL_PROPERTIES = (
     "dealname", "amount", "deal_currency_code", "dealstage", "hs_is_closed_won", "hs_is_closed",
     "closedate", "hs_lastmodifieddate",
 )  # fmt: skip
-FIELD_TYPES = {  # FieldSpec.type -> HubSpot (type, fieldType)
-    "string": ("string", "text"),
-    "number": ("number", "number"),
-    "datetime": ("datetime", "date"),
-    "date": ("date", "date"),
-    "enumeration": ("enumeration", "select"),
-    "bool": ("bool", "booleancheckbox"),
-}
-MAX_STRING_LENGTH = 65_536
-
-T = TypeVar("T")
-
-
-class HubSpotSettings(BaseModel):
-    """How to reach one HubSpot portal with a private app token."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    access_token: SecretStr
-    host: str = "https://api.hubapi.com"
-    page_size: int = Field(default=100, ge=1, le=100)
-    rate_limit_share: float = Field(default=0.5, gt=0, le=1)
-    property_group: str = "closedloop"
-    search_per_second: int = Field(default=4, ge=1)  # HubSpot allows 5 per token
-    timeout_seconds: float = Field(default=60.0, gt=0)
-
-
-# -- errors, classified once ----------------------------------------------------------------
-def _header(headers: Any, name: str) -> str | None:
-    value = headers.get(name) if headers is not None else None
-    return str(value) if value is not None else None
-
-
-def _retry_after(headers: Any) -> float | None:
-    try:
-        return max(0.0, float(_header(headers, "Retry-After") or ""))
-    except ValueError:
-        return None
-
-
-def classify(error: Exception, action: str) -> ClosedloopError | None:
-    """HubSpot's failures as closedloop's errors (``None``: not an HTTP failure, re-raise).
-
-    ==========================================  =============================================
-    connection refused / reset / timeout         TransientError
-    401                                          ConfigError: the token
-    403                                          ConfigError: the private app's scopes
-    429 ``DAILY``                                BudgetExhausted: resume tomorrow
-    429 ten-secondly / secondly                  TransientError(Retry-After, else 1 s)
-    5xx                                          TransientError(Retry-After)
-    0 (client-side: TLS, unparsable response)    ConfigError
-    other 4xx                                    RecordError with HubSpot's message
-    ==========================================  =============================================
-    """
-    if isinstance(error, urllib3.exceptions.HTTPError):
-        return TransientError(f"HubSpot {action}: connection failed ({type(error).__name__})")
-    status = getattr(error, "status", None)
-    if not isinstance(status, int) or not hasattr(error, "body"):
-        return None
-    headers = getattr(error, "headers", None)
-    body = _error_body(error)
-    message = str(body.get("message") or getattr(error, "reason", "") or "")
-    category = str(body.get("category") or body.get("policyName") or "")
-    if status == 401:
-        return ConfigError(
-            f"HubSpot rejected the access token while trying to {action} (401 {category}). "
-            "Set hubspot access_token to a valid private app token (Settings > Integrations > "
-            "Private Apps)."
-        )
-    if status == 403:
-        return ConfigError(
-            f"HubSpot refused to {action} (403 {category}): {message} Give the private app the "
-            "crm.objects.contacts/deals read and write and crm.schemas.contacts/deals read and "
-            "write scopes."
-        )
-    if status == 429:
-        if body.get("policyName") == "DAILY":
-            return BudgetExhausted(
-                "HubSpot's daily API limit is used up; the run stops and resumes after midnight "
-                "in the portal's time zone."
-            )
-        # The rolling ten-second and the search limits send no Retry-After: a slot frees
-        # within about a second.
-        wait = _retry_after(headers)
-        return TransientError(
-            f"HubSpot rate limit ({category or 'RATE_LIMIT'}) while trying to {action}",
-            retry_after=1.0 if wait is None else wait,
-        )
-    if status == 0:  # the client's own failure: TLS to ``host``, or a body it cannot parse
-        return ConfigError(f"HubSpot {action}: {getattr(error, 'reason', '')} (check host)")
-    if status >= 500:
-        return TransientError(
-            f"HubSpot server error {status} while trying to {action}",
-            retry_after=_retry_after(headers),
-        )
-    return RecordError(f"HubSpot rejected the request to {action} ({status} {category}): {message}")
-
-
-def _error_body(error: Exception) -> dict[str, Any]:
-    raw = getattr(error, "body", None)
-    try:
-        body = json.loads(raw) if raw else {}
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
 
 
 # -- small conversions ------------------------------------------------------------------------
@@ -198,59 +88,6 @@ def _next_after(page: Any) -> str | None:
     paging = getattr(page, "paging", None)
     following = getattr(paging, "next", None) if paging else None
     return getattr(following, "after", None) if following else None
-
-
-def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
-    iterator = iter(items)
-    while chunk := list(islice(iterator, size)):
-        yield chunk
-
-
-def _field_spec(definition: Any) -> FieldSpec:
-    kind = definition.type if definition.type in FIELD_TYPES else "string"
-    meta = definition.modification_metadata
-    read_only = bool(meta and meta.read_only_value) or bool(definition.calculated)
-    options = tuple(o.value for o in definition.options or ())
-    return FieldSpec(
-        name=definition.name,
-        type=kind,
-        updateable=not read_only,
-        length=MAX_STRING_LENGTH if kind == "string" else None,
-        picklist=options if kind == "enumeration" else None,
-        restricted=kind == "enumeration",
-        label=definition.label or "",
-    )
-
-
-def _property_body(spec: FieldSpec, group: str) -> dict[str, Any]:
-    if spec.type not in FIELD_TYPES:
-        raise ConfigError(
-            f"cannot create HubSpot property {spec.name!r}: unknown type {spec.type!r} "
-            f"(one of {', '.join(FIELD_TYPES)})"
-        )
-    kind, field_type = FIELD_TYPES[spec.type]
-    body: dict[str, Any] = {
-        "name": spec.name,
-        "label": spec.label or spec.name,
-        "type": kind,
-        "fieldType": field_type,
-        "groupName": group,
-    }
-    if kind == "enumeration":
-        if not spec.picklist:
-            raise ConfigError(
-                f"cannot create HubSpot property {spec.name!r}: an enumeration needs its values"
-            )
-        body["options"] = [
-            {"label": v, "value": v, "displayOrder": i, "hidden": False}
-            for i, v in enumerate(spec.picklist)
-        ]
-    if kind == "bool":
-        body["options"] = [
-            {"label": "Yes", "value": "true", "displayOrder": 0, "hidden": False},
-            {"label": "No", "value": "false", "displayOrder": 1, "hidden": False},
-        ]
-    return body
 
 
 class HubSpotCrm:
@@ -300,7 +137,7 @@ class HubSpotCrm:
                 if classified is None:
                     raise
                 raise classified from error
-            remaining = _header(headers, "X-HubSpot-RateLimit-Remaining")
+            remaining = header(headers, "X-HubSpot-RateLimit-Remaining")
             if remaining is not None and remaining.isdigit():
                 # A rolling window: capacity comes back gradually, so look again in a second.
                 self._limiter.observe(int(remaining), resets_in=1.0)
@@ -329,7 +166,7 @@ class HubSpotCrm:
     # -- fields -----------------------------------------------------------------------------
     def describe_fields(self, obj: str) -> dict[str, FieldSpec]:
         page = self._call(f"read {obj} properties", self._properties.get_all_with_http_info, obj)
-        return {p.name: _field_spec(p) for p in page.results}
+        return {p.name: field_spec(p) for p in page.results}
 
     def create_fields(self, obj: str, fields: Sequence[FieldSpec], group: str) -> None:
         """Create ``group`` and every field of ``fields`` that ``obj`` does not have yet."""
@@ -349,7 +186,7 @@ class HubSpotCrm:
                     f"create {obj} property {spec.name}",
                     self._properties.create_with_http_info,
                     obj,
-                    _property_body(spec, group),
+                    property_body(spec, group),
                 )
 
     # -- reads ------------------------------------------------------------------------------
@@ -366,7 +203,7 @@ class HubSpotCrm:
             )
 
     def deals(self, since: datetime | None) -> Iterator[CrmDeal]:
-        for chunk in _chunks(
+        for chunk in chunks(
             self._records("deals", since, list(DEAL_PROPERTIES)), ASSOCIATION_BATCH
         ):
             buyers = self._deal_contacts([str(d.id) for d in chunk])
@@ -515,7 +352,7 @@ class HubSpotCrm:
         """Current values of ``fields`` per record id (ids HubSpot does not know are left out)."""
         wanted = list(dict.fromkeys(fields))
         values: dict[str, dict[str, str | None]] = {}
-        for chunk in _chunks(dict.fromkeys(ids), self.max_batch):
+        for chunk in chunks(dict.fromkeys(ids), self.max_batch):
             page = self._call(
                 f"read {obj}",
                 self._batch.read_with_http_info,
@@ -541,7 +378,7 @@ class HubSpotCrm:
     ) -> list[WriteResult]:
         """Update records in batches of 100; a failed record or batch does not stop the rest."""
         results: list[WriteResult] = []
-        for chunk in _chunks(updates, self.max_batch):
+        for chunk in chunks(updates, self.max_batch):
             outcome = self._write_batch(obj, chunk)
             results.extend(outcome)
             if on_batch is not None:

@@ -23,12 +23,13 @@ import math
 import re
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, date, datetime
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 from urllib.parse import quote_plus
 
 from adapters.salesforce.bulk import bulk_update
 from adapters.salesforce.connection import SalesforceConnection
 from adapters.salesforce.settings import SalesforceSettings
+from connector.kernel.batches import chunks
 from connector.kernel.errors import ClosedloopError, ConfigError
 from connector.kernel.records import (
     CrmDeal,
@@ -41,7 +42,6 @@ from connector.kernel.records import (
 from connector.kernel.timeutil import iso_z, parse_datetime, start_of_day
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 COLLECTION_SIZE = 200  # sObject Collections maximum
 BULK_JOB_ROWS = 100_000  # rows per Bulk API 2.0 job (well under its 150 MB upload limit)
@@ -105,11 +105,6 @@ def _in_chunks(values: Sequence[str], fixed: str) -> Iterator[list[str]]:
         used += cost
     if chunk:
         yield chunk
-
-
-def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def _save_error(item: dict[str, Any]) -> str:
@@ -360,12 +355,12 @@ class SalesforceCrm:
             results.update((r.crm_id, r) for r in rejected)
             report(rejected)
         if len(prepared) > self.settings.bulk_threshold:
-            for job_rows in _chunks(prepared, BULK_JOB_ROWS):
+            for job_rows in chunks(prepared, BULK_JOB_ROWS):
                 batch = bulk_update(self._conn, obj, job_rows)
                 results.update((r.crm_id, r) for r in batch)
                 report(batch)
         else:
-            for chunk in _chunks(prepared, COLLECTION_SIZE):
+            for chunk in chunks(prepared, COLLECTION_SIZE):
                 batch = self._collection_update(obj, chunk)
                 results.update((r.crm_id, r) for r in batch)
                 report(batch)

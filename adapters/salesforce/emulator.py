@@ -39,7 +39,7 @@ from urllib.parse import parse_qs, urlencode
 import jwt
 
 from adapters._emulator import EmulatorServer, Request, Response, route
-from adapters.salesforce import soql
+from adapters.salesforce import emulator_soql as soql
 from connector.kernel.timeutil import parse_datetime
 
 API = r"/services/data/v(?P<version>\d+\.\d)"

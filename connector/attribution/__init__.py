@@ -6,7 +6,8 @@
 
 Families: :mod:`.heuristics` (first, last, last non-direct, linear, time decay, position based,
 W-shaped, full path), :mod:`.markov` (exact absorbing-chain removal effects, first and k-order),
-:mod:`.shapley` (channel-set Shapley values). :mod:`.journeys` holds the array container.
+:mod:`.shapley` (channel-set Shapley values). :mod:`.journeys` holds the array container;
+:mod:`.path_table` reads a ChannelAttribution-style path table and :mod:`.paths` attributes it.
 """
 
 from connector.attribution.engine import (

@@ -1,0 +1,14 @@
+"""The kernel: what every part of closedloop and every adapter may import, and nothing more.
+
+    records     Touchpoint, Spend, CrmRecord, CrmDeal, FieldSpec, RecordUpdate, WriteResult
+    protocols   SourceAdapter, CrmAdapter: the two shapes an adapter takes
+    errors      ConfigError, TransientError, BudgetExhausted, Interrupted, RecordError
+    retry       call_with_retry: the one retry policy (tenacity, honours Retry-After)
+    ratelimit   RateLimiter: wait before a request instead of collecting 429s
+    metrics     the metric names adapters and runs report to (the service only exposes them)
+    timeutil    parse and print aware UTC datetimes
+    identity    email normalisation and hashing, id clean-up
+    batches     chunks(): a stream cut into batches
+
+The kernel imports nothing else of closedloop (an import-linter contract checks it).
+"""

@@ -7,15 +7,15 @@ natural keys, and moves its cursor only after the rows are committed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import fields
 from datetime import datetime, timedelta
-from itertools import islice
 from typing import Any, TypeVar
 
 from sqlmodel import Session, col, delete, select
 
 from connector.kernel import metrics
+from connector.kernel.batches import chunks
 from connector.kernel.identity import email_hash, normalise_id
 from connector.kernel.records import (
     CrmRecord,
@@ -31,12 +31,6 @@ from connector.store.database import get_cursor, insert_rows, set_cursor, upsert
 log = logging.getLogger(__name__)
 BATCH = 5000
 T = TypeVar("T")
-
-
-def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
-    it = iter(items)
-    while batch := list(islice(it, size)):
-        yield batch
 
 
 # CRM clocks and ours may differ a little: re-read a few minutes before the cursor.

@@ -1,0 +1,2 @@
+"""``closedloop serve``: the scheduler (:mod:`.scheduler`), ``/healthz`` and ``/metrics``
+(:mod:`.http`) and logs with secrets redacted (:mod:`.logs`)."""

@@ -9,7 +9,7 @@ import pytest
 from simple_salesforce.api import Salesforce
 from simple_salesforce.exceptions import SalesforceMalformedRequest
 
-from adapters.salesforce import soql
+from adapters.salesforce import emulator_soql as soql
 from adapters.salesforce.adapter import soql_datetime, soql_quote
 from adapters.salesforce.emulator import Emulator
 
