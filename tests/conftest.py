@@ -55,4 +55,5 @@ def engine(store_url: str) -> Iterator[Engine]:
 @pytest.fixture(autouse=True)
 def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     import connector.kernel.retry
+
     monkeypatch.setattr(connector.kernel.retry, "BACKOFF_SCALE", 0.01)
