@@ -8,7 +8,7 @@ The delimiter is ``,`` or, when the header uses one, ``;`` / tab / ``|``.
 Parsing works on the file's bytes with array operations and no per-row Python: newline,
 delimiter and separator positions give every field and step; numbers are decoded from their
 digits; channel names are packed into 64-bit words and matched by key (then verified byte for
-byte). Anything unusual (quotes, CR line ends, blank lines, exponents, errors) sends the file
+byte). Anything unusual (quotes, lone CR line ends, blank lines, exponents, errors) sends the file
 through the :mod:`csv` module instead, which also names the bad line and column.
 """
 
@@ -57,8 +57,11 @@ def read_path_table(file: Path, sep: str = ">") -> PathTable:
     newline = data.find(b"\n", 0, size)
     header_end = size if newline < 0 else newline
     layout = _header(file, _decode(file, data, 0, header_end).rstrip("\r"), sep)
-    plain = newline >= 0 and all(data.find(c, newline, size) < 0 for c in (b'"', b"\r"))
-    table = _scan(file, buf, newline + 1, size, layout, sep) if plain else None
+    # CRLF line ends (Excel, Python's csv module) stay on the fast path; a lone CR does not.
+    crlf = data.count(b"\r\n", newline, size)
+    plain = newline >= 0 and data.find(b'"', newline, size) < 0
+    plain = plain and data.count(b"\r", newline, size) == crlf
+    table = _scan(file, buf, newline + 1, size, layout, sep, crlf > 0) if plain else None
     if table is None:
         body = _decode(file, data, header_end + 1, size)
         body = body.replace("\r\n", "\n").replace("\r", "\n") if "\r" in body else body
@@ -120,9 +123,16 @@ def _header(file: Path, header: str, sep: str) -> _Layout:
 
 
 def _scan(
-    file: Path, buf: npt.NDArray[np.uint8], begin: int, size: int, layout: _Layout, sep: str
+    file: Path,
+    buf: npt.NDArray[np.uint8],
+    begin: int,
+    size: int,
+    layout: _Layout,
+    sep: str,
+    crlf: bool = False,
 ) -> PathTable | None:
-    """Parse a plain body (no quotes, ``\\n`` line ends, plain decimals) with array operations.
+    """Parse a plain body (no quotes, ``\\n`` or ``\\r\\n`` line ends, plain decimals) with
+    array operations.
 
     ``buf[begin:size]`` is the body, followed by zero padding. Returns None whenever anything
     is unusual, so that :func:`_csv_columns` handles the file and names the bad line and column.
@@ -131,11 +141,17 @@ def _scan(
     if len(sep_bytes) != 1 or size <= begin:
         return None
     if buf[size - 1] != 10:
+        if crlf:
+            buf[size] = 13
+            size += 1
         buf[size] = 10
         size += 1
     body = buf[begin:size]
-    ends = np.flatnonzero(body == 10) + begin
-    starts = np.concatenate([[begin], ends[:-1] + 1])
+    newlines = np.flatnonzero(body == 10) + begin
+    starts = np.concatenate([[begin], newlines[:-1] + 1])
+    ends = newlines - 1 if crlf else newlines  # where each line's last field ends
+    if crlf and np.any(buf[ends] != 13):
+        return None
     if np.any(ends == starts):
         return None  # blank lines
     rows, width = len(ends), layout.width

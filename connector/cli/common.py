@@ -9,20 +9,15 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
 
 from connector.kernel.errors import ClosedloopError, ConfigError
+
+if TYPE_CHECKING:  # rich.progress loads only for commands that draw bars (fast --help)
+    from rich.progress import Progress
 
 app = typer.Typer(
     add_completion=False,
@@ -66,6 +61,15 @@ class RichProgress:
 
 @contextmanager
 def rich_progress() -> Iterator[RichProgress]:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description:<42}"),

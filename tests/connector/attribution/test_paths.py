@@ -99,6 +99,30 @@ def test_quoted_and_crlf_files_read_like_plain_ones(tmp_path: Path) -> None:
     assert ("linear", "E-mail, newsletter") in report and ("linear", "Référent") in report
 
 
+def test_crlf_files_take_the_array_scanner_with_the_same_result(tmp_path: Path) -> None:
+    table = random_table(3, 400, ["a", "Organic Search", "Paid Social"])
+    text = HEADER + "".join(f"{p},{c},{v},{n}\n" for p, c, v, n in table)
+    lf = read_path_table(write(tmp_path, text))
+    models = ["first_touch", "linear", "markov"]
+    expected = paths_report(write(tmp_path, text), models)
+    for name, body in (
+        ("crlf.csv", text.replace("\n", "\r\n")),
+        ("no-final-newline.csv", text.replace("\n", "\r\n").removesuffix("\r\n")),
+    ):
+        crlf = read_path_table(write(tmp_path, body, name))
+        assert len(crlf.offsets) == len(lf.offsets) == 401  # one entry per row: the scanner
+        assert crlf.channels == lf.channels
+        assert np.array_equal(crlf.channel, lf.channel)
+        assert np.array_equal(crlf.conversions, lf.conversions)
+        assert paths_report(write(tmp_path, body, name), models) == expected
+    # a lone CR in the body is not a CRLF file: the csv module reads it, same numbers
+    lines = text.splitlines(keepends=True)
+    mixed = "".join([*lines[:5], lines[5].replace("\n", "\r"), *lines[6:]])
+    assert rows_of(paths_report(write(tmp_path, mixed, "mixed.csv"), models)).keys() == rows_of(
+        expected
+    ).keys()
+
+
 def test_scanner_and_csv_module_agree(tmp_path: Path) -> None:
     table = random_table(2, 500, ["a", "Organic Search", "Paid Social Media Campaign 2026"])
     text = HEADER + "".join(f"{p},{c},{v},{n}\n" for p, c, v, n in table)
