@@ -118,9 +118,10 @@ def test_crlf_files_take_the_array_scanner_with_the_same_result(tmp_path: Path) 
     # a lone CR in the body is not a CRLF file: the csv module reads it, same numbers
     lines = text.splitlines(keepends=True)
     mixed = "".join([*lines[:5], lines[5].replace("\n", "\r"), *lines[6:]])
-    assert rows_of(paths_report(write(tmp_path, mixed, "mixed.csv"), models)).keys() == rows_of(
-        expected
-    ).keys()
+    assert (
+        rows_of(paths_report(write(tmp_path, mixed, "mixed.csv"), models)).keys()
+        == rows_of(expected).keys()
+    )
 
 
 def test_scanner_and_csv_module_agree(tmp_path: Path) -> None:
