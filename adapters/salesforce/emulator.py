@@ -1637,7 +1637,10 @@ class Emulator(EmulatorServer):
                 number = float(value)
             except ValueError:
                 raise bad from None
-            return int(number) if kind == "int" else number
+            if kind == "int":
+                return int(number)
+            # Salesforce stores a number at its field's scale: 0.33333 in Number(5,4) is 0.3333
+            return round(number, spec["scale"]) if spec["precision"] else number
         if kind == "boolean":
             if isinstance(value, bool):
                 return value

@@ -19,7 +19,7 @@ from simple_salesforce.exceptions import (
     SalesforceResourceNotFound,
 )
 
-from adapters.salesforce.emulator import Emulator
+from adapters.salesforce.emulator import SAMPLE_DAY, Emulator
 from adapters.salesforce.touchpoint_object import EXTERNAL_ID, OBJECT_NAME
 
 UPSERT = f"composite/sobjects/{OBJECT_NAME}/{EXTERNAL_ID}"
@@ -124,10 +124,16 @@ def test_collection_upsert_creates_then_updates(tp: Emulator, sf: Salesforce) ->
     assert first_record["Name"] == "TP-0000001" and first_record["OwnerId"] == tp.user_id
     assert first_record["Occurred_At__c"] == "2026-11-02T10:00:00.000+0000"
     assert tp.record(OBJECT_NAME, ids[1])["Name"] == "TP-0000002"
-    updated = upsert(sf, touch("k1", Channel__c="Paid Search"), touch("k2", Credit_Linear__c=None))
+    assert tp.record(OBJECT_NAME, ids[1])["Credit_Linear__c"] == 0.5
+    updated = upsert(
+        sf,
+        touch("k1", Channel__c="Paid Search", Credit_Linear__c=1 / 3),
+        touch("k2", Credit_Linear__c=None),
+    )
     assert [(r["id"], r["created"]) for r in updated] == [(ids[0], False), (ids[1], False)]
     assert tp.record(OBJECT_NAME, ids[0])["Channel__c"] == "Paid Search"
     assert tp.record(OBJECT_NAME, ids[0])["Contact__c"] == contact  # untouched fields stay
+    assert tp.record(OBJECT_NAME, ids[0])["Credit_Linear__c"] == 0.3333  # Number(5,4)
     assert tp.record(OBJECT_NAME, ids[1])["Credit_Linear__c"] is None
     assert len(tp.records[OBJECT_NAME]) == 2
 
@@ -294,12 +300,8 @@ def test_deleting_a_person_or_opportunity_clears_the_lookup(tp: Emulator, sf: Sa
 
 def test_soql_over_touchpoints(tp: Emulator, sf: Salesforce) -> None:
     contacts = sorted(tp.records["Contact"])
-    upsert(
-        sf,
-        touch("a", Contact__c=contacts[0]),
-        touch("b", Contact__c=contacts[1]),
-        touch("c", Contact__c=contacts[2]),
-    )
+    for key, contact in zip("abc", contacts, strict=False):  # written by an earlier run
+        tp.add_record(OBJECT_NAME, {EXTERNAL_ID: key, "Contact__c": contact}, SAMPLE_DAY)
     wanted = ", ".join(f"'{c[:15]}'" for c in contacts[:2])  # 15-character Ids match too
     rows = sf.query_all(
         f"SELECT Id, Touchpoint_Key__c, Contact__c FROM {OBJECT_NAME} "
@@ -308,11 +310,9 @@ def test_soql_over_touchpoints(tp: Emulator, sf: Salesforce) -> None:
     assert [(r[EXTERNAL_ID], r["Contact__c"]) for r in rows] == [
         ("a", contacts[0]), ("b", contacts[1]),
     ]  # fmt: skip
-    stamp = tp.record(OBJECT_NAME, rows[0]["Id"])["LastModifiedDate"]
     upsert(sf, touch("b", Channel__c="Email"))
     changed = sf.query(
-        f"SELECT Touchpoint_Key__c FROM {OBJECT_NAME} WHERE LastModifiedDate > "
-        + stamp.replace(".000+0000", "Z").replace("+0000", "Z")
+        f"SELECT Touchpoint_Key__c FROM {OBJECT_NAME} WHERE LastModifiedDate > 2026-11-20T00:00:00Z"
     )["records"]
     assert [r[EXTERNAL_ID] for r in changed] == ["b"]
     exact = f"SELECT Id FROM {OBJECT_NAME} WHERE Touchpoint_Key__c = "
