@@ -1047,10 +1047,11 @@ class Emulator(EmulatorServer):
 
     def association_type_id(self, from_type: str, to_type: str) -> int:
         """The v4 ``associationTypeId`` from one object type to another (names or ids)."""
-        pair = (self._resolve(from_type), self._resolve(to_type))
-        if pair[0] is None or pair[1] is None:
-            raise KeyError(f"unknown object type in {from_type}, {to_type}")
-        return self.association_types[(pair[0].key, pair[1].key)][1]
+        with self._lock:
+            pair = (self._resolve(from_type), self._resolve(to_type))
+            if pair[0] is None or pair[1] is None:
+                raise KeyError(f"unknown object type in {from_type}, {to_type}")
+            return self.association_types[(pair[0].key, pair[1].key)][1]
 
     @_endpoint("GET", SCHEMAS)
     def list_schemas(self, req: Request) -> Response:
@@ -1200,10 +1201,11 @@ class Emulator(EmulatorServer):
         updated_at: datetime | None = None,
     ) -> str:
         """Seed a record of any object type (e.g. ``touchpoints`` or its objectTypeId)."""
-        kind = self._resolve(object_type)
-        if kind is None:
-            raise KeyError(f"no object type {object_type}: install its schema first")
-        return self._add(kind.key, properties, created_at, updated_at).id
+        with self._lock:
+            kind = self._resolve(object_type)
+            if kind is None:
+                raise KeyError(f"no object type {object_type}: install its schema first")
+            return self._add(kind.key, properties, created_at, updated_at).id
 
     def record(self, object_type: str, id: str) -> dict[str, str | None]:  # noqa: A002
         """Every defined property of a record of any object type (``None`` where unset)."""
