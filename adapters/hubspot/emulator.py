@@ -1,16 +1,31 @@
 """A wire-faithful local HubSpot CRM API for tests and the demo.
 
-Serves, as ``hubspot-api-client`` calls them:
+Serves, as ``hubspot-api-client`` calls them (``{type}`` is ``contacts``, ``deals`` or a custom
+object's name, objectTypeId ``2-<n>`` or fullyQualifiedName ``p<portalId>_<name>``):
 
-- ``GET /crm/v3/objects/{contacts|deals}``: list; ``limit`` <= 100, ``after``, ``properties``.
+- ``GET /crm/v3/objects/{type}``: list; ``limit`` <= 100, ``after``, ``properties``.
 - ``POST /crm/v3/objects/{type}/search``: ``filterGroups`` (<= 5 groups, <= 10 filters each,
   <= 25 in all), the CRM search operators, one sort, ``limit`` <= 200, and the search API's
   10,000-result window (``after + limit > 10000`` is a 400).
 - ``POST /crm/v3/objects/{type}/batch/read`` and ``/batch/update``: <= 100 inputs; a partial
-  failure is a 207 with per-id ``errors`` (``OBJECT_NOT_FOUND``, ``VALIDATION_ERROR``).
+  failure is a 207 with per-id ``errors`` (``OBJECT_NOT_FOUND``, ``VALIDATION_ERROR``,
+  ``CONFLICT`` for another record's unique value). ``idProperty`` must be a unique property.
+- ``POST /crm/v3/objects/{type}/batch/upsert`` (<= 100, by ``idProperty``; results carry
+  ``new``; any invalid input fails the batch with a 400) and ``/batch/archive`` (204).
 - ``GET|POST /crm/v3/properties/{type}`` and ``/crm/v3/properties/{type}/groups``: definitions,
   creation, 409 on duplicates.
-- ``POST /crm/v4/associations/{from}/{to}/batch/read``: <= 1000 inputs, per-input paging.
+- ``GET|POST /crm/v3/schemas`` (also ``/crm-object-schemas/v3/schemas``, the client's path) and
+  ``GET .../schemas/{type}``: custom objects; 409 on a taken name; with ``custom_objects=False``
+  (a portal below Enterprise) creating one is a 403 ``MISSING_SCOPES``.
+- ``POST /crm/v4/associations/{from}/{to}/batch/read`` (<= 1000 inputs, per-input paging),
+  ``/batch/associate/default``, ``/batch/create`` (labelled: ``types`` must be the pair's type)
+  and ``/batch/archive`` (<= 2000 inputs each); an unknown record fails the request with
+  HubSpot's "One or more associations are invalid".
+
+Seed and test helpers: ``add_contact``, ``add_deal``, ``add_object``, ``edit``, ``delete``,
+``contact``, ``deal``, ``record``, ``add_property``, ``install_touchpoints_schema``,
+``association_type_id``, ``seed_sample``; attributes ``objects``, ``property_defs``,
+``schemas``, ``associations``, ``deal_contacts``, ``portal_id``, ``custom_objects``.
 
 Errors use HubSpot's envelope ``{"status": "error", "message", "correlationId", "category"}``.
 Limits are per token, so they apply after authentication: the rolling ten-second limit
@@ -24,6 +39,7 @@ https://developers.hubspot.com/docs/api/crm/search, https://developers.hubspot.c
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import math
@@ -38,6 +54,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
 from adapters._emulator import EmulatorServer, Request, Response, route
+from adapters.hubspot import touchpoint_schema
 from connector.kernel.timeutil import from_epoch_ms, iso_z, parse_datetime, to_epoch_ms, utcnow
 
 SAMPLE_DAY = datetime(2026, 11, 20, tzinfo=UTC)
@@ -50,19 +67,46 @@ MAX_FILTER_GROUPS, MAX_FILTERS_PER_GROUP, MAX_FILTERS = 5, 10, 25
 MAX_STRING_LENGTH = 65_536
 DEFAULT_DAILY_LIMIT = 250_000
 
-MODIFIED = {"contacts": "lastmodifieddate", "deals": "hs_lastmodifieddate"}
-SINGULAR = {"contacts": "CONTACT", "deals": "DEAL"}
-# What HubSpot returns when no ``properties`` are asked for, and what it always adds.
-DEFAULT_PROPERTIES = {
-    "contacts": ("createdate", "email", "firstname", "lastname", "lastmodifieddate"),
-    "deals": ("amount", "closedate", "createdate", "dealname", "dealstage", "pipeline"),
-}
-ALWAYS_RETURNED = {
-    "contacts": ("hs_object_id", "createdate", "lastmodifieddate"),
-    "deals": ("hs_object_id", "createdate", "hs_lastmodifieddate"),
-}
-SEARCHABLE = {"contacts": ("email", "firstname", "lastname", "company"), "deals": ("dealname",)}
+MAX_ASSOCIATION_WRITES = 2000  # batch/create, batch/associate/default, batch/archive (v4)
+DEFAULT_PORTAL_ID = 4_242_424
+# HubSpot-defined association types (v4 typeId); custom objects get theirs from the schema.
 ASSOCIATION_TYPE_IDS = {("deals", "contacts"): 3, ("contacts", "deals"): 4}
+CUSTOM_OBJECT_SCOPE = "crm.schemas.custom.write"
+SCHEMAS = r"/(?:crm/v3|crm-object-schemas/v3)/schemas"  # the client uses the second
+
+
+@dataclass(frozen=True)
+class ObjectType:
+    """What the CRM API needs to know about an object type beyond its property definitions."""
+
+    key: str  # how the emulator keys it: contacts, deals, or a custom object's name
+    object_type_id: str  # 0-1, 0-3, 2-<n>
+    aliases: frozenset[str]  # every name the API accepts in a path
+    singular: str  # in messages: CONTACT, DEAL, the custom object's name in capitals
+    created: str  # the create-date property
+    modified: str  # the last-modified property
+    defaults: tuple[str, ...]  # returned when no ``properties`` are asked for
+    always: tuple[str, ...]  # returned whatever is asked for
+    searchable: tuple[str, ...]  # matched by a search's ``query``
+    unique: frozenset[str] = frozenset()  # properties an ``idProperty`` may name
+
+
+STANDARD_TYPES = (
+    ObjectType(
+        "contacts", "0-1", frozenset({"contacts", "contact", "0-1", "CONTACT"}), "CONTACT",
+        "createdate", "lastmodifieddate",
+        ("createdate", "email", "firstname", "lastname", "lastmodifieddate"),
+        ("hs_object_id", "createdate", "lastmodifieddate"),
+        ("email", "firstname", "lastname", "company"), frozenset({"email", "hs_object_id"}),
+    ),
+    ObjectType(
+        "deals", "0-3", frozenset({"deals", "deal", "0-3", "DEAL"}), "DEAL",
+        "createdate", "hs_lastmodifieddate",
+        ("amount", "closedate", "createdate", "dealname", "dealstage", "pipeline"),
+        ("hs_object_id", "createdate", "hs_lastmodifieddate"),
+        ("dealname",), frozenset({"hs_object_id"}),
+    ),
+)  # fmt: skip
 
 PROPERTY_TYPES = ("string", "number", "date", "datetime", "enumeration", "bool")
 FIELD_TYPES = (
@@ -207,6 +251,8 @@ class Emulator(EmulatorServer):
         search_rate_limit: tuple[int, float] | None = None,
         *,
         daily_limit: int | None = None,
+        portal_id: int = DEFAULT_PORTAL_ID,
+        custom_objects: bool = True,
     ) -> None:
         super().__init__(rate_limit=None)  # HubSpot counts per token: see check_auth
         self.access_token = access_token
@@ -214,10 +260,20 @@ class Emulator(EmulatorServer):
         self.search_rate_limit = search_rate_limit
         self.daily_limit = daily_limit
         self.association_page_size = 500
-        self.objects: dict[str, dict[str, CrmObject]] = {"contacts": {}, "deals": {}}
-        self.property_defs: dict[str, dict[str, dict[str, Any]]] = {"contacts": {}, "deals": {}}
-        self.groups: dict[str, dict[str, dict[str, Any]]] = {"contacts": {}, "deals": {}}
-        self.deal_contacts: dict[str, list[str]] = {}
+        self.portal_id = portal_id
+        self.custom_objects = custom_objects
+        self.types: dict[str, ObjectType] = {t.key: t for t in STANDARD_TYPES}
+        self.objects: dict[str, dict[str, CrmObject]] = {t: {} for t in self.types}
+        self.property_defs: dict[str, dict[str, dict[str, Any]]] = {t: {} for t in self.types}
+        self.groups: dict[str, dict[str, dict[str, Any]]] = {t: {} for t in self.types}
+        self.schemas: dict[str, dict[str, Any]] = {}  # custom object name -> its schema
+        # (from type, to type) -> from id -> to id -> association type ids, both directions
+        self.associations: dict[tuple[str, str], dict[str, dict[str, list[int]]]] = {}
+        self.association_types: dict[tuple[str, str], tuple[str, int]] = {
+            pair: ("HUBSPOT_DEFINED", type_id) for pair, type_id in ASSOCIATION_TYPE_IDS.items()
+        }
+        self._last_schema_id = 1_000_000
+        self._last_association_type_id = 100
         self._last_id = 100
         self._recent_calls: deque[float] = deque()
         self._recent_searches: deque[float] = deque()
@@ -362,8 +418,9 @@ class Emulator(EmulatorServer):
         with self._lock:
             oid = self._new_id()
             props = {k: _text(v) for k, v in properties.items()}
+            kind = self.types[obj]
             props.update(
-                {"createdate": iso_z(created), MODIFIED[obj]: iso_z(updated), "hs_object_id": oid}
+                {kind.created: iso_z(created), kind.modified: iso_z(updated), "hs_object_id": oid}
             )
             record = CrmObject(oid, props, created, updated)
             self.objects[obj][oid] = record
@@ -392,8 +449,16 @@ class Emulator(EmulatorServer):
             )
             closed = stage in ("closedwon", "closedlost")
             record.properties.setdefault("hs_is_closed", "true" if closed else "false")
-            self.deal_contacts[record.id] = list(contact_ids)
+            for contact_id in contact_ids:
+                self._link("deals", record.id, "contacts", contact_id)
             return record.id
+
+    @property
+    def deal_contacts(self) -> dict[str, list[str]]:
+        """Each deal's associated contact ids (what the v4 associations API serves)."""
+        with self._lock:
+            links = self.associations.get(("deals", "contacts"), {})
+            return {deal: list(links.get(deal, {})) for deal in self.objects["deals"]}
 
     def edit(self, object_type: str, id: str, **properties: str | None) -> None:  # noqa: A002
         """A person edits a record in HubSpot: values change and the record counts as modified."""
@@ -426,7 +491,7 @@ class Emulator(EmulatorServer):
 
     def _touch(self, obj: str, record: CrmObject) -> None:
         record.updated_at = max(utcnow(), record.updated_at + timedelta(milliseconds=1))
-        record.properties[MODIFIED[obj]] = iso_z(record.updated_at)
+        record.properties[self.types[obj].modified] = iso_z(record.updated_at)
         if obj == "deals":
             stage = record.properties.get("dealstage")
             record.properties["hs_is_closed_won"] = "true" if stage == "closedwon" else "false"
@@ -557,9 +622,15 @@ class Emulator(EmulatorServer):
 
     # -- helpers -----------------------------------------------------------------------------
     def _object_type(self, name: str) -> str:
-        if name not in self.objects:
+        """The emulator's key for a path's object type, or HubSpot's 400."""
+        kind = self._resolve(name)
+        if kind is None:
             _reject(f"Unable to infer object type from: {name}")
-        return name
+        return kind.key
+
+    def _resolve(self, name: str) -> ObjectType | None:
+        """An object type by name, objectTypeId or (custom objects) fullyQualifiedName."""
+        return next((t for t in self.types.values() if name in t.aliases), None)
 
     @staticmethod
     def _body(req: Request) -> dict[str, Any]:
@@ -582,7 +653,8 @@ class Emulator(EmulatorServer):
 
     def _render(self, obj: str, record: CrmObject, properties: Sequence[str]) -> dict[str, Any]:
         defined = self.property_defs[obj]
-        names = dict.fromkeys([*(properties or DEFAULT_PROPERTIES[obj]), *ALWAYS_RETURNED[obj]])
+        kind = self.types[obj]
+        names = dict.fromkeys([*(properties or kind.defaults), *kind.always])
         rendered = {
             "id": record.id,
             "properties": {n: record.properties.get(n) for n in names if n in defined},
@@ -597,11 +669,34 @@ class Emulator(EmulatorServer):
     def _find(self, obj: str, key: str, id_property: str | None) -> CrmObject | None:
         if not id_property or id_property == "hs_object_id":
             return self.objects[obj].get(key)
-        wanted = key.lower()
-        for record in self.objects[obj].values():
-            if (record.properties.get(id_property) or "").lower() == wanted:
-                return record
-        return None
+        self._id_property(obj, id_property)
+        return next(iter(self._having(obj, id_property, key, archived=True)), None)
+
+    def _having(
+        self, obj: str, name: str, value: str, *, archived: bool = False
+    ) -> list[CrmObject]:
+        """Records (archived ones too if asked) whose property ``name`` holds ``value``, as a
+        unique property compares: exactly, except emails, which ignore case."""
+        fold = name == "email"
+        wanted = value.lower() if fold else value
+        return [
+            r
+            for r in self.objects[obj].values()
+            if (archived or not r.archived)
+            and (stored := r.properties.get(name)) is not None
+            and (stored.lower() if fold else stored) == wanted
+        ]
+
+    def _id_property(self, obj: str, name: Any) -> str:
+        """``idProperty`` must name a property with unique values."""
+        definition = self.property_defs[obj].get(str(name))
+        unique = name in self.types[obj].unique or (definition or {}).get("hasUniqueValue")
+        if not unique:
+            _reject(
+                f"Unable to perform update/upsert by non-unique "
+                f"{self.types[obj].object_type_id} property {name} in portal ID {self.portal_id}"
+            )
+        return str(name)
 
     @staticmethod
     def _batch(results: list[dict[str, Any]], errors: list[dict[str, Any]]) -> Response:
@@ -679,15 +774,13 @@ class Emulator(EmulatorServer):
             )
         tests = [[self._predicate(obj, f) for f in group] for group in filters]
         text = str(query).lower() if query else ""
+        searchable = self.types[obj].searchable
         return [
             r
             for r in self.objects[obj].values()
             if not r.archived
             and (not tests or any(all(t(r) for t in group) for group in tests))
-            and (
-                not text
-                or any(text in (r.properties.get(p) or "").lower() for p in SEARCHABLE[obj])
-            )
+            and (not text or any(text in (r.properties.get(p) or "").lower() for p in searchable))
         ]
 
     def _predicate(self, obj: str, spec: Any) -> Callable[[CrmObject], bool]:
@@ -785,14 +878,14 @@ class Emulator(EmulatorServer):
                 missing.append(key)
             else:
                 results.append(self._render(obj, record, properties))
-        errors = []
-        if missing:
-            message = (
-                f"Could not get some {SINGULAR[obj]} objects, they may be deleted or not exist. "
-                "Check that ids are valid."
-            )
-            errors.append(_batch_error("OBJECT_NOT_FOUND", message, missing))
-        return self._batch(results, errors)
+        return self._batch(results, [self._not_found(obj, missing)] if missing else [])
+
+    def _not_found(self, obj: str, missing: list[str]) -> dict[str, Any]:
+        message = (
+            f"Could not get some {self.types[obj].singular} objects, they may be deleted or not "
+            "exist. Check that ids are valid."
+        )
+        return _batch_error("OBJECT_NOT_FOUND", message, missing)
 
     @_endpoint("POST", r"/crm/v3/objects/(?P<type>[^/]+)/batch/update")
     def batch_update(self, req: Request) -> Response:
@@ -820,15 +913,15 @@ class Emulator(EmulatorServer):
                 message = f"Property values were not valid: {json.dumps(problems)}"
                 errors.append(_batch_error("VALIDATION_ERROR", message, [key]))
                 continue
+            clash = self._unique_clash(obj, record, {n: v for n, (v, _) in checked.items()})
+            if clash is not None:
+                errors.append(_batch_error("CONFLICT", clash, [key]))
+                continue
             record.properties.update({name: value for name, (value, _) in checked.items()})
             self._touch(obj, record)
             results.append(self._render(obj, record, list(values)))
         if missing:
-            message = (
-                f"Could not get some {SINGULAR[obj]} objects, they may be deleted or not exist. "
-                "Check that ids are valid."
-            )
-            errors.insert(0, _batch_error("OBJECT_NOT_FOUND", message, missing))
+            errors.insert(0, self._not_found(obj, missing))
         return self._batch(results, errors)
 
     def _check_value(
@@ -943,27 +1036,271 @@ class Emulator(EmulatorServer):
             )
         return Response(201, self._add_group(obj, name, label))
 
-    # -- associations -----------------------------------------------------------------------
+    # -- custom objects: schemas ------------------------------------------------------------
+    def install_touchpoints_schema(self) -> dict[str, Any]:
+        """Create the ``touchpoints`` object as ``POST /crm/v3/schemas`` with
+        :data:`.touchpoint_schema.SCHEMA` would (it is absent by default); returns the schema."""
+        if not self.custom_objects:
+            raise RuntimeError("a portal without custom objects cannot hold the schema")
+        with self._lock:
+            return self._create_schema(copy.deepcopy(touchpoint_schema.SCHEMA))
+
+    def association_type_id(self, from_type: str, to_type: str) -> int:
+        """The v4 ``associationTypeId`` from one object type to another (names or ids)."""
+        with self._lock:
+            pair = (self._resolve(from_type), self._resolve(to_type))
+            if pair[0] is None or pair[1] is None:
+                raise KeyError(f"unknown object type in {from_type}, {to_type}")
+            return self.association_types[(pair[0].key, pair[1].key)][1]
+
+    @_endpoint("GET", SCHEMAS)
+    def list_schemas(self, req: Request) -> Response:
+        return Response(200, {"results": [self._schema_json(name) for name in self.schemas]})
+
+    @_endpoint("GET", SCHEMAS + r"/(?P<type>[^/]+)")
+    def get_schema(self, req: Request) -> Response:
+        kind = self._resolve(req.params["type"])
+        if kind is None or kind.key not in self.schemas:
+            return _error(
+                404, f"Unable to find object type {req.params['type']}", "OBJECT_NOT_FOUND"
+            )
+        return Response(200, self._schema_json(kind.key))
+
+    @_endpoint("POST", SCHEMAS)
+    def create_schema(self, req: Request) -> Response:
+        if not self.custom_objects:  # below Enterprise the app cannot hold the schema scopes
+            raise _Rejected(
+                _error(
+                    403,
+                    "This app hasn't been granted all required scopes to make this call. "
+                    "Read more about required scopes here: https://developers.hubspot.com/scopes.",
+                    "MISSING_SCOPES",
+                    errors=[
+                        {
+                            "message": "One or more of the following scopes are required.",
+                            "context": {"requiredGranularScopes": [CUSTOM_OBJECT_SCOPE]},
+                        }
+                    ],
+                    links={"scopes": "https://developers.hubspot.com/scopes"},
+                )
+            )
+        return Response(201, self._create_schema(self._body(req)))
+
+    def _create_schema(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Validate an ObjectSchemaEgg and define the object type, its properties and its
+        association types; the schema as HubSpot returns it."""
+        required = ("name", "labels", "properties", "requiredProperties", "associatedObjects")
+        missing = [k for k in required if body.get(k) is None]
+        if missing:
+            _reject(f"Missing required fields: {', '.join(missing)}")
+        name, labels = body["name"], body["labels"]
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", name):
+            _reject(f"Object name {name!r} must be letters, digits and underscores")
+        if self._resolve(name) is not None:
+            _reject(f"Object type with name {name} already exists", 409, "OBJECT_ALREADY_EXISTS")
+        if not isinstance(labels, dict) or not labels.get("singular") or not labels.get("plural"):
+            _reject("labels needs a singular and a plural label")
+        properties = self._schema_properties(body["properties"])
+        names = {p["name"] for p in properties}
+        for key in ("requiredProperties", "searchableProperties", "secondaryDisplayProperties"):
+            unknown = [n for n in body.get(key) or [] if n not in names]
+            if unknown:
+                _reject(f"{key} names properties the object does not define: {unknown}")
+        primary = body.get("primaryDisplayProperty")
+        if primary is not None and primary not in names:
+            _reject(f"primaryDisplayProperty {primary!r} is not one of the object's properties")
+        targets = [self._resolve(str(o)) for o in body["associatedObjects"]]
+        if any(t is None or t.key not in {"contacts", "deals"} for t in targets):
+            _reject(f"Unable to associate to object types {body['associatedObjects']}")
+        self._last_schema_id += 1
+        type_id = f"2-{self._last_schema_id}"
+        qualified = f"p{self.portal_id}_{name}"
+        always = ("hs_createdate", "hs_lastmodifieddate", "hs_object_id")
+        self.types[name] = ObjectType(
+            name, type_id, frozenset({name, type_id, qualified}), qualified.upper(),
+            "hs_createdate", "hs_lastmodifieddate", always, always,
+            tuple(body.get("searchableProperties") or ()),
+        )  # fmt: skip
+        self.objects[name], self.groups[name], self.property_defs[name] = {}, {}, {}
+        group = f"{name}_information"
+        self._add_group(name, group, f"{labels['singular']} information")
+        define = functools.partial(self.add_property, name, group_name=group)
+        hubspot = functools.partial(define, read_only=True, hubspot_defined=True)
+        hubspot("hs_object_id", "number", "number", "Record ID")
+        hubspot("hs_createdate", "datetime", "date", "Create date")
+        hubspot("hs_lastmodifieddate", "datetime", "date", "Last modified date")
+        for prop in properties:
+            define(prop["name"], prop["type"], prop["fieldType"], prop["label"],
+                   options=prop.get("options"))  # fmt: skip
+            definition = self.property_defs[name][prop["name"]]
+            definition["hasUniqueValue"] = bool(prop.get("hasUniqueValue"))
+            definition["description"] = prop.get("description") or ""
+        stamp = iso_z(utcnow())
+        associations = []
+        for target in targets:
+            assert target is not None
+            self._last_association_type_id += 2
+            forward = self._last_association_type_id
+            self.association_types[(name, target.key)] = ("USER_DEFINED", forward)
+            self.association_types[(target.key, name)] = ("USER_DEFINED", forward + 1)
+            associations.append(
+                {"id": str(forward), "name": f"{name}_to_{target.key.rstrip('s')}",
+                 "fromObjectTypeId": type_id, "toObjectTypeId": target.object_type_id,
+                 "createdAt": stamp, "updatedAt": stamp}
+            )  # fmt: skip
+        self.schemas[name] = {
+            "id": str(self._last_schema_id),
+            "objectTypeId": type_id,
+            "fullyQualifiedName": qualified,
+            "name": name,
+            "labels": {"singular": labels["singular"], "plural": labels["plural"]},
+            "description": body.get("description") or "",
+            "primaryDisplayProperty": primary,
+            "requiredProperties": list(body["requiredProperties"]),
+            "searchableProperties": list(body.get("searchableProperties") or []),
+            "secondaryDisplayProperties": list(body.get("secondaryDisplayProperties") or []),
+            "associations": associations,
+            "metaType": "PORTAL_SPECIFIC",
+            "archived": False,
+            "createdAt": stamp,
+            "updatedAt": stamp,
+        }
+        return self._schema_json(name)
+
+    def _schema_properties(self, properties: Any) -> list[dict[str, Any]]:
+        if not isinstance(properties, list) or not properties:
+            _reject("properties must be a non-empty list")
+        seen: set[str] = set()
+        for prop in properties:
+            if not isinstance(prop, dict):
+                _reject("each property must be an object")
+            missing = [k for k in ("name", "label", "type", "fieldType") if not prop.get(k)]
+            if missing:
+                _reject(f"Property is missing required fields: {', '.join(missing)}")
+            name, ptype, field_type = prop["name"], prop["type"], prop["fieldType"]
+            if not PROPERTY_NAME.fullmatch(name):
+                _reject(f"Property name {name!r} must be lowercase letters, digits, underscores")
+            if ptype not in PROPERTY_TYPES or field_type not in FIELD_TYPES:
+                _reject(f"Invalid type/fieldType combination: {ptype}/{field_type}")
+            if ptype == "enumeration" and not prop.get("options"):
+                _reject(f"Property {name!r} of type enumeration needs options")
+            if name in seen:
+                _reject(f"Property {name!r} is defined twice")
+            seen.add(name)
+        return properties
+
+    def _schema_json(self, name: str) -> dict[str, Any]:
+        return {**self.schemas[name], "properties": list(self.property_defs[name].values())}
+
+    # -- custom objects: records ------------------------------------------------------------
+    def add_object(
+        self,
+        object_type: str,
+        properties: dict[str, str | None],
+        created_at: datetime,
+        updated_at: datetime | None = None,
+    ) -> str:
+        """Seed a record of any object type (e.g. ``touchpoints`` or its objectTypeId)."""
+        with self._lock:
+            kind = self._resolve(object_type)
+            if kind is None:
+                raise KeyError(f"no object type {object_type}: install its schema first")
+            return self._add(kind.key, properties, created_at, updated_at).id
+
+    def record(self, object_type: str, id: str) -> dict[str, str | None]:  # noqa: A002
+        """Every defined property of a record of any object type (``None`` where unset)."""
+        kind = self._resolve(object_type)
+        if kind is None:
+            raise KeyError(f"no object type {object_type}")
+        return self._values(kind.key, id)
+
+    @_endpoint("POST", r"/crm/v3/objects/(?P<type>[^/]+)/batch/upsert")
+    def batch_upsert(self, req: Request) -> Response:
+        """Create or update records by a unique property (<= 100): all valid, or a 400."""
+        obj = self._object_type(req.params["type"])
+        inputs = self._inputs(self._body(req), MAX_BATCH)
+        writes: list[tuple[str, str, dict[str, str | None]]] = []
+        problems: list[dict[str, Any]] = []
+        for item in inputs:
+            id_property = self._id_property(obj, item.get("idProperty"))
+            key, values = item.get("id"), item.get("properties")
+            if not isinstance(key, str) or not key:
+                _reject(f"Each input needs an 'id': the value of its {id_property}")
+            if not isinstance(values, dict):
+                _reject("properties must be an object")
+            checked = {n: self._check_value(obj, n, v) for n, v in values.items()}
+            problems += [problem for _, problem in checked.values() if problem]
+            writes.append((id_property, key, {n: v for n, (v, _) in checked.items()}))
+        folded = [(p, k.lower() if p == "email" else k) for p, k, _ in writes]
+        duplicates = sorted({k for (p, k) in folded if folded.count((p, k)) > 1})
+        if duplicates:
+            _reject(f"Duplicate IDs found in batch input: {duplicates}. IDs must be unique")
+        if problems:
+            _reject(f"Property values were not valid: {json.dumps(problems)}")
+        required = (self.schemas.get(obj) or {}).get("requiredProperties", [])
+        results = []
+        for id_property, key, values in writes:
+            record = next(iter(self._having(obj, id_property, key)), None)
+            if record is None:
+                unset = [n for n in required if n != id_property and not values.get(n)]
+                if unset:
+                    _reject(f"Required properties were not set: {unset}")
+                record = self._add(obj, {**values, id_property: key}, utcnow(), None)
+                created = True
+            else:
+                record.properties.update(values)
+                self._touch(obj, record)
+                created = False
+            rendered = self._render(obj, record, [*values, id_property])
+            results.append({**rendered, "new": created})
+        return self._batch(results, [])
+
+    @_endpoint("POST", r"/crm/v3/objects/(?P<type>[^/]+)/batch/archive")
+    def batch_archive(self, req: Request) -> Response:
+        """Archive records by id (<= 100); ids that are unknown or archived already are
+        ignored, as HubSpot does: always 204."""
+        obj = self._object_type(req.params["type"])
+        for item in self._inputs(self._body(req), MAX_BATCH):
+            record = self._live(obj, str(item.get("id")))
+            if record is not None:
+                record.archived = True
+                self._touch(obj, record)
+        return Response(204)
+
+    def _unique_clash(
+        self, obj: str, record: CrmObject, values: dict[str, str | None]
+    ) -> str | None:
+        """The conflict message when ``values`` give a unique property another record's value."""
+        for name, value in values.items():
+            if not value or not self.property_defs[obj][name]["hasUniqueValue"]:
+                continue
+            other = next((r for r in self._having(obj, name, value) if r.id != record.id), None)
+            if other is not None:
+                return (
+                    f"A {self.types[obj].singular} with {name}={value} already exists. "
+                    f"Existing ID: {other.id}"
+                )
+        return None
+
+    # -- associations (v4) ------------------------------------------------------------------
     @_endpoint("POST", r"/crm/v4/associations/(?P<from_type>[^/]+)/(?P<to_type>[^/]+)/batch/read")
     def read_associations(self, req: Request) -> Response:
-        pair = (req.params["from_type"], req.params["to_type"])
-        if pair not in ASSOCIATION_TYPE_IDS:
-            _reject(f"Unable to infer object types from: {pair[0]}, {pair[1]}")
+        from_type, to_type = self._association_pair(req)
         inputs = self._inputs(self._body(req), MAX_ASSOCIATION_INPUTS)
-        type_id = ASSOCIATION_TYPE_IDS[pair]
         size = self.association_page_size
         results, errors = [], []
         for item in inputs:
             key = str(item.get("id"))
             start = int(item.get("after") or 0)
-            targets = self._associated(pair, key)
+            targets = list(self._associated(from_type, key, to_type).items())
             if not targets:
                 errors.append(
                     {
                         "status": "error",
                         "category": "OBJECT_NOT_FOUND",
                         "subCategory": "crm.associations.NO_ASSOCIATIONS_FOUND",
-                        "message": f"No {pair[1]} are associated with {pair[0].rstrip('s')} {key}.",
+                        "message": f"No {to_type} are associated with "
+                        f"{from_type.rstrip('s')} {key}.",
                         "context": {"fromObjectId": [key]},
                     }
                 )
@@ -974,28 +1311,153 @@ class Emulator(EmulatorServer):
                     {
                         "toObjectId": int(target),
                         "associationTypes": [
-                            {"category": "HUBSPOT_DEFINED", "typeId": type_id, "label": None}
+                            {"category": self._category(from_type, to_type, t), "typeId": t,
+                             "label": None}
+                            for t in type_ids
                         ],
                     }
-                    for target in targets[start : start + size]
+                    for target, type_ids in targets[start : start + size]
                 ],
-            }
+            }  # fmt: skip
             if start + size < len(targets):
                 result["paging"] = {"next": {"after": str(start + size), "link": None}}
             results.append(result)
         return self._batch(results, errors)
 
-    def _associated(self, pair: tuple[str, str], key: str) -> list[str]:
-        from_type, to_type = pair
-        source = self.objects[from_type].get(key)
-        if source is None or source.archived:
-            return []
-        if from_type == "deals":
-            targets = self.deal_contacts.get(key, [])
-        else:
-            targets = [d for d, buyers in self.deal_contacts.items() if key in buyers]
-        return [
-            t
-            for t in targets
-            if t in self.objects[to_type] and not self.objects[to_type][t].archived
+    @_endpoint(
+        "POST",
+        r"/crm/v4/associations/(?P<from_type>[^/]+)/(?P<to_type>[^/]+)/batch/associate/default",
+    )
+    def associate_default(self, req: Request) -> Response:
+        """Associate pairs with the default (unlabelled) type of the two object types."""
+        from_type, to_type = self._association_pair(req)
+        pairs = self._association_inputs(req, from_type, to_type)
+        category, type_id = self.association_types[(from_type, to_type)]
+        for from_id, to_id, _ in pairs:
+            self._link(from_type, from_id, to_type, to_id)
+        spec = {"associationCategory": category, "associationTypeId": type_id}
+        results = [
+            {"from": {"id": from_id}, "to": {"id": to_id}, "associationSpec": spec}
+            for from_id, to_id, _ in pairs
         ]
+        return self._batch(results, [])
+
+    @_endpoint("POST", r"/crm/v4/associations/(?P<from_type>[^/]+)/(?P<to_type>[^/]+)/batch/create")
+    def create_associations(self, req: Request) -> Response:
+        """Associate pairs with the given ``types`` (each must be defined for the two types)."""
+        from_type, to_type = self._association_pair(req)
+        pairs = self._association_inputs(req, from_type, to_type)
+        defined = self.association_types[(from_type, to_type)]
+        for _, _, item in pairs:
+            types = item.get("types")
+            if not isinstance(types, list) or not types:
+                _reject("Each input needs 'types': [{associationCategory, associationTypeId}]")
+            for spec in types:
+                given = (spec.get("associationCategory"), spec.get("associationTypeId"))
+                if given != defined:
+                    _reject(
+                        f"{given[0]} association type {given[1]} is not defined from "
+                        f"{self.types[from_type].object_type_id} to "
+                        f"{self.types[to_type].object_type_id}"
+                    )
+        for from_id, to_id, _ in pairs:
+            self._link(from_type, from_id, to_type, to_id)
+        results = [
+            {
+                "fromObjectTypeId": self.types[from_type].object_type_id,
+                "fromObjectId": int(from_id),
+                "toObjectTypeId": self.types[to_type].object_type_id,
+                "toObjectId": int(to_id),
+                "labels": [],
+            }
+            for from_id, to_id, _ in pairs
+        ]
+        return Response(201, self._batch(results, []).body)
+
+    @_endpoint(
+        "POST", r"/crm/v4/associations/(?P<from_type>[^/]+)/(?P<to_type>[^/]+)/batch/archive"
+    )
+    def archive_associations(self, req: Request) -> Response:
+        """Remove every association between each ``from`` and its ``to`` ids: 204."""
+        from_type, to_type = self._association_pair(req)
+        inputs = self._inputs(self._body(req), MAX_ASSOCIATION_WRITES)
+        for item in inputs:
+            from_id = str((item.get("from") or {}).get("id"))
+            targets = item.get("to")
+            if not isinstance(targets, list):
+                _reject("Each input needs 'from': {id} and 'to': [{id}, ...]")
+            for target in targets:
+                self._unlink(from_type, from_id, to_type, str((target or {}).get("id")))
+        return Response(204)
+
+    def _association_pair(self, req: Request) -> tuple[str, str]:
+        from_type = self._object_type(req.params["from_type"])
+        to_type = self._object_type(req.params["to_type"])
+        if (from_type, to_type) not in self.association_types:
+            _reject(f"Unable to infer object types from: {from_type}, {to_type}")
+        return from_type, to_type
+
+    def _association_inputs(
+        self, req: Request, from_type: str, to_type: str
+    ) -> list[tuple[str, str, dict[str, Any]]]:
+        """(from id, to id, input) of a create request; any unknown record fails them all."""
+        inputs = self._inputs(self._body(req), MAX_ASSOCIATION_WRITES)
+        pairs = []
+        for item in inputs:
+            from_id = str((item.get("from") or {}).get("id", ""))
+            to_id = str((item.get("to") or {}).get("id", ""))
+            pairs.append((from_id, to_id, item))
+        invalid = [
+            (kind, key)
+            for from_id, to_id, _ in pairs
+            for kind, key in ((from_type, from_id), (to_type, to_id))
+            if self._live(kind, key) is None
+        ]
+        if invalid:
+            invalid = list(dict.fromkeys(invalid))
+            raise _Rejected(
+                _error(
+                    400,
+                    "One or more associations are invalid",
+                    "VALIDATION_ERROR",
+                    context={
+                        "INVALID_OBJECT_IDS": [
+                            f"{self.types[k].singular}={i} is not valid" for k, i in invalid
+                        ],
+                        "objectId": [i for _, i in invalid],
+                        "objectType": [self.types[k].singular for k, _ in invalid],
+                    },
+                )
+            )
+        return pairs
+
+    def _live(self, obj: str, key: str) -> CrmObject | None:
+        record = self.objects[obj].get(key)
+        return record if record is not None and not record.archived else None
+
+    def _category(self, from_type: str, to_type: str, type_id: int) -> str:
+        category, defined = self.association_types[(from_type, to_type)]
+        return category if type_id == defined else "USER_DEFINED"
+
+    def _associated(self, from_type: str, key: str, to_type: str) -> dict[str, list[int]]:
+        """Live records of ``to_type`` associated with a live ``from_type`` record, with the
+        association type ids, in the order they were associated."""
+        if self._live(from_type, key) is None:
+            return {}
+        links = self.associations.get((from_type, to_type), {}).get(key, {})
+        return {t: ids for t, ids in links.items() if self._live(to_type, t) is not None}
+
+    def _link(self, from_type: str, from_id: str, to_type: str, to_id: str) -> None:
+        """Associate two records with the default type, in both directions."""
+        for (a, a_id), (b, b_id) in (
+            ((from_type, from_id), (to_type, to_id)),
+            ((to_type, to_id), (from_type, from_id)),
+        ):
+            type_id = self.association_types[(a, b)][1]
+            ids = self.associations.setdefault((a, b), {}).setdefault(a_id, {}).setdefault(b_id, [])
+            if type_id not in ids:
+                ids.append(type_id)
+
+    def _unlink(self, from_type: str, from_id: str, to_type: str, to_id: str) -> None:
+        self.associations.get((from_type, to_type), {}).get(from_id, {}).pop(to_id, None)
+        self.associations.get((to_type, from_type), {}).get(to_id, {}).pop(from_id, None)

@@ -5,15 +5,31 @@ errors and limit headers (any ``vXX.X``):
 
 - ``GET  /services/data/vXX.X/query/?q=`` and ``queryAll/`` (SOQL subset, see :mod:`.soql`),
   paging through root-relative ``nextRecordsUrl``; ``Sforce-Query-Options: batchSize=N``.
-- ``GET  .../sobjects/{type}/describe``, ``GET|PATCH .../sobjects/{type}/{id}``, ``GET .../limits``.
-- ``PATCH .../composite/sobjects`` (sObject Collections update, <= 200 records, allOrNone).
-- Bulk API 2.0 ingest (update): create, ``PUT .../batches`` (201), ``PATCH`` UploadComplete /
-  Aborted, job info, ``successfulResults`` / ``failedResults`` / ``unprocessedrecords`` CSV.
+- ``GET  .../sobjects/`` (describeGlobal), ``.../sobjects/{type}/describe``,
+  ``GET|PATCH|DELETE .../sobjects/{type}/{id}``, ``GET .../limits``.
+- ``PATCH .../sobjects/{type}/{externalIdField}/{value}``: upsert, 201 created or (API 46.0+)
+  200 with ``"created": false`` (204 before).
+- sObject Collections (<= 200 records, allOrNone, results in input order): ``PATCH
+  .../composite/sobjects`` (update), ``PATCH .../composite/sobjects/{type}/{externalIdField}``
+  (upsert; ``created`` per record) and ``DELETE .../composite/sobjects?ids=`` (any objects).
+- Bulk API 2.0 ingest (insert, update, upsert on ``externalIdFieldName``, delete): create,
+  ``PUT .../batches`` (201), ``PATCH`` UploadComplete / Aborted, job info, ``successfulResults``
+  (``sf__Created``) / ``failedResults`` / ``unprocessedrecords`` CSV; ``#N/A`` clears a field.
 - ``POST /services/Soap/u/XX.X`` (SOAP login) and ``POST /services/oauth2/token`` (JWT bearer).
 
+Saves fail per record with Salesforce's codes: INVALID_FIELD, INVALID_FIELD_FOR_INSERT_UPDATE,
+STRING_TOO_LONG, NUMBER_OUTSIDE_VALID_RANGE, restricted picklists, lookups (MALFORMED_ID,
+FIELD_INTEGRITY_EXCEPTION for another object's Id, INVALID_CROSS_REFERENCE_KEY,
+ENTITY_IS_DELETED), unique fields (DUPLICATE_VALUE) and upsert keys (MISSING_ARGUMENT, a key
+repeated in one request: DUPLICATE_VALUE, several matches: DUPLICATE_EXTERNAL_ID). Deleting a
+record clears the SetNull lookups that point to it.
+
 Seed and test helpers: ``add_field``, ``add_record``, ``edit``, ``record``, ``delete``,
-``convert_lead``, ``enable_multicurrency``, ``expire_session``, ``disable_api``; attributes
-``page_size``, ``daily_limit`` / ``api_used``, ``bulk_polls_in_progress``, ``logins``, ``jobs``.
+``convert_lead``, ``enable_multicurrency``, ``install_touchpoint_object`` (the custom object of
+:mod:`.touchpoint_object`, absent by default; ``omit=`` leaves fields out),
+``install_custom_object``, ``expire_session``, ``disable_api``; attributes ``page_size``,
+``daily_limit`` / ``api_used``, ``bulk_polls_in_progress``, ``logins``, ``jobs``, ``records``,
+``key_prefixes``.
 
 Every data request counts against the daily API counter (``Sforce-Limit-Info: api-usage=N/M``);
 once exhausted: 403 ``REQUEST_LIMIT_EXCEEDED``. An unknown session: 401 ``INVALID_SESSION_ID``.
@@ -28,18 +44,22 @@ import csv
 import io
 import itertools
 import json
+import re
 import secrets
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from typing import Any
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import parse_qs, unquote, urlencode
 
 import jwt
 
 from adapters._emulator import EmulatorServer, Request, Response, route
 from adapters.salesforce import emulator_soql as soql
+from adapters.salesforce import touchpoint_object
+from adapters.salesforce.touchpoint_object import CustomField
 from connector.kernel.timeutil import parse_datetime
 
 API = r"/services/data/v(?P<version>\d+\.\d)"
@@ -48,6 +68,7 @@ RECORD_ID = r"(?P<id>[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?)"
 SAMPLE_DAY = datetime(2026, 11, 20, tzinfo=UTC)
 MAX_URI_LENGTH = 16_384
 COLLECTION_LIMIT = 200
+LABEL_PLURALS = {"Opportunity": "Opportunities", "OpportunityContactRole": "Contact Roles"}
 
 KEY_PREFIXES = {
     "Lead": "00Q",
@@ -117,6 +138,7 @@ SAMPLE_TEXT_FIELDS = (
     "Lead_Touch_Source__c", "Last_Touch_Channel__c", "Last_Touch_Campaign__c", "Channel_Path__c",
 )  # fmt: skip
 _CHECKSUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
+_ID_SHAPE = re.compile(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?")
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
@@ -133,6 +155,13 @@ def id18(id15: str) -> str:
         flags = sum(1 << i for i, char in enumerate(chunk) if char.isupper())
         suffix += _CHECKSUM[flags]
     return id15 + suffix
+
+
+def _well_formed(record_id: str) -> bool:
+    """15 characters, or 18 whose last three are the checksum of the first 15."""
+    if not _ID_SHAPE.fullmatch(record_id):
+        return False
+    return len(record_id) == 15 or id18(record_id[:15]) == record_id
 
 
 def errors_body(message: str, code: str, fields: list[str] | None = None) -> list[dict[str, Any]]:
@@ -153,28 +182,40 @@ def _field(
     custom: bool = False,
     reference_to: list[str] | None = None,
     label: str | None = None,
+    precision: int | None = None,
+    scale: int | None = None,
+    external_id: bool = False,
+    unique: bool = False,
+    case_sensitive: bool = False,
+    auto_number: bool = False,
 ) -> dict[str, Any]:
     """One field of a describe result (the keys clients read; Salesforce sends more)."""
     if length is None:
         length = {"id": 18, "reference": 18, "textarea": 32000, "email": 80, "phone": 40}.get(
             type, 255 if type in TEXT_TYPES else 0
         )
+    number = type in {"double", "currency"}
+    relationship = name.removesuffix("__c") + "__r" if custom else name.removesuffix("Id")
     return {
         "name": name,
         "label": label or name.removesuffix("__c").replace("_", " "),
         "type": type,
         "length": length,
         "byteLength": length * 3,
-        "precision": 18 if type in {"double", "currency"} else 0,
-        "scale": 2 if type in {"double", "currency"} else 0,
+        "precision": precision if precision is not None else 18 if number else 0,
+        "scale": scale if scale is not None else 2 if number else 0,
         "soapType": SOAP_TYPES.get(type, "xsd:string"),
         "updateable": updateable,
         "createable": updateable,
         "nillable": type not in {"boolean", "id"} and name not in {"LastName", "Name"},
         "custom": custom,
         "calculated": False,
-        "externalId": False,
-        "unique": False,
+        "autoNumber": auto_number,
+        "nameField": name == "Name",
+        "externalId": external_id,
+        "idLookup": name == "Id" or external_id,
+        "unique": unique,
+        "caseSensitive": case_sensitive,
         "filterable": True,
         "sortable": type != "textarea",
         "defaultValue": False if type == "boolean" else None,
@@ -184,7 +225,7 @@ def _field(
         ],
         "restrictedPicklist": restricted,
         "referenceTo": reference_to or [],
-        "relationshipName": name.removesuffix("Id") if type == "reference" else None,
+        "relationshipName": relationship if type == "reference" else None,
     }
 
 
@@ -269,6 +310,41 @@ def _standard_schema() -> dict[str, list[dict[str, Any]]]:
     }
 
 
+def _custom_object_fields(name_label: str, fields: Iterable[CustomField]) -> list[dict[str, Any]]:
+    """Describe fields of a custom object: the system fields every one has, then its own."""
+    user = ["User"]
+    return [
+        _field("Id", "id", updateable=False),
+        _field("OwnerId", "reference", reference_to=user, label="Owner ID"),
+        _field("IsDeleted", "boolean", updateable=False),
+        _field("Name", length=80, updateable=False, auto_number=True, label=name_label),
+        _field("CreatedDate", "datetime", updateable=False),
+        _field("CreatedById", "reference", updateable=False, reference_to=user),
+        _field("LastModifiedDate", "datetime", updateable=False),
+        _field("LastModifiedById", "reference", updateable=False, reference_to=user),
+        _field("SystemModstamp", "datetime", updateable=False),
+        *(_custom_field(spec) for spec in fields),
+    ]
+
+
+def _custom_field(spec: CustomField) -> dict[str, Any]:
+    kinds = {"Text": "string", "Lookup": "reference", "DateTime": "datetime",
+             "Number": "double", "Currency": "currency"}  # fmt: skip
+    return _field(
+        spec.name,
+        kinds[spec.type],
+        length=spec.length,
+        custom=True,
+        reference_to=[spec.reference_to] if spec.reference_to else None,
+        label=spec.label,
+        precision=spec.precision,
+        scale=spec.scale,
+        external_id=spec.external_id,
+        unique=spec.unique,
+        case_sensitive=spec.case_sensitive,
+    )
+
+
 class _Rejected(Exception):
     """One record's save failed (a SaveResult error)."""
 
@@ -288,6 +364,23 @@ class _BadValue(Exception):
 
 
 @dataclass
+class _CustomObject:
+    """What describe says about a custom object beyond its fields, and its auto-number."""
+
+    label: str
+    plural: str
+    name_format: str  # e.g. TP-{0000000}
+    numbers: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+
+    def next_name(self) -> str:
+        match = re.search(r"\{(0+)\}", self.name_format)
+        if match is None:
+            return self.name_format
+        number = f"{next(self.numbers):0{len(match.group(1))}d}"
+        return self.name_format[: match.start()] + number + self.name_format[match.end() :]
+
+
+@dataclass
 class _Job:
     id: str
     object: str
@@ -295,10 +388,11 @@ class _Job:
     line_ending: str
     delimiter: str
     created: str
+    external_id_field: str | None = None  # upsert jobs
     state: str = "Open"
     uploads: list[str] = field(default_factory=list)
     header: list[str] = field(default_factory=list)
-    successes: list[tuple[str, list[str]]] = field(default_factory=list)
+    successes: list[tuple[str, bool, list[str]]] = field(default_factory=list)  # id, created, row
     failures: list[tuple[str, str, list[str]]] = field(default_factory=list)
     unprocessed: list[list[str]] = field(default_factory=list)
     error_message: str = ""
@@ -339,6 +433,10 @@ class Emulator(EmulatorServer):
             obj: {f["name"]: f for f in fields} for obj, fields in _standard_schema().items()
         }
         self.records: dict[str, dict[str, dict[str, Any]]] = {obj: {} for obj in self.schema}
+        self.key_prefixes = dict(KEY_PREFIXES)
+        self.custom_objects: dict[str, _CustomObject] = {}
+        # parent object -> describe's childRelationships (lookups from custom objects)
+        self.child_relationships: dict[str, list[dict[str, Any]]] = {}
         self.jobs: dict[str, _Job] = {}
         self._sessions = {session_id}
         self._issue_dead_sessions = False
@@ -379,23 +477,87 @@ class Emulator(EmulatorServer):
             unknown = [name for name in fields if name not in self.schema[sobject]]
             if unknown:
                 raise KeyError(f"{sobject} has no fields {unknown}: add_field() them first")
-            record_id = self.new_id(KEY_PREFIXES[sobject])
-            stamp = sf_datetime(created_at or datetime.now(UTC))
-            record: dict[str, Any] = {
-                name: False if spec["type"] == "boolean" else None
-                for name, spec in self.schema[sobject].items()
-            }
-            record.update(fields)
+            return self._create(sobject, fields, created_at)
+
+    def _create(
+        self, sobject: str, fields: dict[str, Any], created_at: datetime | None = None
+    ) -> str:
+        record_id = self.new_id(self.key_prefixes[sobject])
+        stamp = sf_datetime(created_at or datetime.now(UTC))
+        record: dict[str, Any] = {
+            name: False if spec["type"] == "boolean" else None
+            for name, spec in self.schema[sobject].items()
+        }
+        custom = self.custom_objects.get(sobject)
+        if custom is not None:
             record.update(
-                Id=record_id,
-                IsDeleted=False,
-                CreatedDate=stamp,
-                LastModifiedDate=stamp,
-                SystemModstamp=stamp,
+                Name=custom.next_name(),
+                OwnerId=self.user_id,
+                CreatedById=self.user_id,
+                LastModifiedById=self.user_id,
             )
-            self._derive(sobject, record)
-            self.records[sobject][record_id] = record
-            return record_id
+        record.update(fields)
+        record.update(
+            Id=record_id,
+            IsDeleted=False,
+            CreatedDate=stamp,
+            LastModifiedDate=stamp,
+            SystemModstamp=stamp,
+        )
+        self._derive(sobject, record)
+        self.records[sobject][record_id] = record
+        return record_id
+
+    def install_touchpoint_object(self, *, omit: Iterable[str] = ()) -> None:
+        """Deploy ``CL_Touchpoint__c`` as ``deploy/salesforce`` does (absent until called).
+
+        ``omit`` leaves fields out: an org with an older package, or fields hidden from the
+        integration user by field-level security."""
+        skipped = set(omit)
+        unknown = skipped - set(touchpoint_object.FIELDS_BY_NAME)
+        if unknown:
+            raise KeyError(f"{touchpoint_object.OBJECT_NAME} has no fields {sorted(unknown)}")
+        specs = [f for f in touchpoint_object.FIELDS if f.name not in skipped]
+        with self._lock:
+            self.install_custom_object(
+                touchpoint_object.OBJECT_NAME,
+                touchpoint_object.LABEL,
+                touchpoint_object.PLURAL_LABEL,
+                touchpoint_object.NAME_FORMAT,
+                _custom_object_fields(touchpoint_object.NAME_FIELD_LABEL, specs),
+            )
+            for spec in specs:
+                if spec.reference_to:
+                    self.child_relationships.setdefault(spec.reference_to, []).append(
+                        {
+                            "childSObject": touchpoint_object.OBJECT_NAME,
+                            "field": spec.name,
+                            "relationshipName": f"{spec.relationship_name}__r",
+                            "cascadeDelete": spec.delete_constraint == "Cascade",
+                            "restrictedDelete": spec.delete_constraint == "Restrict",
+                            "deprecatedAndHidden": False,
+                        }
+                    )
+
+    def install_custom_object(
+        self,
+        name: str,
+        label: str,
+        plural: str,
+        name_format: str,
+        fields: list[dict[str, Any]],
+    ) -> None:
+        """Add a custom object (describe fields as :func:`_custom_object_fields` builds them)."""
+        with self._lock:
+            if name in self.schema:
+                raise ValueError(f"{name} is already installed")
+            taken = set(self.key_prefixes.values())
+            self.key_prefixes[name] = next(
+                p for p in (f"a0{c}" for c in _BASE62[10:]) if p not in taken
+            )
+            self.custom_objects[name] = _CustomObject(label, plural, name_format)
+            self.schema[name] = {f["name"]: f for f in fields}
+            self.records[name] = {}
 
     def edit(self, sobject: str, id: str, **fields: Any) -> None:
         """A person's edit in the UI: sets the fields and bumps SystemModstamp."""
@@ -415,8 +577,23 @@ class Emulator(EmulatorServer):
             return dict(self.records[sobject][id])
 
     def delete(self, sobject: str, id: str) -> None:
-        """Move a record to the recycle bin (queryAll still sees it)."""
-        self.edit(sobject, id, IsDeleted=True)
+        """Move a record to the recycle bin (queryAll still sees it); lookups to it with
+        ``deleteConstraint`` SetNull are cleared, as Salesforce does."""
+        with self._lock:
+            self._delete(sobject, id)
+
+    def _delete(self, sobject: str, record_id: str) -> None:
+        self._edit(sobject, record_id, {"IsDeleted": True})
+        for child in self.child_relationships.get(sobject, []):
+            if child["cascadeDelete"] or child["restrictedDelete"]:
+                continue  # only SetNull lookups are modelled
+            lookup = child["field"]
+            for record in self.records[child["childSObject"]].values():
+                if record.get(lookup) == record_id:
+                    # a system change: SystemModstamp moves, LastModifiedDate does not
+                    record[lookup] = None
+                    stamp = parse_datetime(record["SystemModstamp"]) + timedelta(milliseconds=1)
+                    record["SystemModstamp"] = sf_datetime(max(datetime.now(UTC), stamp))
 
     def convert_lead(
         self, lead_id: str, contact_id: str | None = None, *, at: datetime | None = None
@@ -696,6 +873,18 @@ class Emulator(EmulatorServer):
             },
         )
 
+    @route("GET", API + r"/sobjects")
+    def describe_global(self, req: Request) -> Response:
+        version = req.params["version"]
+        return Response(
+            200,
+            {
+                "encoding": "UTF-8",
+                "maxBatchSize": COLLECTION_LIMIT,
+                "sobjects": [self._object_info(sobject, version) for sobject in self.schema],
+            },
+        )
+
     @route("GET", API + r"/sobjects/(?P<sobject>\w+)/describe")
     def describe(self, req: Request) -> Response:
         sobject = req.params["sobject"]
@@ -704,17 +893,28 @@ class Emulator(EmulatorServer):
         return Response(
             200,
             {
-                "name": sobject,
-                "label": sobject,
-                "keyPrefix": KEY_PREFIXES.get(sobject),
-                "custom": False,
-                "createable": True,
-                "updateable": True,
-                "queryable": True,
+                **self._object_info(sobject, req.params["version"]),
                 "fields": list(self.schema[sobject].values()),
-                "urls": {"describe": f"{self._base(req)}/sobjects/{sobject}/describe"},
+                "childRelationships": self.child_relationships.get(sobject, []),
             },
         )
+
+    def _object_info(self, sobject: str, version: str) -> dict[str, Any]:
+        """What describeGlobal lists for an object (describe adds fields and children)."""
+        custom = self.custom_objects.get(sobject)
+        url = f"/services/data/v{version}/sobjects/{sobject}"
+        return {
+            "name": sobject,
+            "label": custom.label if custom else sobject,
+            "labelPlural": custom.plural if custom else LABEL_PLURALS.get(sobject, sobject + "s"),
+            "keyPrefix": self.key_prefixes.get(sobject),
+            "custom": custom is not None,
+            "createable": True,
+            "updateable": True,
+            "deletable": True,
+            "queryable": True,
+            "urls": {"sobject": url, "describe": f"{url}/describe", "rowTemplate": url + "/{ID}"},
+        }
 
     @route("GET", API + r"/sobjects/(?P<sobject>\w+)/" + RECORD_ID)
     def get_record(self, req: Request) -> Response:
@@ -746,8 +946,117 @@ class Emulator(EmulatorServer):
             return Response(400, errors_body(exc.message, exc.code, exc.fields))
         return Response(204)
 
+    @route("DELETE", API + r"/sobjects/(?P<sobject>\w+)/" + RECORD_ID)
+    def delete_record(self, req: Request) -> Response:
+        sobject, record_id = req.params["sobject"], req.params["id"]
+        record = self._find(sobject, record_id) if sobject in self.schema else None
+        if record is None:
+            return self.not_found_response(req)
+        if record["IsDeleted"]:
+            return Response(404, errors_body("entity is deleted", "ENTITY_IS_DELETED", []))
+        self._delete(sobject, record["Id"])
+        return Response(204)
+
+    @route("PATCH", API + r"/sobjects/(?P<sobject>\w+)/(?P<field>\w+)/(?P<value>[^/]+)")
+    def upsert_record(self, req: Request) -> Response:
+        """sObject Rows by External ID: 201 created, or (API 46.0+) 200 with created false."""
+        sobject = req.params["sobject"]
+        key_field = self._external_id_field(sobject, req.params["field"])
+        if key_field is None:
+            return self.not_found_response(req)
+        try:
+            values = self._json_values(sobject, req.json() or {})
+            values.pop(key_field, None)
+            key = unquote(req.params["value"])
+            record_id, created = self._upsert(sobject, key_field, key, values)
+        except (json.JSONDecodeError, _BadValue) as exc:
+            return Response(400, errors_body(str(exc), "JSON_PARSER_ERROR"))
+        except _Rejected as exc:
+            if exc.code == "DUPLICATE_EXTERNAL_ID":
+                urls = [
+                    f"{self._base(req)}/sobjects/{sobject}/{i}"
+                    for i in self._matching(sobject, key_field, key)
+                ]
+                return Response(300, urls)
+            return Response(400, errors_body(exc.message, exc.code, exc.fields))
+        result = {"id": record_id, "success": True, "errors": [], "created": created}
+        if created:
+            return Response(201, result)
+        return Response(200, result) if float(req.params["version"]) >= 46.0 else Response(204)
+
+    def _external_id_field(self, sobject: str, name: str) -> str | None:
+        """The canonical name of an External ID field of ``sobject``, if ``name`` is one."""
+        canonical = self._canonical(sobject, name) if sobject in self.schema else None
+        spec = self.schema[sobject][canonical] if canonical else None
+        return canonical if spec is not None and spec["externalId"] else None
+
+    # -- REST: sObject Collections ----------------------------------------------------------
     @route("PATCH", API + r"/composite/sobjects")
     def collection_update(self, req: Request) -> Response:
+        parsed = self._collection_records(req)
+        if isinstance(parsed, Response):
+            return parsed
+        body, items = parsed
+
+        def save(sobject: str, record_id: str, values: dict[str, Any]) -> dict[str, Any]:
+            if sobject not in self.schema:
+                raise _Rejected("INVALID_TYPE", f"sObject type '{sobject}' is not supported.")
+            return {"id": self._save(sobject, record_id, values)}
+
+        saves = [partial(save, sobject, str(values.pop("Id", "") or ""), values)
+                 for sobject, values in items]  # fmt: skip
+        ids = [str(item.get("id") or item.get("Id") or "") or None for item in body["records"]]
+        results = self._run_collection(
+            bool(body.get("allOrNone")), saves, lambda i, exc: {"id": ids[i]}
+        )
+        return Response(200, results)
+
+    @route("PATCH", API + r"/composite/sobjects/(?P<sobject>\w+)/(?P<field>\w+)")
+    def collection_upsert(self, req: Request) -> Response:
+        """Upsert up to 200 records of one object on an External ID field (API 46.0+)."""
+        sobject = req.params["sobject"]
+        key_field = self._external_id_field(sobject, req.params["field"])
+        if key_field is None:
+            return self.not_found_response(req)
+        parsed = self._collection_records(req)
+        if isinstance(parsed, Response):
+            return parsed
+        body, items = parsed
+        keys = [values.pop(key_field, None) for _, values in items]
+        repeated = self._repeated(sobject, key_field, keys)
+
+        def upsert(kind: str, key: str | None, values: dict[str, Any]) -> dict[str, Any]:
+            if kind != sobject:
+                raise _Rejected("INVALID_TYPE", f"sObject type '{kind}' is not {sobject}.")
+            if key is not None and key in repeated:
+                raise self._duplicate_key(key_field, key)
+            record_id, created = self._upsert(sobject, key_field, key, values)
+            return {"id": record_id, "created": created}
+
+        saves = [partial(upsert, kind, key, values)
+                 for (kind, values), key in zip(items, keys, strict=True)]  # fmt: skip
+        results = self._run_collection(
+            bool(body.get("allOrNone")), saves, lambda i, exc: {"created": False}
+        )
+        return Response(200, results)
+
+    @route("DELETE", API + r"/composite/sobjects")
+    def collection_delete(self, req: Request) -> Response:
+        """Delete up to 200 records by Id (any objects); SetNull lookups to them are cleared."""
+        ids = [i for i in (req.arg("ids") or "").split(",") if i]
+        if not ids:
+            return Response(400, errors_body("ids parameter is required", "MALFORMED_QUERY"))
+        if len(ids) > COLLECTION_LIMIT:
+            return self._too_many_records()
+        saves = [partial(lambda i: {"id": self._remove(i)}, record_id) for record_id in ids]
+        all_or_none = (req.arg("allOrNone") or "false").lower() == "true"
+        return Response(200, self._run_collection(all_or_none, saves, lambda i, exc: {}))
+
+    def _collection_records(
+        self, req: Request
+    ) -> Response | tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]:
+        """The request body and each record's (type, typed values), or the 400 that fails the
+        whole request: bad JSON, more than 200 records, or a value of the wrong type."""
         try:
             body = req.json()
             records = body["records"]
@@ -756,53 +1065,79 @@ class Emulator(EmulatorServer):
                 400, errors_body(f"Unexpected request body: {exc}", "JSON_PARSER_ERROR")
             )
         if len(records) > COLLECTION_LIMIT:
-            return Response(
-                400,
-                errors_body(
-                    "record limit reached. cannot submit more than 200 records into this call",
-                    "EXCEEDED_ID_LIMIT",
-                ),
-            )
-        parsed: list[tuple[str, str, dict[str, Any]]] = []
-        try:  # a wrong-typed value fails the whole request, before anything is saved
+            return self._too_many_records()
+        items: list[tuple[str, dict[str, Any]]] = []
+        try:
             for item in records:
                 sobject = (item.get("attributes") or {}).get("type", "")
-                fields = {k: v for k, v in item.items() if k not in {"attributes", "id", "Id"}}
+                fields = {k: v for k, v in item.items() if k not in {"attributes", "id"}}
+                if "id" in item:
+                    fields["Id"] = item["id"]
                 values = self._json_values(sobject, fields) if sobject in self.schema else fields
-                parsed.append((sobject, str(item.get("id") or item.get("Id") or ""), values))
+                items.append((sobject, values))
         except _BadValue as exc:
             return Response(400, errors_body(str(exc), "JSON_PARSER_ERROR"))
-        all_or_none = bool(body.get("allOrNone"))
+        return body, items
+
+    @staticmethod
+    def _too_many_records() -> Response:
+        return Response(
+            400,
+            errors_body(
+                "record limit reached. cannot submit more than 200 records into this call",
+                "EXCEEDED_ID_LIMIT",
+            ),
+        )
+
+    def _run_collection(
+        self,
+        all_or_none: bool,
+        saves: Sequence[Callable[[], dict[str, Any]]],
+        failed: Callable[[int, _Rejected], dict[str, Any]],
+    ) -> list[dict[str, Any]]:
+        """Run each save in input order; a :class:`_Rejected` becomes ``failed(index, error)``
+        with the error. With ``allOrNone`` one failure rolls every save back."""
         snapshot = (
             {obj: {i: dict(r) for i, r in recs.items()} for obj, recs in self.records.items()}
             if all_or_none
-            else self.records
+            else None
         )
         results: list[dict[str, Any]] = []
-        for sobject, record_id, values in parsed:
+        for index, save in enumerate(saves):
             try:
-                if sobject not in self.schema:
-                    raise _Rejected("INVALID_TYPE", f"sObject type '{sobject}' is not supported.")
-                saved = self._save(sobject, record_id, values)
-                results.append({"id": saved, "success": True, "errors": []})
+                saved = save()
+                results.append({"id": saved.pop("id"), "success": True, "errors": [], **saved})
             except _Rejected as exc:
-                results.append(
-                    {"id": record_id or None, "success": False, "errors": [exc.as_json()]}
-                )
-        if all_or_none and not all(r["success"] for r in results):
-            self.records = snapshot
-            rolled_back = _Rejected(
-                "ALL_OR_NONE_OPERATION_ROLLED_BACK",
-                "Record rolled back because not all records were valid and "
-                "the request was using AllOrNone header",
-            )
-            results = [
-                r
-                if not r["success"]
-                else {"id": r["id"], "success": False, "errors": [rolled_back.as_json()]}
-                for r in results
-            ]
-        return Response(200, results)
+                results.append({**failed(index, exc), "success": False, "errors": [exc.as_json()]})
+        if snapshot is None or all(r["success"] for r in results):
+            return results
+        self.records = snapshot
+        rolled_back = _Rejected(
+            "ALL_OR_NONE_OPERATION_ROLLED_BACK",
+            "Record rolled back because not all records were valid and "
+            "the request was using AllOrNone header",
+        )
+        return [
+            {**r, "success": False, "errors": [rolled_back.as_json()]}
+            | ({"created": False} if "created" in r else {})
+            if r["success"]
+            else r
+            for r in results
+        ]
+
+    def _repeated(
+        self, sobject: str, key_field: str | None, keys: Sequence[str | None]
+    ) -> set[str]:
+        """The external ids given more than once in one request or job (all their records fail)."""
+        if key_field is None:
+            return set()
+        cased = self.schema[sobject][key_field].get("caseSensitive", False)
+        folded = [k if cased else k.lower() for k in keys if k is not None]
+        return {k for k in keys if k is not None and folded.count(k if cased else k.lower()) > 1}
+
+    @staticmethod
+    def _duplicate_key(key_field: str, key: str) -> _Rejected:
+        return _Rejected("DUPLICATE_VALUE", f"Duplicate external id specified: {key}", [key_field])
 
     # -- REST: query -----------------------------------------------------------------------
     @route("GET", API + r"/(?P<kind>query|queryAll)")
@@ -883,10 +1218,15 @@ class Emulator(EmulatorServer):
         id_fields = frozenset(
             n.lower() for n, f in self.schema[sobject].items() if f["type"] in {"id", "reference"}
         )
+        cased = frozenset(
+            n.lower()
+            for n, f in self.schema[sobject].items()
+            if f.get("caseSensitive") and f["unique"]
+        )
         selected = soql.order(
-            [r for r in lowered if soql.matches(query.where, r, id_fields)],
+            [r for r in lowered if soql.matches(query.where, r, id_fields, cased)],
             query.order_by,
-            id_fields,
+            id_fields | cased,
         )
         if query.limit is not None:
             selected = selected[: query.limit]
@@ -906,16 +1246,29 @@ class Emulator(EmulatorServer):
         sobject, operation = body.get("object"), body.get("operation")
         if sobject not in self.schema:
             return Response(400, errors_body(f"Unable to find object: {sobject}", "INVALIDJOB"))
-        if operation != "update":
+        if operation not in {"insert", "update", "upsert", "delete"}:
             return Response(
                 400,
                 errors_body(
-                    f"the emulator implements the update operation only, not {operation}",
+                    f"the emulator implements insert, update, upsert and delete, not {operation}",
                     "INVALIDJOB",
                 ),
             )
         if body.get("contentType", "CSV") != "CSV":
             return Response(400, errors_body("contentType must be CSV", "INVALIDJOB"))
+        key_field = None
+        if operation == "upsert":
+            key_field = self._external_id_field(sobject, body.get("externalIdFieldName") or "")
+            if key_field is None:
+                return Response(
+                    400,
+                    errors_body(
+                        "InvalidJob : Field name provided, "
+                        f"{body.get('externalIdFieldName')} does not match an External ID, "
+                        f"Salesforce Id, or indexed field for {sobject}",
+                        "INVALIDJOB",
+                    ),
+                )
         job = _Job(
             id=self.new_id("750"),
             object=sobject,
@@ -923,6 +1276,7 @@ class Emulator(EmulatorServer):
             line_ending=body.get("lineEnding", "LF"),
             delimiter=body.get("columnDelimiter", "COMMA"),
             created=sf_datetime(datetime.now(UTC)),
+            external_id_field=key_field,
         )
         self.jobs[job.id] = job
         info = self._job_info(job, req.params["version"])
@@ -994,7 +1348,10 @@ class Emulator(EmulatorServer):
         kind = req.params["kind"]
         if kind == "successfulResults":
             writer.writerow(["sf__Id", "sf__Created", *job.header])
-            writer.writerows([record_id, "false", *row] for record_id, row in job.successes)
+            writer.writerows(
+                [record_id, "true" if created else "false", *row]
+                for record_id, created, row in job.successes
+            )
         elif kind == "failedResults":
             writer.writerow(["sf__Id", "sf__Error", *job.header])
             writer.writerows([rid, error, *row] for rid, error, row in job.failures)
@@ -1025,12 +1382,14 @@ class Emulator(EmulatorServer):
             "apiActiveProcessingTime": 0,
             "apexProcessingTime": 0,
         }
+        if job.external_id_field:
+            info["externalIdFieldName"] = job.external_id_field
         if job.error_message:
             info["errorMessage"] = job.error_message
         return info
 
     def _process(self, job: _Job) -> None:
-        """Run an uploaded update job, row by row, like the platform does."""
+        """Run an uploaded job, row by row, like the platform does."""
         rows: list[list[str]] = []
         delimiter = DELIMITERS.get(job.delimiter, ",")
         for upload in job.uploads:
@@ -1041,32 +1400,73 @@ class Emulator(EmulatorServer):
                 job.header = parsed[0]
             rows.extend(parsed[1:])
         columns = [self._canonical(job.object, name) for name in job.header]
-        id_column = next((i for i, n in enumerate(columns) if n == "Id"), None)
-        unknown = [h for h, c in zip(job.header, columns, strict=True) if c is None]
-        if not rows or id_column is None or unknown:
+        problem = self._job_problem(job, columns, rows)
+        if problem:
             job.state = "Failed"
-            job.error_message = (
-                "InvalidBatch : Field name not found : " + unknown[0]
-                if unknown
-                else "InvalidBatch : Id not specified in an update call"
-                if rows
-                else "InvalidBatch : No data uploaded"
-            )
+            job.error_message = "InvalidBatch : " + problem
             job.unprocessed = rows
             return
-        for row in rows:
-            record_id = row[id_column] if id_column < len(row) else ""
+        keys = self._upsert_keys(job, columns, rows)
+        repeated = self._repeated(job.object, job.external_id_field, keys)
+        for row, key in zip(rows, keys, strict=True):
+            record_id = self._cell(columns, row, "Id")
             try:
-                values: dict[str, Any] = {}
-                for col, (name, raw) in enumerate(zip(columns, row, strict=False)):
-                    if name == "Id" or raw == "":
-                        continue  # an empty cell leaves the field unchanged
-                    values[name or ""] = self._csv_value(job.object, name or "", raw, col)
-                saved = self._save(job.object, record_id, values)
-                job.successes.append((saved, row))
+                if key is not None and key in repeated:
+                    raise self._duplicate_key(job.external_id_field or "", key)
+                saved, created = self._bulk_row(job, columns, row, key)
+                job.successes.append((saved, created, row))
             except _Rejected as exc:
                 job.failures.append((record_id, exc.as_csv(), row))
         job.state = "JobComplete"
+
+    def _job_problem(
+        self, job: _Job, columns: list[str | None], rows: list[list[str]]
+    ) -> str | None:
+        """Why the whole job fails before any row is processed (its ``errorMessage``)."""
+        unknown = [h for h, c in zip(job.header, columns, strict=True) if c is None]
+        if not rows:
+            return "No data uploaded"
+        if unknown:
+            return "Field name not found : " + unknown[0]
+        if job.operation in {"update", "delete"} and "Id" not in columns:
+            return f"Id not specified in an {job.operation} call"
+        if job.operation == "delete" and columns != ["Id"]:
+            return "The 'delete' batch must contain only 'Id'"
+        return None
+
+    def _upsert_keys(
+        self, job: _Job, columns: list[str | None], rows: list[list[str]]
+    ) -> list[str | None]:
+        """Each row's external id for an upsert job (None for other jobs or a blank cell)."""
+        if job.operation != "upsert" or job.external_id_field not in columns:
+            return [None] * len(rows)
+        at = columns.index(job.external_id_field)
+        return [row[at] if at < len(row) and row[at] else None for row in rows]
+
+    @staticmethod
+    def _cell(columns: list[str | None], row: list[str], name: str) -> str:
+        at = columns.index(name) if name in columns else len(row)
+        return row[at] if at < len(row) else ""
+
+    def _bulk_row(
+        self, job: _Job, columns: list[str | None], row: list[str], key: str | None
+    ) -> tuple[str, bool]:
+        """Apply one CSV row: (the record's Id, whether it was created)."""
+        values: dict[str, Any] = {}
+        for col, (name, raw) in enumerate(zip(columns, row, strict=False)):
+            if name in {"Id", job.external_id_field} or raw == "":
+                continue  # an empty cell leaves the field unchanged
+            values[name or ""] = self._csv_value(job.object, name or "", raw, col)
+        record_id = self._cell(columns, row, "Id")
+        if job.operation == "update":
+            return self._save(job.object, record_id, values), False
+        if job.operation == "insert":
+            return self._insert(job.object, values), True
+        if job.operation == "delete":
+            if not self._is_id_of(job.object, record_id):
+                raise _Rejected("MALFORMED_ID", f"bad id {record_id}")
+            return self._remove(record_id), False
+        return self._upsert(job.object, job.external_id_field or "", key, values)
 
     # -- login -----------------------------------------------------------------------------
     @route("POST", r"/services/Soap/u/(?P<version>\d+\.\d)")
@@ -1238,7 +1638,10 @@ class Emulator(EmulatorServer):
                 number = float(value)
             except ValueError:
                 raise bad from None
-            return int(number) if kind == "int" else number
+            if kind == "int":
+                return int(number)
+            # Salesforce stores a number at its field's scale: 0.33333 in Number(5,4) is 0.3333
+            return round(number, spec["scale"]) if spec["precision"] else number
         if kind == "boolean":
             if isinstance(value, bool):
                 return value
@@ -1259,25 +1662,89 @@ class Emulator(EmulatorServer):
 
     def _save(self, sobject: str, record_id: str, values: dict[str, Any]) -> str:
         """Validate and apply one record's update; raise :class:`_Rejected` like a SaveResult."""
-        prefix = KEY_PREFIXES.get(sobject, "")
-        if len(record_id) not in (15, 18) or not record_id.startswith(prefix):
+        if not self._is_id_of(sobject, record_id):
             raise _Rejected(
                 "MALFORMED_ID", f"{sobject} ID: id value of incorrect type: {record_id}", ["Id"]
             )
+        record = self._live(sobject, record_id)
+        if sobject == "Lead" and record["IsConverted"]:
+            raise _Rejected("CANNOT_UPDATE_CONVERTED_LEAD", "cannot reference converted lead")
+        self._check_values(sobject, values, record)
+        record.update(values)
+        self._derive(sobject, record)
+        self._touch(record)
+        return str(record["Id"])
+
+    def _insert(self, sobject: str, values: dict[str, Any]) -> str:
+        self._check_values(sobject, values, None)
+        return self._create(sobject, values)
+
+    def _upsert(
+        self, sobject: str, key_field: str, key: str | None, values: dict[str, Any]
+    ) -> tuple[str, bool]:
+        """Update the one record whose external id is ``key``, or create it: (Id, created)."""
+        if key is None or key == "":
+            raise _Rejected("MISSING_ARGUMENT", f"{key_field} not specified", [key_field])
+        matches = self._matching(sobject, key_field, key)
+        if len(matches) > 1:
+            label = self.schema[sobject][key_field]["label"]
+            raise _Rejected(
+                "DUPLICATE_EXTERNAL_ID",
+                f"{label}: more than one record found for external id field: "
+                f"[{', '.join(matches)}]",
+                [key_field],
+            )
+        values = {**values, key_field: key}
+        if matches:
+            return self._save(sobject, matches[0], values), False
+        return self._insert(sobject, values), True
+
+    def _remove(self, record_id: str) -> str:
+        """Delete one record of any object (the record id says which); its DeleteResult id."""
+        sobject = next(
+            (o for o in self.records if record_id.startswith(self.key_prefixes[o])), None
+        )
+        if sobject is None or not self._is_id_of(sobject, record_id):
+            raise _Rejected("MALFORMED_ID", f"malformed id {record_id}")
+        record = self._live(sobject, record_id)
+        self._delete(sobject, record["Id"])
+        return str(record["Id"])
+
+    def _is_id_of(self, sobject: str, record_id: str) -> bool:
+        return _well_formed(record_id) and record_id.startswith(self.key_prefixes[sobject])
+
+    def _live(self, sobject: str, record_id: str) -> dict[str, Any]:
         record = self._find(sobject, record_id)
         if record is None:
             raise _Rejected("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id")
         if record["IsDeleted"]:
             raise _Rejected("ENTITY_IS_DELETED", "entity is deleted")
-        if sobject == "Lead" and record["IsConverted"]:
-            raise _Rejected("CANNOT_UPDATE_CONVERTED_LEAD", "cannot reference converted lead")
+        return record
+
+    def _matching(self, sobject: str, key_field: str, key: str) -> list[str]:
+        """Ids of live records whose ``key_field`` equals ``key`` (with the field's casing)."""
+        cased = self.schema[sobject][key_field].get("caseSensitive", False)
+        wanted = key if cased else key.lower()
+        return [
+            record_id
+            for record_id, record in self.records[sobject].items()
+            if not record["IsDeleted"]
+            and isinstance(record.get(key_field), str)
+            and (record[key_field] if cased else record[key_field].lower()) == wanted
+        ]
+
+    def _check_values(
+        self, sobject: str, values: dict[str, Any], record: dict[str, Any] | None
+    ) -> None:
+        """Raise the SaveResult error Salesforce gives for the first bad value (``record`` is
+        None for an insert)."""
         for name, value in values.items():
             spec = self.schema[sobject].get(name)
             if spec is None:
                 raise _Rejected(
                     "INVALID_FIELD", f"No such column '{name}' on sobject of type {sobject}"
                 )
-            if not spec["updateable"]:
+            if not spec["createable" if record is None else "updateable"]:
                 raise _Rejected(
                     "INVALID_FIELD_FOR_INSERT_UPDATE",
                     f"Unable to create/update fields: {name}. Please check the security settings "
@@ -1285,8 +1752,10 @@ class Emulator(EmulatorServer):
                     "permission set.",
                     [name],
                 )
+            if value is None:
+                continue
             allowed = {p["value"] for p in spec["picklistValues"] if p["active"]}
-            if spec["restrictedPicklist"] and value is not None and value not in allowed:
+            if spec["restrictedPicklist"] and value not in allowed:
                 raise _Rejected(
                     "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
                     f"{spec['label']}: bad value for restricted picklist field: {value}",
@@ -1300,10 +1769,51 @@ class Emulator(EmulatorServer):
                     f"{value[:40]} (max length={spec['length']})",
                     [name],
                 )
-        record.update(values)
-        self._derive(sobject, record)
-        self._touch(record)
-        return str(record["Id"])
+            if spec["type"] in NUMBER_TYPES and spec["precision"]:
+                self._check_number(spec, value)
+            if spec["type"] == "reference":
+                self._check_reference(spec, value)
+            if spec["unique"]:
+                self._check_unique(sobject, spec, value, record)
+
+    @staticmethod
+    def _check_number(spec: dict[str, Any], value: float) -> None:
+        if abs(value) >= 10 ** (spec["precision"] - spec["scale"]):
+            raise _Rejected(
+                "NUMBER_OUTSIDE_VALID_RANGE",
+                f"{spec['label']}: value outside of valid range on numeric field: {value}",
+                [spec["name"]],
+            )
+
+    def _check_reference(self, spec: dict[str, Any], value: str) -> None:
+        """A lookup must name a live record of an object it may point to (Users are not
+        modelled here, so lookups to them pass)."""
+        targets = [t for t in spec["referenceTo"] if t in self.records]
+        if len(targets) < len(spec["referenceTo"]):
+            return
+        problem = f"{spec['label']}: id value of incorrect type: {value}"
+        if not _well_formed(value):
+            raise _Rejected("MALFORMED_ID", problem, [spec["name"]])
+        target = next((t for t in targets if self._is_id_of(t, value)), None)
+        if target is None:
+            raise _Rejected("FIELD_INTEGRITY_EXCEPTION", problem, [spec["name"]])
+        try:
+            self._live(target, value)
+        except _Rejected as exc:
+            raise _Rejected(exc.code, exc.message, [spec["name"]]) from None
+
+    def _check_unique(
+        self, sobject: str, spec: dict[str, Any], value: Any, record: dict[str, Any] | None
+    ) -> None:
+        name = spec["name"]
+        own = record["Id"] if record is not None else None
+        clash = next((i for i in self._matching(sobject, name, str(value)) if i != own), None)
+        if clash is not None:
+            raise _Rejected(
+                "DUPLICATE_VALUE",
+                f"duplicate value found: {name} duplicates value on record with id: {clash}",
+                [],
+            )
 
     @staticmethod
     def _derive(sobject: str, record: dict[str, Any]) -> None:

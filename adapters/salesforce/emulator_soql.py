@@ -359,7 +359,7 @@ def _coerce(value: Any, like: Any) -> Any:
     return value
 
 
-def _compare(value: Any, op: str, literal: Any, exact: bool = False) -> bool:
+def _compare(value: Any, op: str, literal: Any, exact: bool = False, cased: bool = False) -> bool:
     if literal is None:
         return (value is None) if op == "=" else (value is not None) if op == "!=" else False
     if value is None:
@@ -372,6 +372,8 @@ def _compare(value: Any, op: str, literal: Any, exact: bool = False) -> bool:
             "INVALID_QUERY_FILTER_OPERATOR",
         ) from exc
     right = literal.lower() if isinstance(literal, str) else literal
+    if cased and isinstance(literal, str):  # unique case-sensitive text fields
+        left, right = str(value), literal
     if exact and isinstance(literal, str):  # Ids: case-sensitive; 15 characters match 18
         left, right = str(value), literal
         if len(right) == 15 and len(left) == 18:
@@ -404,27 +406,32 @@ def _like(value: Any, pattern: str) -> bool:
 
 
 def matches(
-    node: Node | None, record: Mapping[str, Any], id_fields: frozenset[str] = frozenset()
+    node: Node | None,
+    record: Mapping[str, Any],
+    id_fields: frozenset[str] = frozenset(),
+    case_sensitive: frozenset[str] = frozenset(),
 ) -> bool:
     """Does ``record`` (keyed by lower-cased field names) satisfy the WHERE clause?
 
-    ``id_fields`` (lower-cased) compare case-sensitively, a 15-character Id matching its 18."""
+    ``id_fields`` (lower-cased) compare case-sensitively, a 15-character Id matching its 18;
+    so do ``case_sensitive`` text fields (SOQL: unique case-sensitive fields compare with case).
+    """
     if node is None:
         return True
     if isinstance(node, BoolOp):
-        results = (matches(part, record, id_fields) for part in node.parts)
+        results = (matches(part, record, id_fields, case_sensitive) for part in node.parts)
         return all(results) if node.op == "AND" else any(results)
     if isinstance(node, Not):
-        return not matches(node.part, record, id_fields)
+        return not matches(node.part, record, id_fields, case_sensitive)
     name = node.field.lower()
     value = record.get(name)
     if isinstance(node, Like):
         return _like(value, node.pattern)
-    exact = name in id_fields
+    exact, cased = name in id_fields, name in case_sensitive
     if isinstance(node, InList):
-        found = any(_compare(value, "=", literal, exact) for literal in node.values)
+        found = any(_compare(value, "=", literal, exact, cased) for literal in node.values)
         return not found if node.negate else found
-    return _compare(value, node.op, node.value, exact)
+    return _compare(value, node.op, node.value, exact, cased)
 
 
 def _value_of(name: str, fold: bool, record: Mapping[str, Any]) -> Any:
