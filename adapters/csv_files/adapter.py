@@ -13,8 +13,11 @@ Streams read:
   ``default_currency``), ``clicks``, ``impressions``, ``channel``, ``account``.
 
 Files are read whole on every run (``since`` is ignored: offline rows often arrive late, and the
-keys make re-reading harmless). Invalid rows are skipped and collected in :attr:`rejected` with
-file, line and column; a missing file or required header is a :class:`ConfigError`.
+keys make re-reading harmless). A row that cannot be used — a cell that does not parse, a byte
+that is not UTF-8, a line over :data:`MAX_LINE` characters (read through in chunks, so memory
+stays bounded), malformed quoting — is skipped and reported with file, line and column: the first
+:data:`KEPT` of each file in :attr:`rejected`, all of them in :attr:`rejected_count`. A missing
+file or required header is a :class:`ConfigError`.
 Format: RFC 4180 CSV, UTF-8 (a BOM is accepted), header names case-insensitive.
 """
 
@@ -42,6 +45,11 @@ TOUCH_REQUIRED = ("occurred_at", "channel")
 TOUCH_IDENTITY = ("email", "crm_id")
 SPEND_REQUIRED = ("platform", "campaign", "date", "cost")
 CACHE_SIZE = 100_000
+KEPT = 100  # rejected rows kept per file (all are counted)
+MAX_LINE = 1 << 20  # characters; a longer line is a broken export, not data
+# A day's cost above this is no real spend (a unit or export error); below it float sums keep
+# every cent.
+MAX_AMOUNT = 1e12
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
@@ -50,7 +58,7 @@ Reject = Callable[[int, "BadValue"], None]
 
 @dataclass(frozen=True, slots=True)
 class RowError:
-    """One rejected row: where it is and why."""
+    """One rejected row: where it is (the column's name, or its place in the line) and why."""
 
     file: Path
     line: int
@@ -62,7 +70,8 @@ class RowError:
         return f"line {self.line}, column {self.column}: {self.reason}"
 
     def __str__(self) -> str:
-        return f"{self.file}: {self.message}"
+        where = f"{self.column}:" if self.column.isdigit() else f" {self.column}:"
+        return f"{self.file}:{self.line}:{where} {self.reason}"
 
 
 class BadValue(ValueError):
@@ -89,20 +98,84 @@ class CsvFilesSettings(BaseModel):
         return value.upper()
 
 
+class _Lines:
+    """The file's lines for the csv reader, none longer than :data:`MAX_LINE` characters.
+
+    A longer line is read through in chunks and handed on empty, its number noted, so its row
+    is rejected with bounded memory. The raw lines of the record being parsed are kept until
+    :meth:`take`, to place a bad byte by line and column.
+    """
+
+    def __init__(self, handle: TextIO) -> None:
+        self.handle = handle
+        self.number = 0  # lines handed out
+        self.record: list[str] = []
+        self.too_long: list[int] = []
+
+    def __iter__(self) -> Iterator[str]:
+        readline, record, limit = self.handle.readline, self.record, MAX_LINE
+        while line := readline(limit + 1):
+            if len(line) > limit:
+                while line and not line.endswith(("\n", "\r")):
+                    line = readline(1 << 16)
+                self.too_long.append(self.number + len(record) + 1)
+                line = "\n"
+            record.append(line)
+            yield line
+
+    def take(self) -> tuple[int, str]:
+        """(first line number, raw text) of the record just parsed; starts the next record."""
+        record = self.record
+        first = self.number + 1
+        self.number += len(record)
+        text = record[0] if len(record) == 1 else "".join(record)
+        record.clear()
+        return first, text
+
+
+def _bad_byte(first: int, text: str) -> tuple[int, int, str] | None:
+    """(line, column, reason) of the first byte in ``text`` that is not UTF-8 (the file is
+    decoded with surrogateescape, which keeps such a byte as a lone surrogate)."""
+    if text.isascii():
+        return None
+    try:
+        text.encode("utf-8")
+        return None
+    except UnicodeEncodeError as exc:
+        at = exc.start
+    line = first + text.count("\n", 0, at)
+    column = at - (text.rfind("\n", 0, at) + 1) + 1
+    byte = ord(text[at]) - 0xDC00
+    return line, column, f"byte 0x{byte:02X} is not UTF-8 (save the file as UTF-8)"
+
+
 class _Table:
     """An open CSV file: its reader and the position of each column named in the header."""
 
     def __init__(self, path: Path, required: Sequence[str], one_of: Sequence[str] = ()) -> None:
         try:
-            self.handle: TextIO = path.open(newline="", encoding="utf-8-sig")
+            # surrogateescape: a byte that is not UTF-8 rejects its row, not the file
+            self.handle: TextIO = path.open(
+                newline="", encoding="utf-8-sig", errors="surrogateescape"
+            )
         except FileNotFoundError:
             raise ConfigError(
                 f"{path}: file not found (check the csv_files source settings)"
             ) from None
         except OSError as exc:
             raise ConfigError(f"{path}: cannot read file ({exc.strerror})") from None
-        self.reader = csv.reader(self.handle)
-        header = next(self.reader, None) or []
+        self.lines = _Lines(self.handle)
+        self.reader = csv.reader(iter(self.lines))
+        try:
+            header = next(self.reader, None) or []
+        except csv.Error as exc:
+            self.handle.close()
+            raise ConfigError(f"{path}:1: malformed CSV header ({exc})") from None
+        bad = _bad_byte(*self.lines.take())
+        if bad is not None or self.lines.too_long:
+            self.handle.close()
+            line, column, reason = bad or (1, 1, f"is over {MAX_LINE:,} characters long")
+            raise ConfigError(f"{path}:{line}:{column}: header row: {reason}")
         self.columns = {name.strip().lower(): i for i, name in enumerate(header)}
         self.width = len(header)
         missing = [name for name in required if name not in self.columns]
@@ -120,13 +193,34 @@ class _Table:
         return self.columns.get(name, self.width)
 
     def rows(self, reject: Reject) -> Iterator[list[str]]:
-        """Rows of the header's width plus one empty pad cell; blank lines skipped."""
-        width = self.width
-        for row in self.reader:
+        """Rows of the header's width plus one empty pad cell; blank lines skipped; rows that
+        cannot be read (bad bytes, overlong lines, malformed quoting) rejected."""
+        width, lines, reader = self.width, self.lines, self.reader
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                first, _ = lines.take()
+                lines.too_long.clear()
+                reject(first, BadValue("(row)", f"malformed CSV ({exc})"))
+                continue
+            first, text = lines.take()
+            if lines.too_long:
+                for number in lines.too_long:
+                    reject(number, BadValue("1", f"line over {MAX_LINE:,} characters"))
+                lines.too_long.clear()
+                continue
+            bad = _bad_byte(first, text)
+            if bad is not None:
+                line, column, reason = bad
+                reject(line, BadValue(str(column), reason))
+                continue
             if len(row) != width:
                 if row and (len(row) > 1 or row[0].strip()):
                     reject(
-                        self.reader.line_num,
+                        reader.line_num,
                         BadValue("(row)", f"expected {width} fields, found {len(row)}"),
                     )
                 continue
@@ -141,7 +235,8 @@ class CsvFilesSource:
 
     def __init__(self, settings: CsvFilesSettings) -> None:
         self.settings = settings
-        self.rejected: list[RowError] = []
+        self.rejected: list[RowError] = []  # of the last read of each file, the first KEPT
+        self.rejected_count: dict[Path, int] = {}  # of the last read of each file, all
 
     def api_calls(self) -> int:
         return 0
@@ -169,22 +264,24 @@ class CsvFilesSource:
     ) -> Iterator[R]:
         self.rejected = [error for error in self.rejected if error.file != path]
         rejected: list[RowError] = []
+        count = 0
 
         def reject(line: int, error: BadValue) -> None:
-            rejected.append(RowError(path, line, error.column, error.reason))
+            nonlocal count
+            count += 1
+            if len(rejected) < KEPT:
+                rejected.append(RowError(path, line, error.column, error.reason))
 
         table = _Table(path, required, one_of)
         try:
             yield from rows(table, reject)
-        except csv.Error as exc:
-            line = table.reader.line_num
-            raise ConfigError(f"{path}: line {line}: malformed CSV ({exc})") from None
         finally:
             table.handle.close()
             self.rejected.extend(rejected)
+            self.rejected_count[path] = count
             if rejected:
                 first = rejected[0].message
-                log.warning("%s: %d rows rejected; first: %s", path, len(rejected), first)
+                log.warning("%s: %d rows rejected; first: %s", path, count, first)
 
     # -- touchpoints -----------------------------------------------------------------------
     def _touch_rows(self, table: _Table, reject: Reject) -> Iterator[Touchpoint]:
@@ -328,6 +425,10 @@ def _amount(text: str) -> float:
         ) from None
     if not math.isfinite(value) or value < 0:
         raise BadValue("cost", f"{text.strip()!r} is not a non-negative amount")
+    if value > MAX_AMOUNT:
+        raise BadValue(
+            "cost", f"{text.strip()!r} is not a plausible day's spend (at most {MAX_AMOUNT:,.0f})"
+        )
     return value
 
 
@@ -340,4 +441,6 @@ def _count(column: str, text: str) -> int:
         raise BadValue(column, f"{text!r} is not a whole number") from None
     if value < 0:
         raise BadValue(column, f"{text!r} is negative")
+    if value > MAX_AMOUNT:
+        raise BadValue(column, f"{text!r} is not a plausible count (at most {MAX_AMOUNT:,.0f})")
     return value
