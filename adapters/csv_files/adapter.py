@@ -241,6 +241,24 @@ class CsvFilesSource:
     def api_calls(self) -> int:
         return 0
 
+    def rejected_rows(self) -> tuple[int, list[str]]:
+        """:class:`connector.kernel.protocols.RejectsRows`: the last read of each file."""
+        return sum(self.rejected_count.values()), [str(e) for e in self.rejected]
+
+    def check(self) -> list[str]:
+        """Both files exist, are readable and have their required columns (no rows read)."""
+        problems = []
+        for path, required, one_of in (
+            (self.settings.touchpoints_file, TOUCH_REQUIRED, TOUCH_IDENTITY),
+            (self.settings.spend_file, SPEND_REQUIRED, ()),
+        ):
+            if path is not None:
+                try:
+                    _Table(path, required, one_of).handle.close()
+                except ConfigError as exc:
+                    problems.append(str(exc))
+        return problems
+
     def close(self) -> None:
         """Nothing to release: each read closes its file."""
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -53,6 +53,7 @@ ModelName = Literal[
 ]
 
 
+MODEL_NAMES: tuple[str, ...] = get_args(ModelName)
 DEFAULT_MODELS: list[ModelName] = ["first_touch", "last_touch", "linear"]
 
 

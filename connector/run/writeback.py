@@ -122,10 +122,13 @@ def settle_batch(session: Session, run_id: int, obj: str, results: list[WriteRes
     session.execute(stmt, rows)
 
 
-def execute(ctx: RunContext, write_plan: WritePlan) -> dict[str, int]:
-    """Record every change as pending, send it, then mark each record ok or failed."""
+def execute(ctx: RunContext, write_plan: WritePlan) -> None:
+    """Record every change as pending, send it, then mark each record ok or failed.
+
+    Counted on the run batch by batch, so a run stopped half-way shows what it did write."""
     assert ctx.run_id is not None
-    counts = {"records_written": 0, "records_failed": 0}
+    ctx.count("records_written", 0)
+    ctx.count("records_failed", 0)
     for obj, records in write_plan.by_object().items():
         changes = [c for c in write_plan.changes if c.crm_object == obj]
         with Session(ctx.engine) as session:
@@ -150,8 +153,8 @@ def execute(ctx: RunContext, write_plan: WritePlan) -> dict[str, int]:
                 settle_batch(session, ctx.run_id or 0, obj, results)
                 session.commit()
             ok = sum(r.ok for r in results)
-            counts["records_written"] += ok
-            counts["records_failed"] += len(results) - ok
+            ctx.count("records_written", ok)
+            ctx.count("records_failed", len(results) - ok)
             metrics.RECORDS_WRITTEN.labels(ctx.crm_kind).inc(ok)
             metrics.RECORDS_FAILED.labels(ctx.crm_kind).inc(len(results) - ok)
             task.advance(len(results))
@@ -160,7 +163,6 @@ def execute(ctx: RunContext, write_plan: WritePlan) -> dict[str, int]:
         updates = [RecordUpdate(crm_id, values) for crm_id, values in records.items()]
         ctx.crm.write(obj, updates, on_batch=on_batch)
         task.finish()
-    return counts
 
 
 def reconcile_pending(ctx: RunContext, specs: dict[str, dict[str, FieldSpec]]) -> int:
@@ -209,6 +211,5 @@ def run_writeback(ctx: RunContext) -> WritePlan:
         log.warning("not written: %s", problem)
     ctx.write_plan = write_plan
     if not ctx.dry_run and write_plan.changes:
-        for key, value in execute(ctx, write_plan).items():
-            ctx.count(key, value)
+        execute(ctx, write_plan)
     return write_plan
