@@ -87,11 +87,15 @@ def _secrets(path: Path | None) -> dict[str, str]:
     return {str(k): str(v) for k, v in data.items()}
 
 
-def _interpolate(doc: YamlDocument, value: Any, loc: Loc, secrets: dict[str, str]) -> Any:
+def _interpolate(
+    doc: YamlDocument, value: Any, loc: Loc, secrets: dict[str, str], missing: list[str]
+) -> Any:
+    """``value`` with every ``${NAME}`` replaced; a name that is not set is added to
+    ``missing`` (file, line, name) and replaced by nothing, so the rest is still checked."""
     if isinstance(value, dict):
-        return {k: _interpolate(doc, v, (*loc, k), secrets) for k, v in value.items()}
+        return {k: _interpolate(doc, v, (*loc, k), secrets, missing) for k, v in value.items()}
     if isinstance(value, list):
-        return [_interpolate(doc, v, (*loc, i), secrets) for i, v in enumerate(value)]
+        return [_interpolate(doc, v, (*loc, i), secrets, missing) for i, v in enumerate(value)]
     if not isinstance(value, str):
         return value
 
@@ -99,10 +103,11 @@ def _interpolate(doc: YamlDocument, value: Any, loc: Loc, secrets: dict[str, str
         name = match.group(1)
         found = os.environ.get(name, secrets.get(name))
         if found is None:
-            raise ConfigError(
+            missing.append(
                 f"{doc.where(loc)}: secret ${{{name}}} is not set: export {name}=... "
                 "or add it to the secrets_file"
             )
+            return ""
         return found
 
     return _ENV.sub(substitute, value)
@@ -120,39 +125,52 @@ def warn_if_readable_by_others(path: Path) -> None:
 
 
 def load_config(path: Path) -> LoadedConfig:
-    """Read, interpolate and validate ``path`` and its adapters' settings; raise ConfigError."""
+    """Read, interpolate and validate ``path`` and its adapters' settings.
+
+    Raises one ConfigError listing every problem found: each missing secret, each invalid
+    key of the config and of every adapter's settings."""
     doc = load_yaml(path)
     if not isinstance(doc.data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     raw_secrets = doc.data.get("secrets_file")
     secrets_path = (path.parent / raw_secrets) if raw_secrets else None
     secrets = _secrets(secrets_path)
-    data = _interpolate(doc, doc.data, (), secrets)
-    config: Config = validate(doc, Config, data)
+    problems: list[str] = []
+    data = _interpolate(doc, doc.data, (), secrets, problems)
+    try:
+        config: Config = validate(doc, Config, data)
+    except ConfigError as exc:
+        raise ConfigError("\n".join([*problems, str(exc)])) from None
+    crm_settings: Any = None
     if config.crm.kind not in systems.crm_kinds():
         known = ", ".join(systems.crm_kinds())
-        raise ConfigError(
+        problems.append(
             f"{doc.where(('crm', 'kind'))}: unknown CRM {config.crm.kind!r} "
             f"(expected one of {known})"
         )
-    crm_settings = validate(
-        doc, systems.crm_class(config.crm.kind).Settings, config.crm.settings, ("crm", "settings")
-    )
+    else:
+        model = systems.crm_class(config.crm.kind).Settings
+        crm_settings = _collect(problems, doc, model, config.crm.settings, ("crm", "settings"))
     sources: dict[str, Any] = {}
     for i, source in enumerate(config.sources):
         if source.kind not in systems.source_kinds():
             known = ", ".join(systems.source_kinds())
-            raise ConfigError(
+            problems.append(
                 f"{doc.where(('sources', i, 'kind'))}: unknown source {source.kind!r} "
                 f"(expected one of {known})"
             )
+            continue
         if source.name in sources:
-            raise ConfigError(
+            problems.append(
                 f"{doc.where(('sources', i, 'name'))}: duplicate source name {source.name!r}"
             )
+            continue
         model = systems.source_class(source.kind).Settings
-        settings = validate(doc, model, source.settings, ("sources", i, "settings"))
-        sources[source.name] = _relative_to(path.parent, settings)
+        settings = _collect(problems, doc, model, source.settings, ("sources", i, "settings"))
+        if settings is not None:
+            sources[source.name] = _relative_to(path.parent, settings)
+    if problems:
+        raise ConfigError("\n".join(problems))
     interpolated = _found_values(doc.data, secrets)
     inline = [
         value
@@ -165,6 +183,16 @@ def load_config(path: Path) -> LoadedConfig:
     return LoadedConfig(
         path.resolve(), config, _relative_to(path.parent, crm_settings), sources, interpolated
     )
+
+
+def _collect(problems: list[str], doc: YamlDocument, model: Any, data: Any, loc: Loc) -> Any:
+    """``validate``, adding its problems to ``problems`` (and returning None) instead of
+    raising, so one run of the loader reports every section."""
+    try:
+        return validate(doc, model, data, loc)
+    except ConfigError as exc:
+        problems.append(str(exc))
+        return None
 
 
 def _found_values(data: Any, secrets: dict[str, str]) -> set[str]:
