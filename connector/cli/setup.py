@@ -14,7 +14,6 @@ from rich.table import Table
 from connector.cli.common import DEFAULT_CONFIG, ConfigOption, _load, console, friendly_errors
 from connector.cli.report import build_report
 from connector.cli.run import run_and_summarise
-from connector.kernel.errors import ClosedloopError
 from connector.report.terminal import print_report
 
 
@@ -123,61 +122,29 @@ def init(target: Annotated[Path, typer.Argument(help="Folder to create.")] = Pat
     )
 
 
-def _source_problems(source: Any) -> list[str]:
-    """A source's own checks, or else one small read (yesterday's spend) to prove access."""
-    from datetime import timedelta
-
-    from connector.kernel.timeutil import utcnow
-
-    try:
-        if hasattr(source, "check"):
-            return list(source.check())
-        next(iter(source.spend(utcnow() - timedelta(days=1))), None)
-        return []
-    except ClosedloopError as exc:
-        return [str(exc)]
-
-
 def doctor(config: ConfigOption = DEFAULT_CONFIG) -> None:
-    """Check config, secrets, APIs, and that every mapped field exists and is writable."""
-    from connector.run.context import build_context
-    from connector.run.preflight import preflight, targets
+    """Check everything a sync needs and list every problem: secrets, key and data files,
+    mappings, the store, the CRM's fields (mapped, identity, UTM) and each source's access.
 
-    ok = True
+    Exit code: 0 all good, 2 a problem in the files (config, secrets, mappings), 1 a system
+    that does not answer as it should. Writes nothing.
+    """
+    from connector.config.loader import load_config
+    from connector.run.doctor import diagnose
+
     with friendly_errors():
-        loaded = _load(config)
-        console.print(f"[green]✓[/] {config}: valid, secrets present")
-        ctx = build_context(loaded)
-        ctx.dry_run = True
-        console.print(
-            f"[green]✓[/] mappings valid: {len(ctx.mapping.fields)} person fields, "
-            f"{len(ctx.mapping.deal_fields)} deal fields"
-        )
-        try:
-            specs = preflight(ctx)
-            console.print(
-                f"[green]✓[/] {ctx.crm_kind} reachable; mapped fields fit "
-                + ", ".join(f"{o} ({len(s)} fields)" for o, s in specs.items())
-            )
-            missing = [
-                f"{obj}.{m.field}"
-                for obj, _, mappings in targets(ctx)
-                for m in mappings
-                if m.field not in specs.get(obj, {})
-            ]
-            if missing:
-                console.print(f"[yellow]![/] will be created on first sync: {', '.join(missing)}")
-        except ClosedloopError as exc:
-            ok = False
-            console.print(f"[red]✗[/] {ctx.crm_kind}: {exc}")
-        for name, source in ctx.sources.items():
-            problems = _source_problems(source)
-            ok = ok and not problems
-            mark = "[red]✗[/]" if problems else "[green]✓[/]"
-            console.print(f"{mark} source {name}: " + ("; ".join(problems) or "reachable"))
-        ctx.close()
-    if not ok:
-        raise typer.Exit(1)
+        loaded = load_config(config, allow_missing_secrets=True)
+        findings = diagnose(loaded)
+    marks = {"ok": "[green]✓[/]", "warn": "[yellow]![/]", "fail": "[red]✗[/]"}
+    if not loaded.missing_secrets:
+        console.print(f"{marks['ok']} {config}: valid, secrets present")
+    for mark, text in findings:
+        console.print(f"{marks[mark]} {text}", highlight=False)
+    failed = [text for mark, text in findings if mark == "fail"]
+    if failed:
+        console.print(f"{len(failed)} problem(s) found")
+        in_files = loaded.missing_secrets or any(".yaml:" in text for text in failed)
+        raise typer.Exit(2 if in_files else 1)
 
 
 def schema(target: Annotated[Path, typer.Argument()] = Path("schemas")) -> None:

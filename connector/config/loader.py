@@ -20,6 +20,7 @@ from connector.config.settings import Config
 from connector.config.yamlfile import Loc, YamlDocument, load_yaml
 from connector.kernel.errors import ConfigError
 
+Missing = tuple[Loc, str]  # where a ${NAME} is not set, and the message saying so
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _SECRET_WORDS = ("token", "secret", "password", "key")
 
@@ -40,6 +41,7 @@ class LoadedConfig:
         self.crm_settings = crm_settings
         self.source_settings = sources
         self.secrets = secrets or set()  # every interpolated value: redacted from logs
+        self.missing_secrets: list[Missing] = []  # only with load_config(allow_missing_...)
 
     def resolve(self, relative: Path) -> Path:
         return relative if relative.is_absolute() else (self.path.parent / relative).resolve()
@@ -88,10 +90,10 @@ def _secrets(path: Path | None) -> dict[str, str]:
 
 
 def _interpolate(
-    doc: YamlDocument, value: Any, loc: Loc, secrets: dict[str, str], missing: list[str]
+    doc: YamlDocument, value: Any, loc: Loc, secrets: dict[str, str], missing: list[Missing]
 ) -> Any:
     """``value`` with every ``${NAME}`` replaced; a name that is not set is added to
-    ``missing`` (file, line, name) and replaced by nothing, so the rest is still checked."""
+    ``missing`` (file, line, name) and left as it is, so the rest is still checked."""
     if isinstance(value, dict):
         return {k: _interpolate(doc, v, (*loc, k), secrets, missing) for k, v in value.items()}
     if isinstance(value, list):
@@ -104,10 +106,13 @@ def _interpolate(
         found = os.environ.get(name, secrets.get(name))
         if found is None:
             missing.append(
-                f"{doc.where(loc)}: secret ${{{name}}} is not set: export {name}=... "
-                "or add it to the secrets_file"
+                (
+                    loc,
+                    f"{doc.where(loc)}: secret ${{{name}}} is not set: export {name}=... "
+                    "or add it to the secrets_file",
+                )
             )
-            return ""
+            return match.group(0)  # kept as written: never sent, never read as a path
         return found
 
     return _ENV.sub(substitute, value)
@@ -124,19 +129,21 @@ def warn_if_readable_by_others(path: Path) -> None:
         )
 
 
-def load_config(path: Path) -> LoadedConfig:
+def load_config(path: Path, allow_missing_secrets: bool = False) -> LoadedConfig:
     """Read, interpolate and validate ``path`` and its adapters' settings.
 
     Raises one ConfigError listing every problem found: each missing secret, each invalid
-    key of the config and of every adapter's settings."""
+    key of the config and of every adapter's settings. ``allow_missing_secrets`` (doctor)
+    returns the config anyway, with the missing ones in ``missing_secrets``."""
     doc = load_yaml(path)
     if not isinstance(doc.data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     raw_secrets = doc.data.get("secrets_file")
     secrets_path = (path.parent / raw_secrets) if raw_secrets else None
     secrets = _secrets(secrets_path)
-    problems: list[str] = []
-    data = _interpolate(doc, doc.data, (), secrets, problems)
+    missing: list[Missing] = []
+    data = _interpolate(doc, doc.data, (), secrets, missing)
+    problems = [] if allow_missing_secrets else [message for _, message in missing]
     try:
         config: Config = validate(doc, Config, data)
     except ConfigError as exc:
@@ -176,13 +183,17 @@ def load_config(path: Path) -> LoadedConfig:
         value
         for model in (crm_settings, *sources.values())
         for _, value in model
-        if isinstance(value, SecretStr) and value.get_secret_value() not in interpolated
+        if isinstance(value, SecretStr)
+        and value.get_secret_value() not in interpolated
+        and not _ENV.fullmatch(value.get_secret_value())  # a missing one, left as written
     ]
     if inline:
         warn_if_readable_by_others(path)  # secrets written in the file itself
-    return LoadedConfig(
+    loaded = LoadedConfig(
         path.resolve(), config, _relative_to(path.parent, crm_settings), sources, interpolated
     )
+    loaded.missing_secrets = missing
+    return loaded
 
 
 def _collect(problems: list[str], doc: YamlDocument, model: Any, data: Any, loc: Loc) -> Any:

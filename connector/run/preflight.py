@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from connector.config.mappings import FieldMapping, Policy
+from connector.config.mappings import CrmMapping, FieldMapping, Policy
 from connector.config.yamlfile import YamlDocument, load_yaml
 from connector.kernel.errors import ConfigError
 from connector.kernel.records import FieldSpec
@@ -25,11 +25,15 @@ Specs = dict[str, dict[str, FieldSpec]]
 
 def targets(ctx: RunContext) -> list[tuple[str, str, list[FieldMapping]]]:
     """(CRM object, mapping key, active field mappings) for every object closedloop writes."""
-    persons = [m for m in ctx.mapping.fields if m.policy != Policy.NEVER]
-    deals: list[FieldMapping] = [m for m in ctx.mapping.deal_fields if m.policy != Policy.NEVER]
-    out = [(obj, "fields", persons) for obj in ctx.crm.person_objects]
+    return targets_of(ctx.mapping, ctx.crm)
+
+
+def targets_of(mapping: CrmMapping, crm: Any) -> list[tuple[str, str, list[FieldMapping]]]:
+    persons = [m for m in mapping.fields if m.policy != Policy.NEVER]
+    deals: list[FieldMapping] = [m for m in mapping.deal_fields if m.policy != Policy.NEVER]
+    out = [(obj, "fields", persons) for obj in crm.person_objects]
     if deals:
-        out.append((ctx.crm.deal_object, "deal_fields", deals))
+        out.append((crm.deal_object, "deal_fields", deals))
     return out
 
 
@@ -48,9 +52,9 @@ def preflight_run(ctx: RunContext, steps: Sequence[str]) -> None:
     else:
         doc = load_yaml(ctx.loaded.resolve(ctx.loaded.config.mappings.crm))
         if "extract" in steps:
-            problems += identity_problems(ctx, doc, described)
+            problems += identity_problems(ctx.mapping, ctx.crm, doc, described)
         if "writeback" in steps:
-            problems += mapped_field_problems(ctx, doc, described, to_be_created_ok=True)
+            problems += mapped_field_problems(ctx.mapping, ctx.crm, doc, described, True)
     if problems:
         raise ConfigError(
             "the run cannot start; nothing was read or written:\n" + "\n".join(problems)
@@ -58,47 +62,53 @@ def preflight_run(ctx: RunContext, steps: Sequence[str]) -> None:
 
 
 def source_problems(ctx: RunContext) -> list[str]:
-    """One cheap authenticated read per source: its own ``check()``, else yesterday's spend."""
+    """Every source's :func:`check_source`, each problem named by its source."""
     problems = []
     for name, source in ctx.sources.items():
         try:
-            if hasattr(source, "check"):
-                found = list(source.check())
-            else:
-                next(iter(source.spend(utcnow() - timedelta(days=1))), None)
-                found = []
+            found = check_source(source)
         except ConfigError as exc:
             found = [str(exc)]
         problems += [f"source {name}: {p}" for p in found]
     return problems
 
 
-def identity_problems(ctx: RunContext, doc: YamlDocument, described: Specs) -> list[str]:
+def check_source(source: Any) -> list[str]:
+    """One cheap authenticated read: the source's own ``check()``, else yesterday's spend."""
+    if hasattr(source, "check"):
+        return list(source.check())
+    next(iter(source.spend(utcnow() - timedelta(days=1))), None)
+    return []
+
+
+def identity_problems(
+    mapping: CrmMapping, crm: Any, doc: YamlDocument, described: Specs
+) -> list[str]:
     """Identity and captured-UTM fields the extract step reads must exist on every person
     object (a CRM may silently return nothing for a field it does not have)."""
     problems = []
     for section, fields in (
-        ("identity", ctx.mapping.identity.model_dump()),
-        ("captured_utm", ctx.mapping.captured_utm.model_dump()),
+        ("identity", mapping.identity.model_dump()),
+        ("captured_utm", mapping.captured_utm.model_dump()),
     ):
         for key, name in fields.items():
-            for obj in ctx.crm.person_objects:
+            for obj in crm.person_objects:
                 if name and name not in described.get(obj, {}):
                     problems.append(f"{doc.where((section, key))}: {obj} has no field {name!r}")
     return problems
 
 
 def mapped_field_problems(
-    ctx: RunContext, doc: YamlDocument, described: Specs, to_be_created_ok: bool
+    mapping: CrmMapping, crm: Any, doc: YamlDocument, described: Specs, to_be_created_ok: bool
 ) -> list[str]:
     """Every mapped field exists (or will be created), is writable, and its value map fits."""
     problems = []
-    for obj, key, mappings in targets(ctx):
-        positions = {m.field: i for i, m in enumerate(getattr(ctx.mapping, key))}
+    for obj, key, mappings in targets_of(mapping, crm):
+        positions = {m.field: i for i, m in enumerate(getattr(mapping, key))}
         for m in mappings:
             where = doc.where((key, positions[m.field], "field"))
             problem = _field_problem(obj, m, described.get(obj, {}).get(m.field))
-            if problem == "missing" and to_be_created_ok and ctx.mapping.create_missing_fields:
+            if problem == "missing" and to_be_created_ok and mapping.create_missing_fields:
                 continue
             if problem:
                 problems.append(
@@ -126,7 +136,7 @@ def preflight(ctx: RunContext) -> Specs:
             ctx.count("fields_created", len(missing))
             described = ctx.crm.describe_fields(obj)
         specs[obj] = described
-    errors = mapped_field_problems(ctx, doc, specs, to_be_created_ok=ctx.dry_run)
+    errors = mapped_field_problems(ctx.mapping, ctx.crm, doc, specs, ctx.dry_run)
     if errors:
         raise ConfigError(
             "mapping does not fit the CRM; nothing was written:\n" + "\n".join(errors)
@@ -147,9 +157,3 @@ def _field_problem(obj: str, m: FieldMapping, spec: FieldSpec | None) -> str:
             return (f"value_map sends {', '.join(map(repr, bad))}, not allowed by "
                     f"{obj}.{m.field} (allowed: {', '.join(spec.picklist)})")  # fmt: skip
     return ""
-
-
-def describe_all(ctx: RunContext) -> dict[str, Any]:
-    """Every object closedloop reads or writes, described (doctor's view)."""
-    objects = dict.fromkeys([*ctx.crm.person_objects, ctx.crm.deal_object])
-    return {obj: ctx.crm.describe_fields(obj) for obj in objects}
