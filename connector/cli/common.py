@@ -171,4 +171,10 @@ def _stop_on_signals() -> threading.Event:
 def _load(config: Path) -> Any:
     from connector.config.loader import load_config
 
+    demo = Path("closedloop-demo/closedloop.yaml")
+    if config == DEFAULT_CONFIG and not config.exists() and demo.exists():
+        raise ConfigError(
+            f"{config}: no config here; the demo's is {demo}: add -c {demo} "
+            "(or set CLOSEDLOOP_CONFIG)"
+        )
     return load_config(config)

@@ -31,7 +31,9 @@ def run_and_summarise(
     stop: threading.Event | None = None,
     dry_run: bool = False,
 ) -> Any:
-    """One run with progress bars, then its summary (and, for a dry run, what it would write)."""
+    """One run with progress bars, then its summary (and, for a dry run, what it would write).
+
+    Returns (context, run); the caller closes the context."""
     from connector.run.context import build_context
     from connector.run.sync import run_sync
 
@@ -42,8 +44,9 @@ def run_and_summarise(
             ctx.stop = stop
         try:
             run = run_sync(ctx, only=only)  # type: ignore[arg-type]
-        finally:
+        except BaseException:
             ctx.close()
+            raise
     console.print(run_summary(run, ctx.counts, dry_run))
     if ctx.rejected:
         console.print(f"[yellow]rejected input rows[/] (the first {len(ctx.rejected)}):")
@@ -101,7 +104,8 @@ def sync(
     with friendly_errors():
         loaded = _load(config)
         _setup_logging(verbose, log_format, loaded.secrets)
-        _, run = run_and_summarise(loaded, only=only, stop=_stop_on_signals(), dry_run=dry_run)
+        ctx, run = run_and_summarise(loaded, only=only, stop=_stop_on_signals(), dry_run=dry_run)
+        ctx.close()
     if run.status != "succeeded":
         raise typer.Exit(EXIT_CODES.get(run.status, 1))
 
