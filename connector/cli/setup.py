@@ -149,15 +149,18 @@ def _show_contacts(ctx: Any, crm: str) -> None:
 
 
 def init(target: Annotated[Path, typer.Argument(help="Folder to create.")] = Path(".")) -> None:
-    """Write commented example config/ and mappings/ into TARGET."""
+    """Write commented example config/ (with the sample CSVs it names) and mappings/ into
+    TARGET; a file that exists is kept, never overwritten."""
     from connector.demo.emulators import shipped_folder
 
-    for name in ("config", "mappings"):
+    for name, pattern in (
+        ("config", "*.yaml"),
+        ("config/samples", "*.csv"),
+        ("mappings", "*.yaml"),
+    ):
         destination = target / name
         destination.mkdir(parents=True, exist_ok=True)
-        for source in sorted(shipped_folder(name).glob("*.yaml")):
-            if source.name == "demo.yaml":
-                continue
+        for source in sorted(shipped_folder(name).glob(pattern)):
             out = destination / source.name
             if out.exists():
                 console.print(f"kept {out} (exists)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import jsonschema
@@ -48,3 +49,16 @@ def test_json_schemas_validate_the_shipped_files(tmp_path: Path) -> None:
     broken = {"fields": [{"field": "x", "value": "touch_count", "policy": "sometimes"}]}
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(broken, schemas["crm_mapping"])
+
+
+def test_init_writes_every_file_its_example_config_names(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["init", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    config = tmp_path / "config" / "closedloop.yaml"
+    named = re.findall(
+        r"(?:touchpoints_file|spend_file|channels|crm|campaigns):\s*(\S+\.(?:csv|yaml))",
+        config.read_text(),
+    )
+    assert len(named) >= 5  # the mappings and both sample CSVs (commented out or not)
+    for relative in named:
+        assert (config.parent / relative).is_file(), relative
