@@ -10,13 +10,13 @@ import os
 import re
 import stat
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic import BaseModel, Field, SecretStr, ValidationError, create_model
 
 from connector import systems
-from connector.config.settings import Config
+from connector.config.settings import Config, CrmConfig, SourceConfig
 from connector.config.yamlfile import Loc, YamlDocument, load_yaml
 from connector.kernel.errors import ConfigError
 
@@ -228,6 +228,33 @@ def _relative_to(folder: Path, settings: BaseModel) -> BaseModel:
         ):
             warn_if_readable_by_others(value)
     return settings
+
+
+def typed_config_model() -> type[BaseModel]:
+    """:class:`Config` with ``crm`` and each of ``sources`` typed by ``kind``: a discriminated
+    union of every registered adapter's own ``Settings``, so the JSON Schema lets an editor
+    flag a misspelled or mistyped setting (the loader checks the same models)."""
+
+    def entry(base: type[BaseModel], kind: str, settings: type[BaseModel]) -> Any:
+        name = "".join(part.title() for part in kind.split("_")) + base.__name__
+        fields: dict[str, Any] = {
+            "kind": (Literal[kind], Field(description=f"The {kind} adapter.")),
+            "settings": (settings, ...),
+        }
+        return create_model(name, __base__=base, **fields)
+
+    def union(base: type[BaseModel], kinds: list[str], find: Any) -> Any:
+        members = tuple(entry(base, kind, find(kind).Settings) for kind in kinds)
+        return Annotated[Union[members], Field(discriminator="kind")]  # noqa: UP007
+
+    crm = union(CrmConfig, systems.crm_kinds(), systems.crm_class)
+    source = union(SourceConfig, systems.source_kinds(), systems.source_class)
+    fields: dict[str, Any] = {
+        "crm": (crm, ...),
+        "sources": (list[source], Field(default_factory=list)),  # type: ignore[valid-type]
+    }
+    model: type[BaseModel] = create_model("Config", __base__=Config, **fields)
+    return model
 
 
 def dump_yaml(data: Any) -> str:
