@@ -38,7 +38,8 @@ def run_and_summarise(
     from connector.run.sync import run_sync
 
     with rich_progress() as progress:
-        ctx = build_context(loaded, progress)
+        # a dry run makes no store: a new one's tables live only in its rolled-back transaction
+        ctx = build_context(loaded, progress, create_store=not dry_run, must_exist=False)
         ctx.dry_run = dry_run
         if stop is not None:
             ctx.stop = stop

@@ -73,11 +73,15 @@ class RunContext:
 
 
 def build_context(
-    loaded: LoadedConfig, progress: Progress | None = None, create_store: bool = True
+    loaded: LoadedConfig,
+    progress: Progress | None = None,
+    create_store: bool = True,
+    must_exist: bool | None = None,
 ) -> RunContext:
     """Load the mappings (validated before anything runs) and construct the adapters.
 
-    ``create_store=False`` (commands that act on past runs) never makes a new store."""
+    ``create_store=False`` never makes a store: one that does not exist is an error (commands
+    that act on past runs), or left alone with ``must_exist=False`` (a dry run)."""
     cfg = loaded.config
     mapping = load_crm_mapping(loaded.resolve(cfg.mappings.crm))
     rules = load_channel_rules(loaded.resolve(cfg.mappings.channels))
@@ -88,7 +92,7 @@ def build_context(
     }
     return RunContext(
         loaded=loaded,
-        engine=make_engine(loaded.store_url(), create=create_store),
+        engine=make_engine(loaded.store_url(), create_store, must_exist),
         crm=crm,
         sources=sources,
         mapping=mapping,

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Literal
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, inspect
 from sqlmodel import Session
 
 from connector.kernel import metrics
@@ -33,7 +33,7 @@ from connector.run.preflight import preflight_run
 from connector.run.revenue import extract_deals
 from connector.run.writeback import run_writeback
 from connector.store import models
-from connector.store.database import insert_rows, rolled_back
+from connector.store.database import insert_rows, rolled_back, table_of
 from connector.store.lock import job_lock
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,9 @@ def run_job(
     """Run ``work`` as a recorded run holding the store lock ``lock`` (CRM writers share one)."""
     engine = ctx.engine
     assert isinstance(engine, Engine), "a run starts from the store's engine"
-    with job_lock(engine, lock), _store_for(ctx):
+    # A dry run on a store that does not exist yet makes none, not even its lock table.
+    new_store = ctx.dry_run and not inspect(engine).has_table(table_of(models.Lock).name)
+    with nullcontext() if new_store else job_lock(engine, lock), _store_for(ctx):
         with Session(ctx.engine) as session:
             run = models.SyncRun(job=job, dry_run=ctx.dry_run, started_at=utcnow())
             session.add(run)

@@ -20,11 +20,12 @@ from connector.store import models
 EXAMPLE_URLS = "sqlite:///closedloop.db or postgresql+psycopg://user@host:5432/closedloop"
 
 
-def make_engine(url: str, create: bool = True) -> Engine:
+def make_engine(url: str, create: bool = True, must_exist: bool | None = None) -> Engine:
     """An engine for ``url`` whose tables exist; SQLite gets WAL and a busy timeout so readers
     never block writers.
 
-    ``create=False`` (commands that only read) never makes a store: a missing one is an error.
+    ``create=False`` (commands that only read) never makes a store: a missing one is an error,
+    unless ``must_exist=False`` (a dry run, which makes its tables in its own transaction).
     Every problem with the URL — unparsable, unknown scheme, driver not installed, missing
     folder, unwritable file, database that does not exist — is a :class:`ConfigError` naming
     ``store.url`` without its password.
@@ -35,10 +36,11 @@ def make_engine(url: str, create: bool = True) -> Engine:
         raise ConfigError(
             f"store.url is not a database URL (expected e.g. {EXAMPLE_URLS})"
         ) from None
+    must_exist = not create if must_exist is None else must_exist
     shown = parsed.render_as_string(hide_password=True)
     database = parsed.database or ""
     if parsed.get_backend_name() == "sqlite" and database not in {"", ":memory:"}:
-        _check_sqlite_file(shown, Path(database), create)
+        _check_sqlite_file(shown, Path(database), must_exist)
     try:
         engine = _engine(url)
     except NoSuchModuleError:
@@ -59,7 +61,7 @@ def make_engine(url: str, create: bool = True) -> Engine:
     try:
         if create:
             SQLModel.metadata.create_all(engine)
-        elif not inspect(engine).has_table(table_of(models.SyncRun).name):
+        elif must_exist and not inspect(engine).has_table(table_of(models.SyncRun).name):
             raise ConfigError(f"store.url {shown}: no closedloop store there yet; run a sync first")
     except DBAPIError as exc:
         engine.dispose()
@@ -70,8 +72,8 @@ def make_engine(url: str, create: bool = True) -> Engine:
     return engine
 
 
-def _check_sqlite_file(shown: str, path: Path, create: bool) -> None:
-    if not path.exists() and not create:
+def _check_sqlite_file(shown: str, path: Path, must_exist: bool) -> None:
+    if not path.exists() and must_exist:
         raise ConfigError(f"store.url {shown}: there is no store at {path}; run a sync first")
     if not path.parent.is_dir():
         raise ConfigError(
@@ -124,6 +126,7 @@ def rolled_back(engine: Engine) -> Iterator[Connection]:
             # transaction of its own that its release commits. Begin for real first.
             conn.exec_driver_sql("BEGIN")
         conn.begin_nested()  # sessions on a connection inside a SAVEPOINT use SAVEPOINTs too
+        SQLModel.metadata.create_all(conn)  # a new store's tables, rolled back with the rest
         try:
             yield conn
         finally:

@@ -263,9 +263,9 @@ def test_an_overlong_line_is_a_rejected_row_read_in_bounded_memory(
     limit, not the line."""
     import tracemalloc
 
-    import adapters.csv_files.adapter as csv_adapter
+    import adapters.csv_files.table as csv_table
 
-    monkeypatch.setattr(csv_adapter, "MAX_LINE", 1 << 16)
+    monkeypatch.setattr(csv_table, "MAX_LINE", 1 << 16)
     path = tmp_path / "t.csv"
     with path.open("w", encoding="utf-8") as out:
         out.write(TOUCH_HEADER + "\n" + "a@example.com,,2026-11-03,Events,,,,\n")
