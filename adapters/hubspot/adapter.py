@@ -182,12 +182,18 @@ class HubSpotCrm:
         existing = self.describe_fields(obj)
         for spec in fields:
             if spec.name not in existing:
-                self._call(
-                    f"create {obj} property {spec.name}",
-                    self._properties.create_with_http_info,
-                    obj,
-                    property_body(spec, group),
-                )
+                try:
+                    self._call(
+                        f"create {obj} property {spec.name}",
+                        self._properties.create_with_http_info,
+                        obj,
+                        property_body(spec, group),
+                    )
+                except RecordError as exc:
+                    # Created meanwhile (a killed run's request that landed late, another
+                    # process): the property is there, which is all that was asked.
+                    if spec.name not in self.describe_fields(obj):
+                        raise exc from None
 
     # -- reads ------------------------------------------------------------------------------
     def contacts(self, since: datetime | None, properties: Sequence[str]) -> Iterator[CrmRecord]:
