@@ -110,6 +110,14 @@ class EmulatorServer:
             def _serve(self) -> None:
                 emulator._dispatch(self)
 
+            def handle(self) -> None:
+                try:
+                    super().handle()
+                except (BrokenPipeError, ConnectionResetError):
+                    # The client hung up (Ctrl-C, a killed process): nobody is left to answer,
+                    # and a traceback from this thread would only bury the user's own message.
+                    self.close_connection = True
+
             do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _serve
 
         self._server = ThreadingHTTPServer(("127.0.0.1", port), _Handler)

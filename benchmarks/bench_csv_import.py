@@ -216,7 +216,7 @@ def main() -> None:
     since = utcnow()
     timed("spend", lambda: source.spend(since))
     timed("touchpoints", lambda: source.touchpoints(since))
-    print(f"rejected rows: {len(source.rejected)}")
+    print(f"rejected rows: {sum(source.rejected_count.values()):,d}")
     import_into_store(source)
 
 

@@ -13,65 +13,46 @@ Streams read:
   ``default_currency``), ``clicks``, ``impressions``, ``channel``, ``account``.
 
 Files are read whole on every run (``since`` is ignored: offline rows often arrive late, and the
-keys make re-reading harmless). Invalid rows are skipped and collected in :attr:`rejected` with
-file, line and column; a missing file or required header is a :class:`ConfigError`.
+keys make re-reading harmless). A row that cannot be used — a cell that does not parse, a byte
+that is not UTF-8, a line over :data:`.table.MAX_LINE` characters (read through in chunks, so memory
+stays bounded), malformed quoting — is skipped and reported with file, line and column: the first
+:data:`KEPT` of each file in :attr:`rejected`, all of them in :attr:`rejected_count`. A missing
+file or required header is a :class:`ConfigError`.
 Format: RFC 4180 CSV, UTF-8 (a BOM is accepted), header names case-insensitive.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import logging
 import math
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import ClassVar, TextIO, TypeVar
+from typing import ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from adapters.csv_files.table import BadValue, Reject, RowError, Table
 from connector.kernel.errors import ConfigError
 from connector.kernel.identity import email_hash
 from connector.kernel.records import IdentityKind, Spend, Touchpoint
 from connector.kernel.timeutil import parse_datetime
+
+__all__ = ["CsvFilesSettings", "CsvFilesSource", "RowError"]
 
 SOURCE = "csv_files"
 TOUCH_REQUIRED = ("occurred_at", "channel")
 TOUCH_IDENTITY = ("email", "crm_id")
 SPEND_REQUIRED = ("platform", "campaign", "date", "cost")
 CACHE_SIZE = 100_000
+KEPT = 100  # rejected rows kept per file (all are counted)
+# A day's cost above this is no real spend (a unit or export error); below it float sums keep
+# every cent.
+MAX_AMOUNT = 1e12
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
-Reject = Callable[[int, "BadValue"], None]
-
-
-@dataclass(frozen=True, slots=True)
-class RowError:
-    """One rejected row: where it is and why."""
-
-    file: Path
-    line: int
-    column: str
-    reason: str
-
-    @property
-    def message(self) -> str:
-        return f"line {self.line}, column {self.column}: {self.reason}"
-
-    def __str__(self) -> str:
-        return f"{self.file}: {self.message}"
-
-
-class BadValue(ValueError):
-    """A cell that does not parse; ``column`` names it."""
-
-    def __init__(self, column: str, reason: str) -> None:
-        super().__init__(reason)
-        self.column = column
-        self.reason = reason
 
 
 class CsvFilesSettings(BaseModel):
@@ -89,51 +70,6 @@ class CsvFilesSettings(BaseModel):
         return value.upper()
 
 
-class _Table:
-    """An open CSV file: its reader and the position of each column named in the header."""
-
-    def __init__(self, path: Path, required: Sequence[str], one_of: Sequence[str] = ()) -> None:
-        try:
-            self.handle: TextIO = path.open(newline="", encoding="utf-8-sig")
-        except FileNotFoundError:
-            raise ConfigError(
-                f"{path}: file not found (check the csv_files source settings)"
-            ) from None
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read file ({exc.strerror})") from None
-        self.reader = csv.reader(self.handle)
-        header = next(self.reader, None) or []
-        self.columns = {name.strip().lower(): i for i, name in enumerate(header)}
-        self.width = len(header)
-        missing = [name for name in required if name not in self.columns]
-        if one_of and not any(name in self.columns for name in one_of):
-            missing.append(" or ".join(one_of))
-        if missing:
-            self.handle.close()
-            found = ", ".join(self.columns) or "no header row"
-            raise ConfigError(
-                f"{path}: missing required column {missing[0]!r} in the header (found: {found})"
-            )
-
-    def index(self, name: str) -> int:
-        """Position of ``name``; a missing optional column reads as the empty pad cell."""
-        return self.columns.get(name, self.width)
-
-    def rows(self, reject: Reject) -> Iterator[list[str]]:
-        """Rows of the header's width plus one empty pad cell; blank lines skipped."""
-        width = self.width
-        for row in self.reader:
-            if len(row) != width:
-                if row and (len(row) > 1 or row[0].strip()):
-                    reject(
-                        self.reader.line_num,
-                        BadValue("(row)", f"expected {width} fields, found {len(row)}"),
-                    )
-                continue
-            row.append("")
-            yield row
-
-
 class CsvFilesSource:
     """SourceAdapter over one offline touchpoints file and one spend file."""
 
@@ -141,10 +77,29 @@ class CsvFilesSource:
 
     def __init__(self, settings: CsvFilesSettings) -> None:
         self.settings = settings
-        self.rejected: list[RowError] = []
+        self.rejected: list[RowError] = []  # of the last read of each file, the first KEPT
+        self.rejected_count: dict[Path, int] = {}  # of the last read of each file, all
 
     def api_calls(self) -> int:
         return 0
+
+    def rejected_rows(self) -> tuple[int, list[str]]:
+        """:class:`connector.kernel.protocols.RejectsRows`: the last read of each file."""
+        return sum(self.rejected_count.values()), [str(e) for e in self.rejected]
+
+    def check(self) -> list[str]:
+        """Both files exist, are readable and have their required columns (no rows read)."""
+        problems = []
+        for path, required, one_of in (
+            (self.settings.touchpoints_file, TOUCH_REQUIRED, TOUCH_IDENTITY),
+            (self.settings.spend_file, SPEND_REQUIRED, ()),
+        ):
+            if path is not None:
+                try:
+                    Table(path, required, one_of).handle.close()
+                except ConfigError as exc:
+                    problems.append(str(exc))
+        return problems
 
     def close(self) -> None:
         """Nothing to release: each read closes its file."""
@@ -163,31 +118,33 @@ class CsvFilesSource:
     def _read(
         self,
         path: Path,
-        rows: Callable[[_Table, Reject], Iterator[R]],
+        rows: Callable[[Table, Reject], Iterator[R]],
         required: Sequence[str],
         one_of: Sequence[str] = (),
     ) -> Iterator[R]:
         self.rejected = [error for error in self.rejected if error.file != path]
         rejected: list[RowError] = []
+        count = 0
 
         def reject(line: int, error: BadValue) -> None:
-            rejected.append(RowError(path, line, error.column, error.reason))
+            nonlocal count
+            count += 1
+            if len(rejected) < KEPT:
+                rejected.append(RowError(path, line, error.column, error.reason))
 
-        table = _Table(path, required, one_of)
+        table = Table(path, required, one_of)
         try:
             yield from rows(table, reject)
-        except csv.Error as exc:
-            line = table.reader.line_num
-            raise ConfigError(f"{path}: line {line}: malformed CSV ({exc})") from None
         finally:
             table.handle.close()
             self.rejected.extend(rejected)
+            self.rejected_count[path] = count
             if rejected:
                 first = rejected[0].message
-                log.warning("%s: %d rows rejected; first: %s", path, len(rejected), first)
+                log.warning("%s: %d rows rejected; first: %s", path, count, first)
 
     # -- touchpoints -----------------------------------------------------------------------
-    def _touch_rows(self, table: _Table, reject: Reject) -> Iterator[Touchpoint]:
+    def _touch_rows(self, table: Table, reject: Reject) -> Iterator[Touchpoint]:
         i_email, i_crm = table.index("email"), table.index("crm_id")
         i_at, i_channel = table.index("occurred_at"), table.index("channel")
         i_campaign, i_source = table.index("campaign"), table.index("source")
@@ -245,7 +202,7 @@ class CsvFilesSource:
             )
 
     # -- spend -----------------------------------------------------------------------------
-    def _spend_rows(self, table: _Table, reject: Reject) -> Iterator[Spend]:
+    def _spend_rows(self, table: Table, reject: Reject) -> Iterator[Spend]:
         i_platform, i_campaign = table.index("platform"), table.index("campaign")
         i_date, i_cost = table.index("date"), table.index("cost")
         i_campaign_id, i_currency = table.index("campaign_id"), table.index("currency")
@@ -328,6 +285,10 @@ def _amount(text: str) -> float:
         ) from None
     if not math.isfinite(value) or value < 0:
         raise BadValue("cost", f"{text.strip()!r} is not a non-negative amount")
+    if value > MAX_AMOUNT:
+        raise BadValue(
+            "cost", f"{text.strip()!r} is not a plausible day's spend (at most {MAX_AMOUNT:,.0f})"
+        )
     return value
 
 
@@ -340,4 +301,6 @@ def _count(column: str, text: str) -> int:
         raise BadValue(column, f"{text!r} is not a whole number") from None
     if value < 0:
         raise BadValue(column, f"{text!r} is negative")
+    if value > MAX_AMOUNT:
+        raise BadValue(column, f"{text!r} is not a plausible count (at most {MAX_AMOUNT:,.0f})")
     return value

@@ -325,7 +325,7 @@ class Ga4Source:
         request = GetMetadataRequest(name=f"properties/{self.settings.property_id}/metadata")
         try:
             metadata: Metadata = self._call(self._client.get_metadata, request)
-        except (ConfigError, TransientError) as exc:
+        except ConfigError as exc:  # a transient failure is not a problem of the setup: raised
             return [str(exc)]
         dimensions = {d.api_name for d in metadata.dimensions}
         dimensions |= {name for d in metadata.dimensions for name in d.deprecated_api_names}

@@ -172,22 +172,23 @@ class HubSpotCrm:
         """Create ``group`` and every field of ``fields`` that ``obj`` does not have yet."""
         groups = self._call(f"read {obj} property groups", self._groups.get_all_with_http_info, obj)
         if group not in {g.name for g in groups.results}:
-            label = group.replace("_", " ").title()
-            self._call(
-                f"create {obj} property group {group}",
-                self._groups.create_with_http_info,
-                obj,
-                {"name": group, "label": label, "displayOrder": -1},
-            )
+            body = {"name": group, "label": group.replace("_", " ").title(), "displayOrder": -1}
+            self._call(f"create {obj} group", self._groups.create_with_http_info, obj, body)
         existing = self.describe_fields(obj)
         for spec in fields:
             if spec.name not in existing:
-                self._call(
-                    f"create {obj} property {spec.name}",
-                    self._properties.create_with_http_info,
-                    obj,
-                    property_body(spec, group),
-                )
+                try:
+                    self._call(
+                        f"create {obj} property {spec.name}",
+                        self._properties.create_with_http_info,
+                        obj,
+                        property_body(spec, group),
+                    )
+                except RecordError as exc:
+                    # Created meanwhile (a killed run's request that landed late, another
+                    # process): the property is there, which is all that was asked.
+                    if spec.name not in self.describe_fields(obj):
+                        raise exc from None
 
     # -- reads ------------------------------------------------------------------------------
     def contacts(self, since: datetime | None, properties: Sequence[str]) -> Iterator[CrmRecord]:

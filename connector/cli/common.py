@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from connector.kernel.errors import ClosedloopError, ConfigError
 
@@ -94,7 +95,67 @@ def friendly_errors() -> Iterator[None]:
 
 
 LogFormat = Annotated[str, typer.Option("--log-format", help="text | json (JSON lines)")]
-EXIT_CODES = {"succeeded": 0, "failed": 1, "interrupted": 3, "incomplete": 4}
+# Exit codes of the commands that run (sync, rollback), by how the run ended; 2 is a
+# configuration or usage error (nothing was written). The README's "Exit codes" repeats this.
+EXIT_CODES = {"succeeded": 0, "failed": 1, "interrupted": 3, "incomplete": 4, "partial": 6}
+
+
+def run_summary(run: Any, counts: dict[str, Any], dry_run: bool = False) -> Table:
+    """A run's counts as a few readable lines: what was read, matched, attributed, written."""
+    seconds = (run.finished_at - run.started_at).total_seconds() if run.finished_at else None
+    took = f" in {seconds:.1f} s" if seconds is not None else ""
+    what = "Dry run (nothing was saved or sent)" if dry_run else f"Run {run.id}"
+    title = f"{what}: {run.status}{took} · {run.api_calls:,} API requests"
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    sources = sorted({k.split(".")[0] for k in counts if "." in k})
+    for name in sources:
+        parts = [f"{counts.get(f'{name}.touchpoints', 0):,} touchpoints",
+                 f"{counts.get(f'{name}.spend', 0):,} spend rows"]  # fmt: skip
+        if counts.get(f"{name}.rows_rejected"):
+            parts.append(f"[yellow]{counts[f'{name}.rows_rejected']:,} rows rejected[/]")
+        table.add_row(f"read {name}", ", ".join(parts))
+    if "contacts_read" in counts or "deals_read" in counts:
+        table.add_row("read CRM", f"{counts.get('contacts_read', 0):,} people and "
+                      f"{counts.get('deals_read', 0):,} deals (new or changed)")  # fmt: skip
+    if "journeys" in counts:
+        table.add_row("matched", f"{counts['journeys']:,} people with touchpoints")
+    if "deals_attributed" in counts:
+        odd = [f"{counts[k]:,} {label}" for k, label in (
+            ("deals_without_touches", "without touches"),
+            ("deals_unknown_currency", "in a currency without a rate"),
+        ) if counts.get(k)]  # fmt: skip
+        table.add_row("attributed", f"{counts['deals_attributed']:,} deals"
+                      + (f" ({', '.join(odd)})" if odd else ""))  # fmt: skip
+    if "writeback_records_considered" in counts:
+        changes = counts.get("writeback_changes", 0)
+        compared = counts["writeback_records_considered"]
+        line = (f"would change {changes:,} fields on {compared:,} records compared" if dry_run
+                else f"{counts.get('records_written', 0):,} records updated ({changes:,} field "
+                f"changes) of {compared:,} compared")  # fmt: skip
+        if counts.get("records_failed"):
+            line += f", [red]{counts['records_failed']:,} failed[/]"
+        if counts.get("writeback_problems"):
+            line += f", [yellow]{counts['writeback_problems']:,} not writable[/]"
+        table.add_row("CRM write-back", line)
+    return table
+
+
+def require_run(engine: Any, run_id: int) -> Any:
+    """The run ``run_id`` of the store, or a usage error (exit 2) that records nothing."""
+    from sqlmodel import Session
+
+    from connector.store import models
+
+    with Session(engine) as session:
+        run = session.get(models.SyncRun, run_id)
+        if run is None:
+            raise typer.BadParameter(
+                f"there is no run {run_id}; `closedloop runs` lists them", param_hint="RUN_ID"
+            )
+        session.expunge(run)
+    return run
 
 
 def _setup_logging(verbose: bool, fmt: str = "text", secrets: Any = ()) -> None:
@@ -114,4 +175,10 @@ def _stop_on_signals() -> threading.Event:
 def _load(config: Path) -> Any:
     from connector.config.loader import load_config
 
+    demo = Path("closedloop-demo/closedloop.yaml")
+    if config == DEFAULT_CONFIG and not config.exists() and demo.exists():
+        raise ConfigError(
+            f"{config}: no config here; the demo's is {demo}: add -c {demo} "
+            "(or set CLOSEDLOOP_CONFIG)"
+        )
     return load_config(config)

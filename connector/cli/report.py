@@ -17,18 +17,24 @@ from connector.report.terminal import print_report
 def build_report(
     loaded: Any, model: str | None = None, start: date | None = None, end: date | None = None
 ) -> Any:
+    from connector.config.settings import MODEL_NAMES
     from connector.report.closed_loop import build_report as assemble
     from connector.store.database import make_engine
 
     sync = loaded.config.sync
     chosen = model or sync.report_model
     models = list(dict.fromkeys([*sync.models, sync.report_model]))
+    if chosen not in MODEL_NAMES:
+        raise typer.BadParameter(
+            f"unknown model {chosen!r}; expected one of {', '.join(MODEL_NAMES)}",
+            param_hint="--model",
+        )
     if chosen not in models:
         raise ConfigError(
             f"model {chosen!r} was not computed; add it to sync.models "
             f"(computed: {', '.join(models)})"
         )
-    engine = make_engine(loaded.store_url())
+    engine = make_engine(loaded.store_url(), create=False)  # a report never makes a store
     try:
         return assemble(engine, models, chosen, loaded.config.currency.base, start, end)
     finally:
@@ -51,6 +57,8 @@ def report(
         raise typer.BadParameter("expected channel or campaign", param_hint="--by")
     if format not in {"table", "csv", "json", "html"}:
         raise typer.BadParameter("expected table, csv, json or html", param_hint="--format")
+    if start and end and start > end:
+        raise typer.BadParameter(f"--start {start:%Y-%m-%d} is after --end {end:%Y-%m-%d}")
     with friendly_errors():
         result = build_report(_load(config), model, start and start.date(), end and end.date())
     if format == "table":

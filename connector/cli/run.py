@@ -19,45 +19,83 @@ from connector.cli.common import (
     console,
     err,
     friendly_errors,
+    require_run,
     rich_progress,
+    run_summary,
 )
 
 
 def run_and_summarise(
-    loaded: Any, only: str | None = None, stop: threading.Event | None = None
+    loaded: Any,
+    only: str | None = None,
+    stop: threading.Event | None = None,
+    dry_run: bool = False,
 ) -> Any:
+    """One run with progress bars, then its summary (and, for a dry run, what it would write).
+
+    Returns (context, run); the caller closes the context."""
     from connector.run.context import build_context
     from connector.run.sync import run_sync
 
     with rich_progress() as progress:
-        ctx = build_context(loaded, progress)
+        # a dry run makes no store: a new one's tables live only in its rolled-back transaction
+        ctx = build_context(loaded, progress, create_store=not dry_run, must_exist=False)
+        ctx.dry_run = dry_run
         if stop is not None:
             ctx.stop = stop
-        run = run_sync(ctx, only=only)  # type: ignore[arg-type]
-    console.print(
-        f"run {run.id}: [bold]{run.status}[/] · {ctx.api_calls()} API requests · "
-        + ", ".join(f"{k} {v}" for k, v in sorted(ctx.counts.items()))
-    )
+        try:
+            run = run_sync(ctx, only=only)  # type: ignore[arg-type]
+        except BaseException:
+            ctx.close()
+            raise
+    console.print(run_summary(run, ctx.counts, dry_run))
+    if ctx.rejected:
+        console.print(f"[yellow]rejected input rows[/] (the first {len(ctx.rejected)}):")
+        for _, message in ctx.rejected[:20]:
+            console.print(f"  {message}", highlight=False)
+        if not dry_run:
+            console.print(f"  … all of them: closedloop runs show {run.id}")
+    if dry_run and ctx.write_plan is not None:
+        _print_plan(ctx.write_plan)
     if run.error:
-        err.print(f"[yellow]{run.error}[/]")
+        err.print(f"[yellow]{run.error}[/]", highlight=False)
     return ctx, run
+
+
+def _print_plan(plan: Any) -> None:
+    changes = plan.changes
+    shown = "" if len(changes) <= 200 else " (the first 200 shown)"
+    table = Table(title=f"Dry run: {len(changes)} changes would be written{shown}")
+    for col in ("object", "record", "field", "now", "would be"):
+        table.add_column(col)
+    for c in changes[:200]:
+        table.add_row(c.crm_object, c.record_id, c.field, c.old or "", c.new or "")
+    console.print(table)
+    for problem in plan.problems[:20]:
+        console.print(f"[yellow]would not write[/] {problem}", highlight=False)
 
 
 def sync(
     config: ConfigOption = DEFAULT_CONFIG,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Print the CRM diff, write nothing.")
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Do everything but save: print what would be read and written to the CRM; "
+            "the CRM and the store are left as they were.",
+        ),
     ] = False,
     only: Annotated[
-        str | None, typer.Option(help="extract | match | writeback | revenue | attribute")
+        str | None, typer.Option(help="extract | match | revenue | attribute | writeback")
     ] = None,
     verbose: bool = False,
     log_format: LogFormat = "text",
 ) -> None:
-    """Run one sync: read sources and CRM, match, write back, pull revenue, attribute.
+    """Run one sync: read sources and CRM, match, pull revenue, attribute, write back.
 
-    Exit code: 0 succeeded, 1 failed, 2 configuration error, 3 interrupted, 4 stopped by an API
-    budget (re-run later to resume).
+    Exit code: 0 succeeded, 1 failed, 2 configuration error (nothing was written), 3
+    interrupted, 4 stopped by an API budget (re-run later to resume), 6 partial (finished, but
+    some records failed or input rows were rejected: closedloop runs show ID).
     """
     from connector.run.sync import STEPS
 
@@ -67,25 +105,8 @@ def sync(
     with friendly_errors():
         loaded = _load(config)
         _setup_logging(verbose, log_format, loaded.secrets)
-        if dry_run:
-            from connector.run.context import build_context
-            from connector.run.sync import run_sync
-
-            with rich_progress() as progress:
-                ctx = build_context(loaded, progress)
-                ctx.dry_run = True
-                run_sync(ctx, job="sync (dry run)")
-                ctx.close()
-            changes = ctx.write_plan.changes
-            shown = "" if len(changes) <= 200 else " (the first 200 shown)"
-            table = Table(title=f"Dry run: {len(changes)} changes would be written{shown}")
-            for col in ("object", "record", "field", "now", "would be"):
-                table.add_column(col)
-            for c in changes[:200]:
-                table.add_row(c.crm_object, c.record_id, c.field, c.old or "", c.new or "")
-            console.print(table)
-            return
-        _, run = run_and_summarise(loaded, only=only, stop=_stop_on_signals())
+        ctx, run = run_and_summarise(loaded, only=only, stop=_stop_on_signals(), dry_run=dry_run)
+        ctx.close()
     if run.status != "succeeded":
         raise typer.Exit(EXIT_CODES.get(run.status, 1))
 
@@ -107,7 +128,7 @@ def rollback(
     run_id: Annotated[int, typer.Argument(help="The run whose writes to undo.")],
     config: ConfigOption = DEFAULT_CONFIG,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Show what would be restored.")
+        bool, typer.Option("--dry-run", help="Show what would be restored; change nothing.")
     ] = False,
 ) -> None:
     """Restore the values RUN overwrote, where the CRM still holds what closedloop wrote."""
@@ -116,18 +137,27 @@ def rollback(
     from connector.run.sync import run_job
 
     with friendly_errors():
-        ctx = build_context(_load(config))
-        ctx.dry_run = dry_run
-        holder: dict[str, Any] = {}
-        run = run_job(ctx, f"rollback {run_id}", lambda c: holder.update(r=do_rollback(c, run_id)))
+        ctx = build_context(_load(config), create_store=False)
+        try:
+            require_run(ctx.engine, run_id)
+            ctx.dry_run = dry_run
+            holder: dict[str, Any] = {}
+            run = run_job(
+                ctx, f"rollback {run_id}", lambda c: holder.update(r=do_rollback(c, run_id))
+            )
+        finally:
+            ctx.close()
     result = holder["r"]
     verb = "would restore" if dry_run else "restored"
+    what = "dry run (nothing was changed)" if dry_run else f"run {run.id}"
     console.print(
-        f"run {run.id}: {verb} {len(result.restored)} values of run {run_id}; "
+        f"{what}: {verb} {len(result.restored)} values of run {run_id}; "
         f"{len(result.left_alone)} left alone"
     )
     for line in result.left_alone[:50]:
         console.print(f"  [yellow]{line}[/]")
+    if run.status != "succeeded":
+        raise typer.Exit(EXIT_CODES.get(run.status, 1))
 
 
 def forget(

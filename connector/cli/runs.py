@@ -12,8 +12,8 @@ from connector.cli.common import (
     ConfigOption,
     _load,
     console,
-    err,
     friendly_errors,
+    require_run,
 )
 from connector.report.terminal import cell
 
@@ -32,7 +32,7 @@ def runs(ctx: typer.Context, config: ConfigOption = DEFAULT_CONFIG, limit: int =
     from connector.store.database import make_engine
 
     with friendly_errors():
-        engine = make_engine(_load(config).store_url())
+        engine = make_engine(_load(config).store_url(), create=False)
     with Session(engine) as session:
         rows = session.exec(
             select(models.SyncRun).order_by(col(models.SyncRun.id).desc()).limit(limit)
@@ -69,30 +69,34 @@ def runs(ctx: typer.Context, config: ConfigOption = DEFAULT_CONFIG, limit: int =
 
 @runs_app.command("show")
 def runs_show(ctx: typer.Context, run_id: int) -> None:
-    """One run in detail, with its per-record write failures."""
-    from sqlmodel import Session, select
+    """One run in detail: counts, its per-record write failures and its rejected input rows."""
+    from sqlmodel import Session, col, select
 
     from connector.store import models
     from connector.store.database import make_engine
 
     with friendly_errors():
-        engine = make_engine(_load(ctx.obj).store_url())
+        engine = make_engine(_load(ctx.obj).store_url(), create=False)
+    run = require_run(engine, run_id)
     with Session(engine) as session:
-        run = session.get(models.SyncRun, run_id)
-        if run is None:
-            err.print(f"there is no run {run_id}")
-            raise typer.Exit(1)
         writes = session.exec(
             select(models.FieldWrite).where(models.FieldWrite.run_id == run_id)
         ).all()
+        rejected = session.exec(
+            select(models.RejectedRow)
+            .where(models.RejectedRow.run_id == run_id)
+            .order_by(col(models.RejectedRow.id))
+        ).all()
+    engine.dispose()
     console.print(
         f"run {run.id} · {run.job} · [bold]{run.status}[/] · "
         f"started {run.started_at:%Y-%m-%d %H:%M:%S} UTC"
         f" · {run.api_calls} API calls"
     )
     if run.error:
-        console.print(f"error: {run.error}")
-    for key, value in sorted(json.loads(run.counts or "{}").items()):
+        console.print(f"error: {run.error}", highlight=False)
+    counts = json.loads(run.counts or "{}")
+    for key, value in sorted(counts.items()):
         console.print(f"  {key}: {value}")
     by_status: dict[str, int] = {}
     for w in writes:
@@ -108,3 +112,9 @@ def runs_show(ctx: typer.Context, run_id: int) -> None:
         for w in failed[:200]:
             table.add_row(w.crm_object, w.record_id, w.field, w.new_value or "", w.error)
         console.print(table)
+    total = sum(v for k, v in counts.items() if k.endswith(".rows_rejected"))
+    if total:
+        kept = f" (the first {len(rejected)} kept)" if len(rejected) < total else ""
+        console.print(f"rejected input rows: {total}{kept}")
+        for r in rejected:
+            console.print(f"  {r.message}", highlight=False, soft_wrap=True)

@@ -11,44 +11,72 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from connector.cli.common import DEFAULT_CONFIG, ConfigOption, _load, console, friendly_errors
+from connector.cli.common import (
+    DEFAULT_CONFIG,
+    EXIT_CODES,
+    ConfigOption,
+    _load,
+    _stop_on_signals,
+    console,
+    err,
+    friendly_errors,
+)
 from connector.cli.report import build_report
 from connector.cli.run import run_and_summarise
-from connector.kernel.errors import ClosedloopError
 from connector.report.terminal import print_report
 
 
 def demo(
     crm: Annotated[
-        str, typer.Option(help="hubspot (more CRMs as their adapters land)")
+        str, typer.Option(help="The CRM to emulate: hubspot or salesforce.")
     ] = "hubspot",
     workdir: Annotated[
-        Path, typer.Option("--dir", help="Where the demo writes its config and store.")
+        Path,
+        typer.Option(
+            "--dir",
+            help="Where the demo writes its config and store: a new or empty folder, or an "
+            "earlier demo's (only its own files are replaced).",
+        ),
     ] = Path("closedloop-demo"),
     contacts: Annotated[int, typer.Option(help="Contacts in the synthetic company.")] = 2000,
     seed: int = 7,
 ) -> None:
-    """Run the whole loop against local emulators of the CRM and GA4 (no account needed)."""
-    from connector.demo.emulators import start_demo
+    """Run the whole loop against local emulators of HubSpot or Salesforce, GA4, Google Ads,
+    Meta Ads and LinkedIn Ads (no account needed), then show the report and a few contacts."""
+    from connector.demo.emulators import prepare_folder, start_demo
     from connector.demo.synthetic import generate
 
+    if crm not in {"hubspot", "salesforce"}:
+        raise typer.BadParameter("expected hubspot or salesforce", param_hint="--crm")
+    if contacts < 10:
+        raise typer.BadParameter("at least 10", param_hint="--contacts")
     started = time.perf_counter()
-    console.print(
-        f"[bold]closedloop demo[/]: a synthetic company; emulators of {crm}, GA4, Google Ads, "
-        "Meta Ads and LinkedIn Ads on 127.0.0.1, offline CSVs"
-    )
-    company = generate(seed=seed, contacts=contacts, visits=max(20000, contacts * 10))
+    stop = _stop_on_signals()  # Ctrl-C: stop cleanly at the next step, never mid-request
+    with friendly_errors():
+        prepare_folder(workdir)  # refuse someone else's folder before any work
+        console.print(
+            f"[bold]closedloop demo[/]: a synthetic company; emulators of {crm}, GA4, "
+            "Google Ads, Meta Ads and LinkedIn Ads on 127.0.0.1, offline CSVs"
+        )
+        company = generate(seed=seed, contacts=contacts, visits=max(20000, contacts * 10))
+        systems = start_demo(workdir, crm, company)
     console.print(
         f"seeded {len(company.people):,} contacts, {len(company.visits):,} GA4 sessions, "
         f"{len(company.deals):,} deals"
     )
-    systems = start_demo(workdir, crm, company)
     try:
+        if stop.is_set():
+            raise _interrupted("before its sync; nothing was run")
         with friendly_errors():
             loaded = _load(systems.config_path)
-            ctx, run = run_and_summarise(loaded)
-            print_report(console, build_report(loaded))
-            _show_contacts(ctx)
+            ctx, run = run_and_summarise(loaded, stop=stop)
+            try:
+                if run.status == "interrupted":
+                    raise _interrupted("the run stopped after its batch in flight")
+                print_report(console, build_report(loaded))
+                _show_contacts(ctx, crm)
+            finally:
+                ctx.close()
     finally:
         served = systems.requests_served()
         systems.stop()
@@ -56,17 +84,32 @@ def demo(
     console.print(
         "API requests served: "
         + ", ".join(f"{k} {v}" for k, v in served.items())
-        + f" · wall time {elapsed:.1f} s · config and store in {workdir}/"
+        + f" · wall time {elapsed:.1f} s"
     )
+    config = systems.config_path
     console.print(
-        f"Next: [bold]closedloop report -c {systems.config_path}[/] · "
-        f"[bold]closedloop init my-setup[/] to start on your own portal"
+        f"\nThe emulators stopped with the demo; its config, store and CSVs stay in {workdir}/.\n"
+        "Go on with what it stored (a new sync against this config cannot run: nothing answers "
+        "at its addresses any more):\n"
+        f"  closedloop report -c {config} --by campaign\n"
+        f"  closedloop report -c {config} --format html -o report.html\n"
+        f"  closedloop runs -c {config} show {run.id}\n"
+        f"Run the demo again for a fresh sync; connect your own systems with: closedloop init "
+        "my-setup",
+        highlight=False,
+        soft_wrap=True,
     )
 
 
-def _show_contacts(ctx: Any) -> None:
+def _interrupted(what: str) -> typer.Exit:
+    err.print(f"demo interrupted (Ctrl-C): {what}; the emulators are stopped")
+    return typer.Exit(EXIT_CODES["interrupted"])
+
+
+def _show_contacts(ctx: Any, crm: str) -> None:
     from sqlmodel import Session, col, select
 
+    from connector.demo.emulators import PERSON_NAME_FIELDS
     from connector.store import models
 
     with Session(ctx.engine) as session:
@@ -87,30 +130,37 @@ def _show_contacts(ctx: Any) -> None:
         "channel_path",
     )
     fields = [m.field for m in ctx.mapping.fields if m.value in shown]
+    names = [*PERSON_NAME_FIELDS[crm], ctx.mapping.identity.email or ""]
     by_object: dict[str, list[str]] = {}
     for obj, crm_id in rows:
         by_object.setdefault(obj, []).append(crm_id)
     table = Table(title="Contacts as a sales rep now sees them (read back from the CRM)")
-    table.add_column("record")
+    table.add_column("person")
     for f in fields:
         table.add_column(f)
     for obj, ids in by_object.items():
-        values = ctx.crm.read_values(obj, ids, fields)
+        values = ctx.crm.read_values(obj, ids, [*names, *fields])
         for crm_id in ids:
-            table.add_row(f"{obj}/{crm_id}", *[values.get(crm_id, {}).get(f) or "" for f in fields])
+            record = values.get(crm_id, {})
+            first, last, email = (record.get(n) or "" for n in names)
+            person = f"{first} {last}".strip().title() + f"\n{email.strip()}"
+            table.add_row(person, *[record.get(f) or "" for f in fields])
     console.print(table)
 
 
 def init(target: Annotated[Path, typer.Argument(help="Folder to create.")] = Path(".")) -> None:
-    """Write commented example config/ and mappings/ into TARGET."""
+    """Write commented example config/ (with the sample CSVs it names) and mappings/ into
+    TARGET; a file that exists is kept, never overwritten."""
     from connector.demo.emulators import shipped_folder
 
-    for name in ("config", "mappings"):
+    for name, pattern in (
+        ("config", "*.yaml"),
+        ("config/samples", "*.csv"),
+        ("mappings", "*.yaml"),
+    ):
         destination = target / name
         destination.mkdir(parents=True, exist_ok=True)
-        for source in sorted(shipped_folder(name).glob("*.yaml")):
-            if source.name == "demo.yaml":
-                continue
+        for source in sorted(shipped_folder(name).glob(pattern)):
             out = destination / source.name
             if out.exists():
                 console.print(f"kept {out} (exists)")
@@ -123,61 +173,29 @@ def init(target: Annotated[Path, typer.Argument(help="Folder to create.")] = Pat
     )
 
 
-def _source_problems(source: Any) -> list[str]:
-    """A source's own checks, or else one small read (yesterday's spend) to prove access."""
-    from datetime import timedelta
-
-    from connector.kernel.timeutil import utcnow
-
-    try:
-        if hasattr(source, "check"):
-            return list(source.check())
-        next(iter(source.spend(utcnow() - timedelta(days=1))), None)
-        return []
-    except ClosedloopError as exc:
-        return [str(exc)]
-
-
 def doctor(config: ConfigOption = DEFAULT_CONFIG) -> None:
-    """Check config, secrets, APIs, and that every mapped field exists and is writable."""
-    from connector.run.context import build_context
-    from connector.run.preflight import preflight, targets
+    """Check everything a sync needs and list every problem: secrets, key and data files,
+    mappings, the store, the CRM's fields (mapped, identity, UTM) and each source's access.
 
-    ok = True
+    Exit code: 0 all good, 2 a problem in the files (config, secrets, mappings), 1 a system
+    that does not answer as it should. Writes nothing.
+    """
+    from connector.config.loader import load_config
+    from connector.run.doctor import diagnose
+
     with friendly_errors():
-        loaded = _load(config)
-        console.print(f"[green]✓[/] {config}: valid, secrets present")
-        ctx = build_context(loaded)
-        ctx.dry_run = True
-        console.print(
-            f"[green]✓[/] mappings valid: {len(ctx.mapping.fields)} person fields, "
-            f"{len(ctx.mapping.deal_fields)} deal fields"
-        )
-        try:
-            specs = preflight(ctx)
-            console.print(
-                f"[green]✓[/] {ctx.crm_kind} reachable; mapped fields fit "
-                + ", ".join(f"{o} ({len(s)} fields)" for o, s in specs.items())
-            )
-            missing = [
-                f"{obj}.{m.field}"
-                for obj, _, mappings in targets(ctx)
-                for m in mappings
-                if m.field not in specs.get(obj, {})
-            ]
-            if missing:
-                console.print(f"[yellow]![/] will be created on first sync: {', '.join(missing)}")
-        except ClosedloopError as exc:
-            ok = False
-            console.print(f"[red]✗[/] {ctx.crm_kind}: {exc}")
-        for name, source in ctx.sources.items():
-            problems = _source_problems(source)
-            ok = ok and not problems
-            mark = "[red]✗[/]" if problems else "[green]✓[/]"
-            console.print(f"{mark} source {name}: " + ("; ".join(problems) or "reachable"))
-        ctx.close()
-    if not ok:
-        raise typer.Exit(1)
+        loaded = load_config(config, allow_missing_secrets=True)
+        findings = diagnose(loaded)
+    marks = {"ok": "[green]✓[/]", "warn": "[yellow]![/]", "fail": "[red]✗[/]"}
+    if not loaded.missing_secrets:
+        console.print(f"{marks['ok']} {config}: valid, secrets present")
+    for mark, text in findings:
+        console.print(f"{marks[mark]} {text}", highlight=False)
+    failed = [text for mark, text in findings if mark == "fail"]
+    if failed:
+        console.print(f"{len(failed)} problem(s) found")
+        in_files = loaded.missing_secrets or any(".yaml:" in text for text in failed)
+        raise typer.Exit(2 if in_files else 1)
 
 
 def schema(target: Annotated[Path, typer.Argument()] = Path("schemas")) -> None:

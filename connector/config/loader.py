@@ -10,16 +10,17 @@ import os
 import re
 import stat
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic import BaseModel, Field, SecretStr, ValidationError, create_model
 
 from connector import systems
-from connector.config.settings import Config
+from connector.config.settings import Config, CrmConfig, SourceConfig
 from connector.config.yamlfile import Loc, YamlDocument, load_yaml
 from connector.kernel.errors import ConfigError
 
+Missing = tuple[Loc, str]  # where a ${NAME} is not set, and the message saying so
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _SECRET_WORDS = ("token", "secret", "password", "key")
 
@@ -40,6 +41,7 @@ class LoadedConfig:
         self.crm_settings = crm_settings
         self.source_settings = sources
         self.secrets = secrets or set()  # every interpolated value: redacted from logs
+        self.missing_secrets: list[Missing] = []  # only with load_config(allow_missing_...)
 
     def resolve(self, relative: Path) -> Path:
         return relative if relative.is_absolute() else (self.path.parent / relative).resolve()
@@ -87,11 +89,15 @@ def _secrets(path: Path | None) -> dict[str, str]:
     return {str(k): str(v) for k, v in data.items()}
 
 
-def _interpolate(doc: YamlDocument, value: Any, loc: Loc, secrets: dict[str, str]) -> Any:
+def _interpolate(
+    doc: YamlDocument, value: Any, loc: Loc, secrets: dict[str, str], missing: list[Missing]
+) -> Any:
+    """``value`` with every ``${NAME}`` replaced; a name that is not set is added to
+    ``missing`` (file, line, name) and left as it is, so the rest is still checked."""
     if isinstance(value, dict):
-        return {k: _interpolate(doc, v, (*loc, k), secrets) for k, v in value.items()}
+        return {k: _interpolate(doc, v, (*loc, k), secrets, missing) for k, v in value.items()}
     if isinstance(value, list):
-        return [_interpolate(doc, v, (*loc, i), secrets) for i, v in enumerate(value)]
+        return [_interpolate(doc, v, (*loc, i), secrets, missing) for i, v in enumerate(value)]
     if not isinstance(value, str):
         return value
 
@@ -99,10 +105,14 @@ def _interpolate(doc: YamlDocument, value: Any, loc: Loc, secrets: dict[str, str
         name = match.group(1)
         found = os.environ.get(name, secrets.get(name))
         if found is None:
-            raise ConfigError(
-                f"{doc.where(loc)}: secret ${{{name}}} is not set: export {name}=... "
-                "or add it to the secrets_file"
+            missing.append(
+                (
+                    loc,
+                    f"{doc.where(loc)}: secret ${{{name}}} is not set: export {name}=... "
+                    "or add it to the secrets_file",
+                )
             )
+            return match.group(0)  # kept as written: never sent, never read as a path
         return found
 
     return _ENV.sub(substitute, value)
@@ -119,52 +129,81 @@ def warn_if_readable_by_others(path: Path) -> None:
         )
 
 
-def load_config(path: Path) -> LoadedConfig:
-    """Read, interpolate and validate ``path`` and its adapters' settings; raise ConfigError."""
+def load_config(path: Path, allow_missing_secrets: bool = False) -> LoadedConfig:
+    """Read, interpolate and validate ``path`` and its adapters' settings.
+
+    Raises one ConfigError listing every problem found: each missing secret, each invalid
+    key of the config and of every adapter's settings. ``allow_missing_secrets`` (doctor)
+    returns the config anyway, with the missing ones in ``missing_secrets``."""
     doc = load_yaml(path)
     if not isinstance(doc.data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     raw_secrets = doc.data.get("secrets_file")
     secrets_path = (path.parent / raw_secrets) if raw_secrets else None
     secrets = _secrets(secrets_path)
-    data = _interpolate(doc, doc.data, (), secrets)
-    config: Config = validate(doc, Config, data)
+    missing: list[Missing] = []
+    data = _interpolate(doc, doc.data, (), secrets, missing)
+    problems = [] if allow_missing_secrets else [message for _, message in missing]
+    try:
+        config: Config = validate(doc, Config, data)
+    except ConfigError as exc:
+        raise ConfigError("\n".join([*problems, str(exc)])) from None
+    crm_settings: Any = None
     if config.crm.kind not in systems.crm_kinds():
         known = ", ".join(systems.crm_kinds())
-        raise ConfigError(
+        problems.append(
             f"{doc.where(('crm', 'kind'))}: unknown CRM {config.crm.kind!r} "
             f"(expected one of {known})"
         )
-    crm_settings = validate(
-        doc, systems.crm_class(config.crm.kind).Settings, config.crm.settings, ("crm", "settings")
-    )
+    else:
+        model = systems.crm_class(config.crm.kind).Settings
+        crm_settings = _collect(problems, doc, model, config.crm.settings, ("crm", "settings"))
     sources: dict[str, Any] = {}
     for i, source in enumerate(config.sources):
         if source.kind not in systems.source_kinds():
             known = ", ".join(systems.source_kinds())
-            raise ConfigError(
+            problems.append(
                 f"{doc.where(('sources', i, 'kind'))}: unknown source {source.kind!r} "
                 f"(expected one of {known})"
             )
+            continue
         if source.name in sources:
-            raise ConfigError(
+            problems.append(
                 f"{doc.where(('sources', i, 'name'))}: duplicate source name {source.name!r}"
             )
+            continue
         model = systems.source_class(source.kind).Settings
-        settings = validate(doc, model, source.settings, ("sources", i, "settings"))
-        sources[source.name] = _relative_to(path.parent, settings)
+        settings = _collect(problems, doc, model, source.settings, ("sources", i, "settings"))
+        if settings is not None:
+            sources[source.name] = _relative_to(path.parent, settings)
+    if problems:
+        raise ConfigError("\n".join(problems))
     interpolated = _found_values(doc.data, secrets)
     inline = [
         value
         for model in (crm_settings, *sources.values())
         for _, value in model
-        if isinstance(value, SecretStr) and value.get_secret_value() not in interpolated
+        if isinstance(value, SecretStr)
+        and value.get_secret_value() not in interpolated
+        and not _ENV.fullmatch(value.get_secret_value())  # a missing one, left as written
     ]
     if inline:
         warn_if_readable_by_others(path)  # secrets written in the file itself
-    return LoadedConfig(
+    loaded = LoadedConfig(
         path.resolve(), config, _relative_to(path.parent, crm_settings), sources, interpolated
     )
+    loaded.missing_secrets = missing
+    return loaded
+
+
+def _collect(problems: list[str], doc: YamlDocument, model: Any, data: Any, loc: Loc) -> Any:
+    """``validate``, adding its problems to ``problems`` (and returning None) instead of
+    raising, so one run of the loader reports every section."""
+    try:
+        return validate(doc, model, data, loc)
+    except ConfigError as exc:
+        problems.append(str(exc))
+        return None
 
 
 def _found_values(data: Any, secrets: dict[str, str]) -> set[str]:
@@ -189,6 +228,33 @@ def _relative_to(folder: Path, settings: BaseModel) -> BaseModel:
         ):
             warn_if_readable_by_others(value)
     return settings
+
+
+def typed_config_model() -> type[BaseModel]:
+    """:class:`Config` with ``crm`` and each of ``sources`` typed by ``kind``: a discriminated
+    union of every registered adapter's own ``Settings``, so the JSON Schema lets an editor
+    flag a misspelled or mistyped setting (the loader checks the same models)."""
+
+    def entry(base: type[BaseModel], kind: str, settings: type[BaseModel]) -> Any:
+        name = "".join(part.title() for part in kind.split("_")) + base.__name__
+        fields: dict[str, Any] = {
+            "kind": (Literal[kind], Field(description=f"The {kind} adapter.")),
+            "settings": (settings, ...),
+        }
+        return create_model(name, __base__=base, **fields)
+
+    def union(base: type[BaseModel], kinds: list[str], find: Any) -> Any:
+        members = tuple(entry(base, kind, find(kind).Settings) for kind in kinds)
+        return Annotated[Union[members], Field(discriminator="kind")]  # noqa: UP007
+
+    crm = union(CrmConfig, systems.crm_kinds(), systems.crm_class)
+    source = union(SourceConfig, systems.source_kinds(), systems.source_class)
+    fields: dict[str, Any] = {
+        "crm": (crm, ...),
+        "sources": (list[source], Field(default_factory=list)),  # type: ignore[valid-type]
+    }
+    model: type[BaseModel] = create_model("Config", __base__=Config, **fields)
+    return model
 
 
 def dump_yaml(data: Any) -> str:

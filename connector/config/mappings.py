@@ -208,11 +208,11 @@ def load_crm_mapping(path: Path) -> CrmMapping:
 def json_schemas() -> dict[str, dict[str, Any]]:
     """JSON Schemas of the files people edit, keyed by file stem."""
     from connector.config.campaigns import CampaignRules
-    from connector.config.settings import Config
+    from connector.config.loader import typed_config_model
 
     return {
         "channels": ChannelRules.model_json_schema(by_alias=True),
         "crm_mapping": CrmMapping.model_json_schema(),
         "campaigns": CampaignRules.model_json_schema(),
-        "config": Config.model_json_schema(),
+        "config": typed_config_model().model_json_schema(),
     }

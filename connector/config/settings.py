@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -53,6 +53,7 @@ ModelName = Literal[
 ]
 
 
+MODEL_NAMES: tuple[str, ...] = get_args(ModelName)
 DEFAULT_MODELS: list[ModelName] = ["first_touch", "last_touch", "linear"]
 
 
@@ -80,7 +81,9 @@ class SyncConfig(Strict):
 
 class CurrencyConfig(Strict):
     base: str = "USD"
-    rates: dict[str, float] = Field(default_factory=dict, description="Units of base per unit.")
+    rates: dict[str, Annotated[float, Field(gt=0, allow_inf_nan=False)]] = Field(
+        default_factory=dict, description="Units of base per unit; each greater than 0."
+    )
 
     @field_validator("base")
     @classmethod
@@ -88,6 +91,14 @@ class CurrencyConfig(Strict):
         if not re.fullmatch(r"[A-Za-z]{3}", value):
             raise ValueError("expected a 3-letter ISO currency code such as USD")
         return value.upper()
+
+    @field_validator("rates")
+    @classmethod
+    def _codes(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = [code for code in value if not re.fullmatch(r"[A-Za-z]{3}", code)]
+        if bad:
+            raise ValueError(f"{bad[0]!r} is not a 3-letter ISO currency code such as EUR")
+        return {code.upper(): rate for code, rate in value.items()}
 
     def to_base(self, amount: float, currency: str | None) -> float | None:
         """``amount`` in base currency, or None when no rate is configured for ``currency``."""

@@ -38,9 +38,19 @@ class YamlDocument:
 def load_yaml(path: Path) -> YamlDocument:
     """Parse ``path``; malformed YAML or duplicate keys raise ConfigError with the line."""
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read file ({exc.strerror})") from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        start = raw.rfind(b"\n", 0, exc.start) + 1
+        column = len(raw[start : exc.start].decode("utf-8")) + 1
+        raise ConfigError(
+            f"{path}:{line}:{column}: byte 0x{raw[exc.start]:02X} is not UTF-8 "
+            "(save the file as UTF-8)"
+        ) from None
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()
@@ -51,8 +61,8 @@ def load_yaml(path: Path) -> YamlDocument:
         _index(loader, node, (), lines, path)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
-        line = f":{mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}{line}: malformed YAML: {exc.problem}") from exc
+        at = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}{at}: malformed YAML: {exc.problem}") from exc
     finally:
         loader.dispose()
     return YamlDocument(path, data, lines)

@@ -16,6 +16,7 @@ from typing import Any
 from connector import systems
 from connector.config.loader import dump_yaml
 from connector.demo.synthetic import EVENTS, Company, generate, platform_name
+from connector.kernel.errors import ConfigError
 from connector.kernel.timeutil import iso_z
 
 GA4_PROPERTY = "123456"
@@ -251,12 +252,42 @@ def shipped_folder(name: str) -> Path:
     return folder
 
 
+# What the demo writes into its folder, and all it ever removes from it; the marker says the
+# folder is the demo's, so a folder of someone else's is never touched.
+MARKER = ".closedloop-demo"
+DEMO_FILES = (
+    MARKER, "closedloop.yaml", "secrets.yaml", "closedloop.db", "closedloop.db-wal",
+    "closedloop.db-shm", "offline_touchpoints.csv", "offline_spend.csv",
+    "mappings/channels.yaml", "mappings/campaigns.yaml", "mappings/hubspot.yaml",
+    "mappings/salesforce.yaml",
+)  # fmt: skip
+# The fields that name a person on each CRM the demo seeds (shown with what closedloop wrote).
+PERSON_NAME_FIELDS = {"hubspot": ("firstname", "lastname"), "salesforce": ("FirstName", "LastName")}
+
+
+def prepare_folder(workdir: Path) -> None:
+    """Make ``workdir`` ready for a demo: new, empty, or a previous demo's (whose own files
+    are removed; anything else in it stays). Any other folder is refused."""
+    if workdir.exists() and not workdir.is_dir():
+        raise ConfigError(f"--dir {workdir} is a file; the demo needs a folder")
+    if workdir.is_dir() and any(workdir.iterdir()) and not (workdir / MARKER).exists():
+        raise ConfigError(
+            f"--dir {workdir} is not empty and was not made by `closedloop demo`; the demo "
+            "never writes into (or deletes) someone else's files: choose a new or empty folder"
+        )
+    for name in DEMO_FILES:
+        (workdir / name).unlink(missing_ok=True)
+    (workdir / "mappings").mkdir(parents=True, exist_ok=True)
+    (workdir / MARKER).write_text(
+        "Made by `closedloop demo`, which may reset its own files here.\n"
+    )
+
+
 def start_demo(workdir: Path, crm: str = "hubspot", company: Company | None = None) -> DemoSystems:
-    """Seed and start the emulators, write a config for them into ``workdir`` (reset first)."""
+    """Seed and start the emulators, write a config for them into ``workdir`` (a new folder,
+    an empty one, or an earlier demo's, whose own files are replaced)."""
     company = company or generate()
-    if workdir.exists():
-        shutil.rmtree(workdir)
-    (workdir / "mappings").mkdir(parents=True)
+    prepare_folder(workdir)
     for name in ("channels.yaml", "campaigns.yaml", f"{crm}.yaml"):
         shutil.copy(shipped_folder("mappings") / name, workdir / "mappings" / name)
     secrets = workdir / "secrets.yaml"  # what an admin keeps out of the repo, chmod 600

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
@@ -33,6 +33,16 @@ class SourceAdapter(Protocol):
     def api_calls(self) -> int: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class RejectsRows(Protocol):
+    """A source that skips input rows it cannot use (files) and says which."""
+
+    def rejected_rows(self) -> tuple[int, list[str]]:
+        """(how many rows the last read rejected, the first of them as
+        ``file:line:column: reason``)."""
+        ...
 
 
 class CrmAdapter(Protocol):

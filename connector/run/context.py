@@ -7,7 +7,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlmodel import Session
 
 from connector import systems
@@ -24,7 +24,9 @@ from connector.store.database import make_engine
 @dataclass
 class RunContext:
     loaded: LoadedConfig
-    engine: Engine
+    # The store; during a dry run, the one connection whose transaction is rolled back at the
+    # end (sessions take either).
+    engine: Engine | Connection
     crm: Any
     sources: dict[str, Any]
     mapping: CrmMapping
@@ -36,6 +38,7 @@ class RunContext:
     counts: dict[str, Any] = field(default_factory=dict)
     stop: threading.Event = field(default_factory=threading.Event)
     write_plan: Any = None  # the last write-back plan (what --dry-run prints)
+    rejected: list[tuple[str, str]] = field(default_factory=list)  # (source, row: why)
 
     @property
     def crm_kind(self) -> str:
@@ -57,7 +60,8 @@ class RunContext:
         """Close the adapters' HTTP sessions and the store's connections."""
         for adapter in [self.crm, *self.sources.values()]:
             adapter.close()
-        self.engine.dispose()
+        if isinstance(self.engine, Engine):
+            self.engine.dispose()
 
     def save_counts(self, session: Session) -> None:
         if self.run_id is not None:
@@ -68,8 +72,16 @@ class RunContext:
                 session.add(run)
 
 
-def build_context(loaded: LoadedConfig, progress: Progress | None = None) -> RunContext:
-    """Load the mappings (validated before anything runs) and construct the adapters."""
+def build_context(
+    loaded: LoadedConfig,
+    progress: Progress | None = None,
+    create_store: bool = True,
+    must_exist: bool | None = None,
+) -> RunContext:
+    """Load the mappings (validated before anything runs) and construct the adapters.
+
+    ``create_store=False`` never makes a store: one that does not exist is an error (commands
+    that act on past runs), or left alone with ``must_exist=False`` (a dry run)."""
     cfg = loaded.config
     mapping = load_crm_mapping(loaded.resolve(cfg.mappings.crm))
     rules = load_channel_rules(loaded.resolve(cfg.mappings.channels))
@@ -80,7 +92,7 @@ def build_context(loaded: LoadedConfig, progress: Progress | None = None) -> Run
     }
     return RunContext(
         loaded=loaded,
-        engine=make_engine(loaded.store_url()),
+        engine=make_engine(loaded.store_url(), create_store, must_exist),
         crm=crm,
         sources=sources,
         mapping=mapping,

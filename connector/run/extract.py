@@ -17,6 +17,7 @@ from sqlmodel import Session, col, delete, select
 from connector.kernel import metrics
 from connector.kernel.batches import chunks
 from connector.kernel.identity import email_hash, normalise_id
+from connector.kernel.protocols import RejectsRows
 from connector.kernel.records import (
     CrmRecord,
     IdentityKind,
@@ -123,6 +124,11 @@ def extract_sources(ctx: RunContext) -> None:
             ),
         )  # fmt: skip
         ctx.count(f"{name}.spend", n)
+        if isinstance(source, RejectsRows):
+            count, first = source.rejected_rows()
+            if count:
+                ctx.count(f"{name}.rows_rejected", count)
+                ctx.rejected += [(name, row) for row in first]
 
 
 def _identities(ctx: RunContext, record: CrmRecord) -> list[tuple[str, str]]:

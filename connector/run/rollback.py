@@ -60,9 +60,7 @@ def rollback(ctx: RunContext, run_id: int) -> RollbackResult:
     """Plan and (unless ``ctx.dry_run``) execute the rollback of ``run_id``."""
     result = plan_rollback(ctx, run_id)
     if not ctx.dry_run and result.restored:
-        counts = execute(ctx, WritePlan(changes=result.restored))
-        for key, value in counts.items():
-            ctx.count(key, value)
+        execute(ctx, WritePlan(changes=result.restored))
     ctx.count("rollback_restored", len(result.restored))
     ctx.count("rollback_left_alone", len(result.left_alone))
     return result

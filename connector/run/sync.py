@@ -1,16 +1,25 @@
 """One sync run: extract -> match -> revenue -> attribute -> write-back, each re-runnable alone.
 
-The run holds the store lock of its job (one run at a time across processes), is recorded in
-``sync_run`` with its counts, and ends ``succeeded``, ``failed``, ``incomplete`` (an API budget
-stopped it: re-run later to resume) or ``interrupted``.
+The run holds the store lock of its job (one run at a time across processes), checks every
+system and field it will use before its first step (:func:`preflight_run`), is recorded in
+``sync_run`` with its counts, and ends ``succeeded``, ``partial`` (it finished, but some records
+failed to write or some input rows were rejected: ``closedloop runs show`` lists them),
+``failed``, ``incomplete`` (an API budget stopped it: re-run later to resume) or
+``interrupted``.
+
+A dry run (``ctx.dry_run``) runs every step on one store connection whose transaction is rolled
+back at the end: it computes exactly what a real run would, sends no write to the CRM, and
+leaves the store as it found it — no touchpoints, journeys, credits, cursors or history row.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from typing import Literal
 
+from sqlalchemy import Engine, inspect
 from sqlmodel import Session
 
 from connector.kernel import metrics
@@ -20,9 +29,11 @@ from connector.run.attribute import run_attribution
 from connector.run.context import RunContext
 from connector.run.extract import extract_contacts, extract_sources
 from connector.run.match import run_match
+from connector.run.preflight import preflight_run
 from connector.run.revenue import extract_deals
 from connector.run.writeback import run_writeback
 from connector.store import models
+from connector.store.database import insert_rows, rolled_back, table_of
 from connector.store.lock import job_lock
 
 log = logging.getLogger(__name__)
@@ -53,6 +64,7 @@ def run_sync(
     chosen = [only] if only else list(steps)
 
     def work(ctx: RunContext) -> None:
+        preflight_run(ctx, chosen)
         for step in chosen:
             ctx.checkpoint()
             log.info("run %s: %s", ctx.run_id, step)
@@ -65,7 +77,11 @@ def run_job(
     ctx: RunContext, job: str, work: Callable[[RunContext], object], lock: str = "sync"
 ) -> models.SyncRun:
     """Run ``work`` as a recorded run holding the store lock ``lock`` (CRM writers share one)."""
-    with job_lock(ctx.engine, lock):
+    engine = ctx.engine
+    assert isinstance(engine, Engine), "a run starts from the store's engine"
+    # A dry run on a store that does not exist yet makes none, not even its lock table.
+    new_store = ctx.dry_run and not inspect(engine).has_table(table_of(models.Lock).name)
+    with nullcontext() if new_store else job_lock(engine, lock), _store_for(ctx):
         with Session(ctx.engine) as session:
             run = models.SyncRun(job=job, dry_run=ctx.dry_run, started_at=utcnow())
             session.add(run)
@@ -88,8 +104,42 @@ def run_job(
             status, error = "failed", f"{type(exc).__name__}: {exc}"
             raise
         finally:
+            if status == "succeeded":
+                status, error = _partial(ctx)
             record = _finish(ctx, status, error)
         return record
+
+
+@contextmanager
+def _store_for(ctx: RunContext) -> Iterator[None]:
+    """A dry run's steps share one connection whose transaction is rolled back at the end."""
+    if not ctx.dry_run:
+        yield
+        return
+    engine = ctx.engine
+    assert isinstance(engine, Engine)
+    with rolled_back(engine) as connection:
+        ctx.engine = connection
+        try:
+            yield
+        finally:
+            ctx.engine = engine
+
+
+def _partial(ctx: RunContext) -> tuple[str, str]:
+    """``partial`` when the run finished but left something undone, with what it was."""
+    failed = ctx.counts.get("records_failed", 0)
+    unsent = ctx.counts.get("writeback_problems", 0)
+    rejected = sum(v for k, v in ctx.counts.items() if k.endswith(".rows_rejected"))
+    parts = [
+        f"{failed} records failed to write" if failed else "",
+        f"{unsent} records had values that could not be written" if unsent else "",
+        f"{rejected} input rows were rejected" if rejected else "",
+    ]
+    found = [p for p in parts if p]
+    if not found:
+        return "succeeded", ""
+    return "partial", "; ".join(found) + f" (closedloop runs show {ctx.run_id})"
 
 
 def _finish(ctx: RunContext, status: str, error: str) -> models.SyncRun:
@@ -99,10 +149,15 @@ def _finish(ctx: RunContext, status: str, error: str) -> models.SyncRun:
         record.status, record.error, record.finished_at = status, error, utcnow()
         session.add(record)
         ctx.save_counts(session)
+        rejected = [
+            {"run_id": ctx.run_id, "source": name, "message": message}
+            for name, message in ctx.rejected
+        ]
+        insert_rows(session, models.RejectedRow, rejected)
         session.commit()
         session.refresh(record)
         session.expunge(record)
     metrics.RUNS.labels(status).inc()
-    if status == "succeeded":
+    if status in {"succeeded", "partial"}:
         metrics.LAST_SUCCESS.set_to_current_time()
     return record

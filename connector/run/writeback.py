@@ -52,12 +52,17 @@ class WritePlan:
         return grouped
 
 
-def _last_written(session: Session) -> dict[tuple[str, str], str | None]:
+def last_written(session: Session) -> dict[tuple[str, str, str], str | None]:
+    """(object, record, field) -> the value closedloop last wrote there.
+
+    Keyed by object too: a contact and a deal may share an id (HubSpot numbers them apart)."""
     fw = models.FieldWrite
     rows = session.exec(
-        select(fw.record_id, fw.field, fw.new_value).where(fw.status == "ok").order_by(col(fw.id))
+        select(fw.crm_object, fw.record_id, fw.field, fw.new_value)
+        .where(fw.status == "ok")
+        .order_by(col(fw.id))
     ).all()
-    return {(r, f): v for r, f, v in rows}
+    return {(o, r, f): v for o, r, f, v in rows}
 
 
 def plan(ctx: RunContext, specs: dict[str, dict[str, FieldSpec]]) -> WritePlan:
@@ -65,7 +70,7 @@ def plan(ctx: RunContext, specs: dict[str, dict[str, FieldSpec]]) -> WritePlan:
     result = WritePlan()
     desired = desired_values(ctx, specs, result.problems)
     with Session(ctx.engine) as session:
-        last = _last_written(session)
+        last = last_written(session)
     task = ctx.progress.task(
         "write-back: read current values", total=sum(map(len, desired.values()))
     )
@@ -86,7 +91,7 @@ def plan(ctx: RunContext, specs: dict[str, dict[str, FieldSpec]]) -> WritePlan:
                 old = canonical(now.get(name), spec)
                 if old == canonical(new, spec):
                     continue
-                mine = canonical(last.get((crm_id, name)), spec)
+                mine = canonical(last.get((obj, crm_id, name)), spec)
                 if policies[name] == Policy.FILL_IF_EMPTY and old is not None and old != mine:
                     continue  # a person or another tool set it: leave it
                 result.changes.append(Change(obj, crm_id, name, now.get(name), new))
@@ -96,10 +101,34 @@ def plan(ctx: RunContext, specs: dict[str, dict[str, FieldSpec]]) -> WritePlan:
 
 
 # -- execute -------------------------------------------------------------------------------
-def execute(ctx: RunContext, write_plan: WritePlan) -> dict[str, int]:
-    """Record every change as pending, send it, then mark each record ok or failed."""
+def settle_batch(session: Session, run_id: int, obj: str, results: list[WriteResult]) -> None:
+    """Mark the run's pending audit rows of these records ``ok`` or ``failed``.
+
+    Filtered by object: a contact and a deal with the same id must not settle each other."""
+    if not results:
+        return
+    fw = table_of(models.FieldWrite)
+    stmt = (
+        update(fw)
+        .where(
+            fw.c.run_id == run_id,
+            fw.c.crm_object == obj,
+            fw.c.record_id == bindparam("rid"),
+            fw.c.status == "pending",
+        )
+        .values(status=bindparam("st"), error=bindparam("err"))
+    )
+    rows = [{"rid": r.crm_id, "st": "ok" if r.ok else "failed", "err": r.error} for r in results]
+    session.execute(stmt, rows)
+
+
+def execute(ctx: RunContext, write_plan: WritePlan) -> None:
+    """Record every change as pending, send it, then mark each record ok or failed.
+
+    Counted on the run batch by batch, so a run stopped half-way shows what it did write."""
     assert ctx.run_id is not None
-    counts = {"records_written": 0, "records_failed": 0}
+    ctx.count("records_written", 0)
+    ctx.count("records_failed", 0)
     for obj, records in write_plan.by_object().items():
         changes = [c for c in write_plan.changes if c.crm_object == obj]
         with Session(ctx.engine) as session:
@@ -119,27 +148,13 @@ def execute(ctx: RunContext, write_plan: WritePlan) -> dict[str, int]:
             session.commit()
         task = ctx.progress.task(f"write-back: {obj}", total=len(records))
 
-        def on_batch(results: list[WriteResult], task: Any = task) -> None:
-            fw = table_of(models.FieldWrite)
-            stmt = (
-                update(fw)
-                .where(
-                    fw.c.run_id == ctx.run_id,
-                    fw.c.record_id == bindparam("rid"),
-                    fw.c.status == "pending",
-                )
-                .values(status=bindparam("st"), error=bindparam("err"))
-            )
-            rows = [
-                {"rid": r.crm_id, "st": "ok" if r.ok else "failed", "err": r.error} for r in results
-            ]
+        def on_batch(results: list[WriteResult], obj: str = obj, task: Any = task) -> None:
             with Session(ctx.engine) as session:
-                if rows:
-                    session.execute(stmt, rows)
+                settle_batch(session, ctx.run_id or 0, obj, results)
                 session.commit()
             ok = sum(r.ok for r in results)
-            counts["records_written"] += ok
-            counts["records_failed"] += len(results) - ok
+            ctx.count("records_written", ok)
+            ctx.count("records_failed", len(results) - ok)
             metrics.RECORDS_WRITTEN.labels(ctx.crm_kind).inc(ok)
             metrics.RECORDS_FAILED.labels(ctx.crm_kind).inc(len(results) - ok)
             task.advance(len(results))
@@ -148,7 +163,6 @@ def execute(ctx: RunContext, write_plan: WritePlan) -> dict[str, int]:
         updates = [RecordUpdate(crm_id, values) for crm_id, values in records.items()]
         ctx.crm.write(obj, updates, on_batch=on_batch)
         task.finish()
-    return counts
 
 
 def reconcile_pending(ctx: RunContext, specs: dict[str, dict[str, FieldSpec]]) -> int:
@@ -197,6 +211,5 @@ def run_writeback(ctx: RunContext) -> WritePlan:
         log.warning("not written: %s", problem)
     ctx.write_plan = write_plan
     if not ctx.dry_run and write_plan.changes:
-        for key, value in execute(ctx, write_plan).items():
-            ctx.count(key, value)
+        execute(ctx, write_plan)
     return write_plan

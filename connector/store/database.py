@@ -2,21 +2,97 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from itertools import repeat
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, Table, event
-from sqlalchemy.exc import StatementError
+from sqlalchemy import Connection, Engine, Table, event, inspect
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, StatementError
 from sqlmodel import Session, SQLModel, create_engine
 
-from connector.kernel.errors import ClosedloopError
+from connector.kernel.errors import ClosedloopError, ConfigError
 from connector.store import models
 
+EXAMPLE_URLS = "sqlite:///closedloop.db or postgresql+psycopg://user@host:5432/closedloop"
 
-def make_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite gets WAL and a busy timeout so readers never block writers."""
+
+def make_engine(url: str, create: bool = True, must_exist: bool | None = None) -> Engine:
+    """An engine for ``url`` whose tables exist; SQLite gets WAL and a busy timeout so readers
+    never block writers.
+
+    ``create=False`` (commands that only read) never makes a store: a missing one is an error,
+    unless ``must_exist=False`` (a dry run, which makes its tables in its own transaction).
+    Every problem with the URL — unparsable, unknown scheme, driver not installed, missing
+    folder, unwritable file, database that does not exist — is a :class:`ConfigError` naming
+    ``store.url`` without its password.
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError(
+            f"store.url is not a database URL (expected e.g. {EXAMPLE_URLS})"
+        ) from None
+    must_exist = not create if must_exist is None else must_exist
+    shown = parsed.render_as_string(hide_password=True)
+    database = parsed.database or ""
+    if parsed.get_backend_name() == "sqlite" and database not in {"", ":memory:"}:
+        _check_sqlite_file(shown, Path(database), must_exist)
+    try:
+        engine = _engine(url)
+    except NoSuchModuleError:
+        hint = (
+            " (PostgreSQL is spelled postgresql+psycopg://)"
+            if parsed.drivername == "postgres"
+            else ""
+        )
+        raise ConfigError(
+            f"store.url {shown}: unknown database kind {parsed.drivername!r}{hint}; "
+            f"expected e.g. {EXAMPLE_URLS}"
+        ) from None
+    except ImportError as exc:
+        raise ConfigError(
+            f"store.url {shown}: its driver ({exc.name or exc}) is not installed; for PostgreSQL "
+            "use postgresql+psycopg:// and pip install 'closedloop[postgres]'"
+        ) from None
+    try:
+        if create:
+            SQLModel.metadata.create_all(engine)
+        elif must_exist and not inspect(engine).has_table(table_of(models.SyncRun).name):
+            raise ConfigError(f"store.url {shown}: no closedloop store there yet; run a sync first")
+    except DBAPIError as exc:
+        engine.dispose()
+        raise ConfigError(f"store.url {shown}: {_reason(exc, parsed)}") from None
+    except ConfigError:
+        engine.dispose()
+        raise
+    return engine
+
+
+def _check_sqlite_file(shown: str, path: Path, must_exist: bool) -> None:
+    if not path.exists() and must_exist:
+        raise ConfigError(f"store.url {shown}: there is no store at {path}; run a sync first")
+    if not path.parent.is_dir():
+        raise ConfigError(
+            f"store.url {shown}: the folder {path.parent} does not exist; create it or change "
+            "store.url"
+        )
+
+
+def _reason(exc: DBAPIError, url: URL) -> str:
+    """The driver's own words, on one line, never with the password in them."""
+    text = " ".join(str(exc.orig).split())
+    if url.password:
+        text = text.replace(str(url.password), "***")
+    if "unable to open database file" in text or "readonly database" in text:
+        text += " (is the path writable?)"
+    return text
+
+
+def _engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30})
 
@@ -32,8 +108,29 @@ def make_engine(url: str) -> Engine:
 
     else:
         engine = create_engine(url, pool_pre_ping=True)
-    SQLModel.metadata.create_all(engine)
     return engine
+
+
+@contextmanager
+def rolled_back(engine: Engine) -> Iterator[Connection]:
+    """One connection whose sessions commit only into a transaction rolled back at the end.
+
+    A session bound to it (``Session(conn)``) joins with a SAVEPOINT of its own: its commit
+    releases the savepoint, so later sessions read what earlier ones wrote, exactly as in a real
+    run, and nothing stays in the store afterwards (the dry run).
+    """
+    with engine.connect() as conn:
+        outer = conn.begin()
+        if conn.dialect.name == "sqlite":
+            # pysqlite begins lazily, at the first write: a SAVEPOINT before it would open a
+            # transaction of its own that its release commits. Begin for real first.
+            conn.exec_driver_sql("BEGIN")
+        conn.begin_nested()  # sessions on a connection inside a SAVEPOINT use SAVEPOINTs too
+        SQLModel.metadata.create_all(conn)  # a new store's tables, rolled back with the rest
+        try:
+            yield conn
+        finally:
+            outer.rollback()
 
 
 def table_of(model: type[SQLModel]) -> Table:

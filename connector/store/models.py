@@ -142,7 +142,7 @@ class SyncRun(SQLModel, table=True):
     __tablename__ = "sync_run"
     id: int | None = Field(default=None, primary_key=True)
     job: str = "sync"
-    status: str = "running"  # running | succeeded | failed | incomplete | interrupted
+    status: str = "running"  # running | succeeded | partial | failed | incomplete | interrupted
     dry_run: bool = False
     started_at: datetime = Field(sa_column=_ts())
     finished_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
@@ -178,3 +178,13 @@ class Lock(SQLModel, table=True):
     name: str = Field(primary_key=True)
     owner: str
     expires_at: datetime = Field(sa_column=_ts())
+
+
+class RejectedRow(SQLModel, table=True):
+    """An input row a source could not use, kept on the run that read it (the first ones)."""
+
+    __tablename__ = "rejected_row"
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(index=True)
+    source: str
+    message: str  # file:line:column: reason

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+import yaml
 from typer.testing import CliRunner
 
 from connector.cli import app
@@ -92,3 +94,38 @@ def test_paths_command_prints_the_documented_csv(tmp_path: Path) -> None:
     assert parsed[("linear", "B")] == (2.0, 150.0)
     bad = runner.invoke(app, ["paths", str(tmp_path / "missing.csv")])
     assert bad.exit_code == 2 and "missing.csv" in bad.output
+
+
+def test_doctor_lists_every_problem_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A missing secret, a missing key file, an identity and a UTM field the CRM lacks and a
+    source that refuses its token: one doctor run names them all, and writes nothing."""
+    systems = start_demo(tmp_path / "d", "hubspot", generate(contacts=20, visits=200, deals=5))
+    try:
+        path = systems.config_path
+        config = yaml.safe_load(path.read_text())
+        by_name = {s["name"]: s for s in config["sources"]}
+        by_name["meta_ads"]["settings"]["access_token"] = "${CL_DOCTOR_NOT_SET}"
+        ga4 = by_name["ga4"]["settings"]
+        del ga4["access_token"]
+        ga4["credentials_file"] = "no-such-key.json"
+        path.write_text(yaml.safe_dump(config))
+        mapping = tmp_path / "d" / "mappings" / "hubspot.yaml"
+        mapping.write_text(
+            mapping.read_text()
+            .replace("ga_client_id: ga_client_id", "ga_client_id: ga_clientid")
+            .replace("source: utm_source", "source: utm_src")
+        )
+        systems.emulators["linkedin_ads"].access_token = "rotated"
+        monkeypatch.delenv("CL_DOCTOR_NOT_SET", raising=False)
+        result = runner.invoke(app, ["doctor", "-c", str(path)])
+        assert result.exit_code == 2, result.output
+        for expected in ("CL_DOCTOR_NOT_SET", "no-such-key.json", "'ga_clientid'", "'utm_src'",
+                         "source linkedin_ads", "source meta_ads: not checked"):  # fmt: skip
+            assert expected in result.output, expected
+        assert "hubspot.yaml:" in result.output
+        assert not (tmp_path / "d" / "closedloop.db").exists()
+        assert systems.emulators["hubspot"].requests("POST", "/crm/v3/properties") == []
+    finally:
+        systems.stop()

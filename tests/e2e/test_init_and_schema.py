@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import jsonschema
@@ -48,3 +49,38 @@ def test_json_schemas_validate_the_shipped_files(tmp_path: Path) -> None:
     broken = {"fields": [{"field": "x", "value": "touch_count", "policy": "sometimes"}]}
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(broken, schemas["crm_mapping"])
+
+
+def test_init_writes_every_file_its_example_config_names(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["init", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    config = tmp_path / "config" / "closedloop.yaml"
+    named = re.findall(
+        r"(?:touchpoints_file|spend_file|channels|crm|campaigns):\s*(\S+\.(?:csv|yaml))",
+        config.read_text(),
+    )
+    assert len(named) >= 5  # the mappings and both sample CSVs (commented out or not)
+    for relative in named:
+        assert (config.parent / relative).is_file(), relative
+
+
+def test_config_schema_types_each_adapters_settings_by_kind(tmp_path: Path) -> None:
+    assert runner.invoke(app, ["schema", str(tmp_path)]).exit_code == 0
+    schema = json.loads((tmp_path / "config.schema.json").read_text())
+    good = {
+        "crm": {"kind": "salesforce", "settings": {"session_id": "x", "instance_url": "http://h",
+                                                   "allow_http": True}},
+        "sources": [{"name": "ga4", "kind": "ga4", "settings": {"property_id": "1",
+                                                               "access_token": "${T}"}}],
+    }  # fmt: skip
+    jsonschema.validate(good, schema)
+    misspelled = [
+        {"crm": {"kind": "hubspot", "settings": {"acess_token": "x"}}},
+        {"crm": {"kind": "hubspot", "settings": {"access_token": "x", "allow_http": True}}},
+        {"crm": {"kind": "hubspot", "settings": {"access_token": "x", "page_size": "many"}}},
+        {**good, "sources": [{"name": "ga4", "kind": "ga4", "settings": {"property_idd": "1"}}]},
+        {**good, "sources": [{"name": "x", "kind": "ga5", "settings": {}}]},
+    ]
+    for config in misspelled:
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(config, schema)

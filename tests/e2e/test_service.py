@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -132,13 +133,25 @@ def test_serve_runs_jobs_serves_health_and_metrics_and_stops_on_sigterm(loop: Lo
 
 def test_two_processes_never_run_at_once(loop: Loop) -> None:
     config = edit_config(loop)
-    loop.crm.latency = 0.05  # a slow CRM keeps the first run going
+    settings = {**yaml.safe_load(Path(config).read_text())["crm"]["settings"]}
+    edit_config(loop, crm={"kind": "hubspot", "settings": {**settings, "timeout_seconds": 600}})
+    holding, second_done = threading.Event(), threading.Event()
+
+    def hold_the_first_run(req: Any) -> None:
+        # The first run's first CRM request comes after it took the lock: hold it there until
+        # the second process has tried and exited, however long that takes.
+        if not holding.is_set():
+            holding.set()
+            second_done.wait(300)
+
+    loop.crm.on_request = hold_the_first_run
     first = spawn("sync", "-c", config)
-    deadline = time.monotonic() + 30
-    while not loop.crm.log and time.monotonic() < deadline:
-        time.sleep(0.05)
-    second = spawn("sync", "-c", config)
-    _, second_err = second.communicate(timeout=60)
+    try:
+        assert holding.wait(120), "the first run never reached the CRM"
+        second = spawn("sync", "-c", config)
+        _, second_err = second.communicate(timeout=120)
+    finally:
+        second_done.set()
     _, first_err = first.communicate(timeout=120)
     assert second.returncode == 1
     assert "already running" in second_err

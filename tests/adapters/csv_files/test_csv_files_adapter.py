@@ -232,3 +232,75 @@ def test_settings_validate_currency() -> None:
         CsvFilesSource.Settings(default_currency="dollars")
     with pytest.raises(ValueError):
         CsvFilesSource.Settings(unknown=1)
+
+
+def test_a_byte_that_is_not_utf8_rejects_its_row_with_line_and_column(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_bytes(
+        (TOUCH_HEADER + "\n").encode()
+        + b"a@example.com,,2026-11-03,Events,,,,\n"
+        + b"caf\xe9@example.com,,2026-11-03,Events,,,,\n"  # Latin-1, not UTF-8
+        + "zoë@example.com,,2026-11-04,Webinar,,,,\n".encode()
+    )
+    source, rows = touches(path)
+    assert [t.channel for t in rows] == ["Events", "Webinar"]
+    (error,) = source.rejected
+    assert (error.line, error.column) == (3, "4")
+    assert str(error) == f"{path}:3:4: byte 0xE9 is not UTF-8 (save the file as UTF-8)"
+
+
+def test_a_header_that_is_not_utf8_is_a_config_error_with_its_place(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_bytes(b"email,occurred_at,ch\xe4nnel\na@example.com,2026-11-03,Events\n")
+    with pytest.raises(ConfigError, match=r"t\.csv:1:21: header row: byte 0xE4 is not UTF-8"):
+        touches(path)
+
+
+def test_an_overlong_line_is_a_rejected_row_read_in_bounded_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 1 GB line behaves like this 8 MB one against a 64 KB limit: memory stays near the
+    limit, not the line."""
+    import tracemalloc
+
+    import adapters.csv_files.table as csv_table
+
+    monkeypatch.setattr(csv_table, "MAX_LINE", 1 << 16)
+    path = tmp_path / "t.csv"
+    with path.open("w", encoding="utf-8") as out:
+        out.write(TOUCH_HEADER + "\n" + "a@example.com,,2026-11-03,Events,,,,\n")
+        out.write("b@example.com,,2026-11-03,Events," + "x" * (8 << 20) + ",,,\n")
+        out.write("c@example.com,,2026-11-04,Webinar,,,,\n")
+    tracemalloc.start()
+    try:
+        source, rows = touches(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert [t.channel for t in rows] == ["Events", "Webinar"]
+    assert [(e.line, e.reason) for e in source.rejected] == [(3, "line over 65,536 characters")]
+    assert peak < 2 << 20
+
+
+def test_implausible_amounts_and_counts_are_rejected(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "s.csv",
+        SPEND_HEADER,
+        "print,1,Ad,2026-11-03,1e308,USD,,,Print",
+        "print,2,Ad,2026-11-03,10.5,USD,99999999999999999999999,,Print",
+        "print,3,Ad,2026-11-03,10.5,USD,3,,Print",
+    )
+    source = CsvFilesSource(CsvFilesSource.Settings(spend_file=path))
+    assert [s.campaign_id for s in source.spend(SINCE)] == ["3"]
+    assert [(e.line, e.column) for e in source.rejected] == [(2, "cost"), (3, "clicks")]
+    assert "not a plausible day's spend" in source.rejected[0].reason
+
+
+def test_every_rejected_row_is_counted_and_the_first_hundred_kept(tmp_path: Path) -> None:
+    bad = [f"x{i},,2026-11-03,Events,,,," for i in range(250)]
+    path = write(tmp_path, "t.csv", TOUCH_HEADER, *bad, '"unclosed quote' + "y" * 200_000)
+    source, rows = touches(path)
+    assert rows == []
+    assert len(source.rejected) == 100 and source.rejected_count == {path: 251}
+    assert [e.line for e in source.rejected[:2]] == [2, 3]

@@ -237,6 +237,19 @@ def test_create_fields_creates_the_group_and_properties_once(
     assert emu.requests("POST") == []
 
 
+def test_a_property_created_meanwhile_is_no_error(emu: Emulator, crm: HubSpotCrm) -> None:
+    """A killed run's create request may land after the re-run described the properties."""
+
+    def created_by_a_late_request(req: Any) -> None:
+        if req.method == "POST" and req.path.endswith("/properties/contacts"):
+            emu.on_request = None
+            emu.add_property("contacts", "cl_touches", "number", "number", group_name="closedloop")
+
+    emu.on_request = created_by_a_late_request
+    crm.create_fields("contacts", [FieldSpec("cl_touches", "number")], "closedloop")
+    assert crm.describe_fields("contacts")["cl_touches"].type == "number"
+
+
 def test_create_fields_refuses_an_enumeration_without_values(crm: HubSpotCrm) -> None:
     with pytest.raises(ConfigError, match="enumeration needs its values"):
         crm.create_fields("contacts", [FieldSpec("cl_channel", "enumeration")], "closedloop")

@@ -77,7 +77,7 @@ def test_adapter_setting_wrong_type_names_field(
 
 
 def test_malformed_yaml_gives_line(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"closedloop.yaml:3: malformed YAML"):
+    with pytest.raises(ConfigError, match=r"closedloop.yaml:3:\d+: malformed YAML"):
         load_config(write(tmp_path, "store:\n  url: x\n   bad: [\n"))
 
 
@@ -140,4 +140,42 @@ def test_attribution_knobs_are_validated_with_line(
     monkeypatch.setenv("CL_TEST_TOKEN", "t")
     text = GOOD + "sync:\n  attribution:\n    markov_order: 9\n"
     with pytest.raises(ConfigError, match=r"closedloop.yaml:15: sync.attribution.markov_order"):
+        load_config(write(tmp_path, text))
+
+
+@pytest.mark.parametrize("name", ["closedloop.yaml", "hubspot.yaml"])
+def test_a_byte_that_is_not_utf8_names_file_line_and_column(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    path.write_bytes("store:\n  url: sqlite:///x.db\n# café\n".encode() + b"# caf\xe9\n")
+    load = load_config if name == "closedloop.yaml" else load_crm_mapping
+    with pytest.raises(ConfigError, match=rf"{name}:4:6: byte 0xE9 is not UTF-8"):
+        load(path)
+
+
+def test_every_missing_secret_and_bad_setting_is_listed_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CL_TEST_TOKEN", raising=False)
+    monkeypatch.delenv("CL_OTHER_TOKEN", raising=False)
+    text = GOOD.replace(
+        '      property_id: "1"\n      access_token: ${CL_TEST_TOKEN}\n',
+        '      property_id: "one"\n      access_token: ${CL_OTHER_TOKEN}\n',
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text))
+    message = str(info.value)
+    assert "closedloop.yaml:6: crm.settings.access_token: secret ${CL_TEST_TOKEN}" in message
+    assert "closedloop.yaml:12: sources.0.settings.access_token: secret ${CL_OTHER_TOKEN}" in (
+        message
+    )
+    assert "closedloop.yaml:11: sources.0.settings.property_id" in message
+
+
+@pytest.mark.parametrize("rate", ["0", "-1.08", ".inf", ".nan"])
+def test_a_currency_rate_must_be_a_positive_number(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rate: str
+) -> None:
+    monkeypatch.setenv("CL_TEST_TOKEN", "t")
+    text = GOOD + f"currency:\n  base: USD\n  rates:\n    EUR: {rate}\n"
+    with pytest.raises(ConfigError, match=r"closedloop.yaml:16: currency.rates.EUR"):
         load_config(write(tmp_path, text))

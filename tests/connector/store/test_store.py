@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
 from sqlmodel import Session, select
 
+from connector.kernel.errors import ConfigError
 from connector.store import models
 from connector.store.database import get_cursor, make_engine, set_cursor, upsert
 from connector.store.lock import LockHeld, job_lock
@@ -69,3 +72,47 @@ def test_job_lock_is_exclusive_and_released(engine: Engine, store_url: str) -> N
     with job_lock(engine, "sync"):
         pass
     other.dispose()
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("postgres://app:hunter2@127.0.0.1/closedloop", "spelled postgresql+psycopg://"),
+        ("mysql://app:hunter2@127.0.0.1/closedloop", "driver (MySQLdb) is not installed"),
+        ("not a url", "not a database URL"),
+        ("sqlite:////proc/closedloop-store.db", "unable to open database file"),
+    ],
+)
+def test_store_url_problems_are_configuration_errors_without_the_password(
+    url: str, expected: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        make_engine(url)
+    assert str(caught.value).startswith("store.url")
+    assert expected in str(caught.value)
+    assert "hunter2" not in str(caught.value)
+
+
+def test_a_missing_folder_is_named_and_a_read_only_command_creates_no_store(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(ConfigError, match=f"the folder {tmp_path / 'nope'} does not exist"):
+        make_engine(f"sqlite:///{tmp_path}/nope/store.db")
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("")
+    with pytest.raises(ConfigError, match="does not exist"):
+        make_engine(f"sqlite:///{a_file}/store.db")
+    with pytest.raises(ConfigError, match="there is no store at"):
+        make_engine(f"sqlite:///{tmp_path}/store.db", create=False)
+    assert list(tmp_path.iterdir()) == [a_file]
+
+
+def test_a_postgresql_database_that_does_not_exist_is_named(store_url: str) -> None:
+    if not store_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL only")
+    url = make_url(store_url).set(password="hunter2", database="closedloop_no_such_db")
+    with pytest.raises(ConfigError) as caught:
+        make_engine(url.render_as_string(hide_password=False))
+    message = str(caught.value)
+    assert message.startswith("store.url") and "closedloop_no_such_db" in message
+    assert "does not exist" in message and "hunter2" not in message
