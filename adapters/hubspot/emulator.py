@@ -11,6 +11,10 @@ Serves, as ``hubspot-api-client`` calls them:
 - ``GET|POST /crm/v3/properties/{type}`` and ``/crm/v3/properties/{type}/groups``: definitions,
   creation, 409 on duplicates.
 - ``POST /crm/v4/associations/{from}/{to}/batch/read``: <= 1000 inputs, per-input paging.
+- ``GET /crm/v3/pipelines/deals``: the deal pipelines and their stages (ids, labels, order,
+  ``isClosed`` / ``probability`` metadata); ``add_pipeline`` adds one.
+- ``GET /account-info/v3/details``: the portal's id, time zone (``time_zone``, default
+  ``US/Eastern``) and currency.
 
 Errors use HubSpot's envelope ``{"status": "error", "message", "correlationId", "category"}``.
 Limits are per token, so they apply after authentication: the rolling ten-second limit
@@ -31,6 +35,7 @@ import random
 import re
 import time
 import uuid
+import zoneinfo
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -82,6 +87,16 @@ DEAL_STAGES = (
     "appointmentscheduled", "qualifiedtobuy", "presentationscheduled", "decisionmakerboughtin",
     "contractsent", "closedwon", "closedlost",
 )  # fmt: skip
+# The default "Sales Pipeline" of a new portal: (stage id, label, probability).
+DEFAULT_PIPELINE = (
+    ("appointmentscheduled", "Appointment Scheduled", 0.2),
+    ("qualifiedtobuy", "Qualified To Buy", 0.4),
+    ("presentationscheduled", "Presentation Scheduled", 0.6),
+    ("decisionmakerboughtin", "Decision Maker Bought-In", 0.8),
+    ("contractsent", "Contract Sent", 0.9),
+    ("closedwon", "Closed Won", 1.0),
+    ("closedlost", "Closed Lost", 0.0),
+)
 CURRENCIES = ("USD", "EUR", "GBP", "CAD", "AUD", "CHF", "JPY")
 
 AUTH_MESSAGE = (
@@ -207,6 +222,8 @@ class Emulator(EmulatorServer):
         search_rate_limit: tuple[int, float] | None = None,
         *,
         daily_limit: int | None = None,
+        time_zone: str = "US/Eastern",
+        portal_id: int = 2519445,
     ) -> None:
         super().__init__(rate_limit=None)  # HubSpot counts per token: see check_auth
         self.access_token = access_token
@@ -218,6 +235,8 @@ class Emulator(EmulatorServer):
         self.property_defs: dict[str, dict[str, dict[str, Any]]] = {"contacts": {}, "deals": {}}
         self.groups: dict[str, dict[str, dict[str, Any]]] = {"contacts": {}, "deals": {}}
         self.deal_contacts: dict[str, list[str]] = {}
+        self.time_zone, self.portal_id = time_zone, portal_id
+        self.pipelines: list[dict[str, Any]] = []
         self._last_id = 100
         self._recent_calls: deque[float] = deque()
         self._recent_searches: deque[float] = deque()
@@ -262,8 +281,8 @@ class Emulator(EmulatorServer):
         )
         deal("dealname", label="Deal Name")
         deal("amount", "number", "number", "Amount")
-        deal("dealstage", "enumeration", "radio", "Deal Stage", options=DEAL_STAGES)
-        deal("pipeline", "enumeration", "select", "Pipeline", options=("default",))
+        deal("dealstage", "enumeration", "radio", "Deal Stage", options=())
+        deal("pipeline", "enumeration", "select", "Pipeline", options=())
         deal("closedate", "datetime", "date", "Close Date")
         deal("createdate", "datetime", "date", "Create Date", read_only=True)
         deal("hs_lastmodifieddate", "datetime", "date", "Last Modified Date", read_only=True)
@@ -271,6 +290,45 @@ class Emulator(EmulatorServer):
         deal("hs_is_closed_won", "bool", "booleancheckbox", "Is Closed Won", read_only=True)
         deal("hs_is_closed", "bool", "booleancheckbox", "Is Deal Closed?", read_only=True)
         deal("deal_currency_code", "enumeration", "select", "Currency", options=CURRENCIES)
+        self.add_pipeline("default", "Sales Pipeline", DEFAULT_PIPELINE)
+
+    def add_pipeline(
+        self, pipeline_id: str, label: str, stages: Sequence[tuple[str, str, float]]
+    ) -> None:
+        """A deal pipeline with its (stage id, label, probability) stages, in order; a stage of
+        probability 1 is closed won, 0 closed lost. Stage ids become ``dealstage`` options."""
+        stamp = iso_z(SAMPLE_DAY - timedelta(days=3650))
+        with self._lock:
+            self.pipelines.append({
+                "id": pipeline_id, "label": label, "displayOrder": len(self.pipelines),
+                "createdAt": stamp, "updatedAt": stamp, "archived": False,
+                "stages": [
+                    {"id": sid, "label": slabel, "displayOrder": n, "createdAt": stamp,
+                     "updatedAt": stamp, "archived": False,
+                     "writePermissions": "CRM_PERMISSIONS_ENFORCEMENT",
+                     "metadata": {"isClosed": str(p in (0.0, 1.0)).lower(),
+                                  "probability": str(p)}}
+                    for n, (sid, slabel, p) in enumerate(stages)
+                ],
+            })  # fmt: skip
+            definitions = self.property_defs["deals"]
+            for name, values in (
+                ("dealstage", [s[0] for s in stages]),
+                ("pipeline", [pipeline_id]),
+            ):
+                options = definitions[name]["options"]
+                for value in values:
+                    options.append({"label": value, "value": value, "displayOrder": len(options),
+                                    "hidden": False, "description": ""})  # fmt: skip
+
+    def _stage_flags(self, stage: str | None) -> tuple[bool, bool]:
+        """(closed, won) of a deal stage, from its pipeline's metadata."""
+        for pipeline in self.pipelines:
+            for s in pipeline["stages"]:
+                if s["id"] == stage:
+                    closed = s["metadata"]["isClosed"] == "true"
+                    return closed, closed and float(s["metadata"]["probability"]) == 1.0
+        return False, False
 
     def _add_group(self, obj: str, name: str, label: str) -> dict[str, Any]:
         group = {"name": name, "label": label, "displayOrder": -1, "archived": False}
@@ -386,11 +444,8 @@ class Emulator(EmulatorServer):
     ) -> str:
         with self._lock:
             record = self._add("deals", properties, created_at, updated_at)
-            stage = record.properties.get("dealstage")
-            record.properties.setdefault(
-                "hs_is_closed_won", "true" if stage == "closedwon" else "false"
-            )
-            closed = stage in ("closedwon", "closedlost")
+            closed, won = self._stage_flags(record.properties.get("dealstage"))
+            record.properties.setdefault("hs_is_closed_won", "true" if won else "false")
             record.properties.setdefault("hs_is_closed", "true" if closed else "false")
             self.deal_contacts[record.id] = list(contact_ids)
             return record.id
@@ -428,9 +483,8 @@ class Emulator(EmulatorServer):
         record.updated_at = max(utcnow(), record.updated_at + timedelta(milliseconds=1))
         record.properties[MODIFIED[obj]] = iso_z(record.updated_at)
         if obj == "deals":
-            stage = record.properties.get("dealstage")
-            record.properties["hs_is_closed_won"] = "true" if stage == "closedwon" else "false"
-            closed = stage in ("closedwon", "closedlost")
+            closed, won = self._stage_flags(record.properties.get("dealstage"))
+            record.properties["hs_is_closed_won"] = "true" if won else "false"
             record.properties["hs_is_closed"] = "true" if closed else "false"
 
     def seed_sample(self) -> None:
@@ -942,6 +996,26 @@ class Emulator(EmulatorServer):
                 f"A property group named '{name}' already exists.", 409, "OBJECT_ALREADY_EXISTS"
             )
         return Response(201, self._add_group(obj, name, label))
+
+    # -- pipelines and the account -----------------------------------------------------------
+    @_endpoint("GET", r"/crm/v3/pipelines/(?P<type>[^/]+)")
+    def list_pipelines(self, req: Request) -> Response:
+        if req.params["type"] != "deals":
+            _reject(f"Unable to infer object type from: {req.params['type']}")
+        return Response(200, {"results": json.loads(json.dumps(self.pipelines))})
+
+    @_endpoint("GET", r"/account-info/v3/details")
+    def account_details(self, req: Request) -> Response:
+        offset = datetime.now(zoneinfo.ZoneInfo(self.time_zone)).utcoffset() or timedelta(0)
+        minutes = int(offset.total_seconds()) // 60
+        sign, minutes = ("-" if minutes < 0 else "+"), abs(minutes)
+        return Response(200, {
+            "portalId": self.portal_id, "accountType": "STANDARD", "timeZone": self.time_zone,
+            "companyCurrency": "USD", "additionalCurrencies": ["EUR", "GBP"],
+            "utcOffset": f"{sign}{minutes // 60:02d}:{minutes % 60:02d}",
+            "utcOffsetMilliseconds": int(offset.total_seconds() * 1000),
+            "uiDomain": "app.hubspot.com", "dataHostingLocation": "na1",
+        })  # fmt: skip
 
     # -- associations -----------------------------------------------------------------------
     @_endpoint("POST", r"/crm/v4/associations/(?P<from_type>[^/]+)/(?P<to_type>[^/]+)/batch/read")

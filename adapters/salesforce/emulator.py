@@ -10,9 +10,12 @@ errors and limit headers (any ``vXX.X``):
 - Bulk API 2.0 ingest (update): create, ``PUT .../batches`` (201), ``PATCH`` UploadComplete /
   Aborted, job info, ``successfulResults`` / ``failedResults`` / ``unprocessedrecords`` CSV.
 - ``POST /services/Soap/u/XX.X`` (SOAP login) and ``POST /services/oauth2/token`` (JWT bearer).
+- The org's one ``Organization`` record (``SELECT TimeZoneSidKey FROM Organization``): its
+  default time zone, ``America/Los_Angeles`` unless ``time_zone`` says otherwise.
 
 Seed and test helpers: ``add_field``, ``add_record``, ``edit``, ``record``, ``delete``,
-``convert_lead``, ``enable_multicurrency``, ``expire_session``, ``disable_api``; attributes
+``convert_lead``, ``enable_multicurrency``, ``set_time_zone``, ``expire_session``,
+``disable_api``; attributes
 ``page_size``, ``daily_limit`` / ``api_used``, ``bulk_polls_in_progress``, ``logins``, ``jobs``.
 
 Every data request counts against the daily API counter (``Sforce-Limit-Info: api-usage=N/M``);
@@ -56,6 +59,7 @@ KEY_PREFIXES = {
     "Opportunity": "006",
     "OpportunityContactRole": "00K",
     "DatedConversionRate": "04w",
+    "Organization": "00D",
 }
 LEAD_SOURCES = [
     "Web",
@@ -256,6 +260,42 @@ def _standard_schema() -> dict[str, list[dict[str, Any]]]:
             _field("LeadSource", "picklist", picklist=LEAD_SOURCES, label="Lead Source"),
             _field("OwnerId", "reference", reference_to=["User"]),
         ),
+        # The org itself: read-only through the API, and without IsDeleted.
+        "Organization": [
+            _field("Id", "id", updateable=False),
+            _field("Name", length=80, updateable=False),
+            _field(
+                "TimeZoneSidKey",
+                "picklist",
+                updateable=False,
+                label="Default Time Zone",
+                picklist=[
+                    "America/Los_Angeles",
+                    "America/New_York",
+                    "Europe/London",
+                    "Europe/Berlin",
+                    "Asia/Tokyo",
+                    "GMT",
+                ],
+            ),
+            _field(
+                "DefaultLocaleSidKey",
+                "picklist",
+                updateable=False,
+                label="Default Locale",
+                picklist=["en_US", "en_GB", "de_DE"],
+            ),
+            _field(
+                "OrganizationType",
+                "picklist",
+                updateable=False,
+                label="Edition",
+                picklist=["Developer Edition", "Enterprise Edition"],
+            ),
+            _field("CreatedDate", "datetime", updateable=False),
+            _field("LastModifiedDate", "datetime", updateable=False),
+            _field("SystemModstamp", "datetime", updateable=False),
+        ],  # fmt: skip
         "OpportunityContactRole": system(
             _field("OpportunityId", "reference", reference_to=["Opportunity"]),
             _field("ContactId", "reference", reference_to=["Contact"]),
@@ -322,6 +362,7 @@ class Emulator(EmulatorServer):
         consumer_key: str = "3MVG9demo.consumer.key",
         jwt_public_key: str | bytes | None = None,
         page_size: int = 2000,
+        time_zone: str = "America/Los_Angeles",
     ) -> None:
         super().__init__(rate_limit=rate_limit)
         self.session_id = session_id
@@ -345,6 +386,13 @@ class Emulator(EmulatorServer):
         self._api_disabled = False
         self._cursors: dict[str, tuple[list[dict[str, Any]], int]] = {}
         self._counter = itertools.count(1)
+        created = sf_datetime(SAMPLE_DAY - timedelta(days=3650))
+        self.records["Organization"][self.org_id] = {
+            "Id": self.org_id, "Name": "Demo Company", "TimeZoneSidKey": time_zone,
+            "DefaultLocaleSidKey": "en_US", "OrganizationType": "Enterprise Edition",
+            "CreatedDate": created, "LastModifiedDate": created, "SystemModstamp": created,
+            "IsDeleted": False,
+        }  # fmt: skip
 
     # -- seed API --------------------------------------------------------------------------
     def add_field(
@@ -476,6 +524,10 @@ class Emulator(EmulatorServer):
                     "NextStartDate": "9999-12-31",
                 },
             )
+
+    def set_time_zone(self, name: str) -> None:
+        """An admin changes the org's default time zone (Setup > Company Information)."""
+        self._edit("Organization", self.org_id, {"TimeZoneSidKey": name})
 
     def expire_session(self, *, keep_expiring: bool = False) -> None:
         """Invalidate every session: the next request gets 401 INVALID_SESSION_ID.

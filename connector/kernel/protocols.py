@@ -20,7 +20,11 @@ from connector.kernel.records import (
 
 
 class SourceAdapter(Protocol):
-    """Reads touchpoints and spend from one marketing system."""
+    """Reads touchpoints and spend from one marketing system.
+
+    A source may declare ``full_refresh = True`` when every read returns all of its rows (files):
+    the rows of its earlier reads that a read no longer returns are then removed.
+    """
 
     Settings: ClassVar[type[BaseModel]]
 
@@ -39,7 +43,8 @@ class CrmAdapter(Protocol):
     """Reads people and deals from a CRM and writes fields back.
 
     ``person_objects`` are the CRM's object names for people (HubSpot ``contacts``; Salesforce
-    ``Lead`` and ``Contact``), ``deal_object`` the one for deals.
+    ``Lead`` and ``Contact``), ``deal_object`` the one for deals. ``time_zone`` is the IANA name
+    of the time zone the CRM's dates are in (the Salesforce org's, the HubSpot portal's).
     """
 
     Settings: ClassVar[type[BaseModel]]
@@ -62,6 +67,8 @@ class CrmAdapter(Protocol):
     ) -> Iterator[CrmRecord]: ...
 
     def deals(self, since: datetime | None) -> Iterator[CrmDeal]: ...
+
+    def time_zone(self) -> str: ...
 
     def read_values(
         self, obj: str, ids: Sequence[str], fields: Sequence[str]

@@ -6,7 +6,8 @@ import csv
 import io
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from pydantic import ValidationError
@@ -95,8 +96,9 @@ def test_deals_carry_buyers_from_contact_roles(
     }
     expected = (by_role[True],) if roles == "primary" else (by_role[True], by_role[False])
     assert deals[opp].contact_ids == expected
-    role_queries = [r.arg("q") or "" for r in emu.requests("GET", "/query")][1:]
-    assert all("OpportunityId IN (" in q for q in role_queries)
+    queries = [r.arg("q") or "" for r in emu.requests("GET", "/query")]
+    role_queries = [q for q in queries if "FROM OpportunityContactRole" in q]
+    assert role_queries and all("OpportunityId IN (" in q for q in role_queries)
     assert all(("IsPrimary = TRUE" in q) == (roles == "primary") for q in role_queries)
 
 
@@ -105,7 +107,11 @@ def test_deal_fields(emu: Emulator, make_adapter: MakeAdapter) -> None:
     won = next(d for d in deals if d.stage == "Closed Won")
     raw = emu.record("Opportunity", won.crm_id)
     assert won.is_won and won.is_closed and won.amount == raw["Amount"]
-    assert won.closed_at == datetime.fromisoformat(raw["CloseDate"]).replace(tzinfo=UTC)
+    # CloseDate is a day in the org's time zone (the emulator's: America/Los_Angeles)
+    assert won.close_date == date.fromisoformat(raw["CloseDate"])
+    la = ZoneInfo("America/Los_Angeles")
+    assert won.closed_at == datetime.combine(won.close_date, time.min, la).astimezone(UTC)
+    assert won.stage_label == "Closed Won" and won.stage_order == 6  # StageName picklist order
     assert won.account_id == raw["AccountId"] and won.currency is None
     open_deal = next(d for d in deals if d.stage == "Prospecting")
     assert not open_deal.is_closed and open_deal.closed_at is None
