@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from itertools import repeat
 from typing import Any
 
-from sqlalchemy import Engine, Table, event
+from sqlalchemy import Engine, Table, event, inspect, literal
 from sqlalchemy.exc import StatementError
 from sqlmodel import Session, SQLModel, create_engine
 
@@ -33,7 +33,37 @@ def make_engine(url: str) -> Engine:
     else:
         engine = create_engine(url, pool_pre_ping=True)
     SQLModel.metadata.create_all(engine)
+    add_missing_columns(engine)
     return engine
+
+
+def add_missing_columns(engine: Engine) -> None:
+    """Bring a store made by an earlier version up to date: add the columns it lacks.
+
+    ``create_all`` creates missing tables, never missing columns. A new column is nullable or
+    has a scalar default, which fills the rows already there."""
+    existing = inspect(engine)
+    tables = set(existing.get_table_names())
+    quote = engine.dialect.identifier_preparer.quote
+    with engine.begin() as conn:
+        for table in SQLModel.metadata.sorted_tables:
+            if table.name not in tables:
+                continue
+            have = {c["name"] for c in existing.get_columns(table.name)}
+            for column in table.columns:
+                if column.name in have:
+                    continue
+                sql = f"ALTER TABLE {quote(table.name)} ADD COLUMN {quote(column.name)} "
+                sql += column.type.compile(engine.dialect)
+                default = getattr(column.default, "arg", None)
+                if default is not None and not callable(default):
+                    value = literal(default).compile(
+                        dialect=engine.dialect, compile_kwargs={"literal_binds": True}
+                    )
+                    sql += f" DEFAULT {value}"
+                if not column.nullable:
+                    sql += " NOT NULL"
+                conn.exec_driver_sql(sql)
 
 
 def table_of(model: type[SQLModel]) -> Table:
