@@ -13,8 +13,10 @@ Streams read:
   ``default_currency``), ``clicks``, ``impressions``, ``channel``, ``account``.
 
 Files are read whole on every run (``since`` is ignored: offline rows often arrive late, and the
-keys make re-reading harmless). Invalid rows are skipped and collected in :attr:`rejected` with
-file, line and column; a missing file or required header is a :class:`ConfigError`.
+keys make re-reading harmless), so a file is the truth for the rows that came from it
+(``full_refresh``): a row edited or removed in the file replaces or removes the one stored.
+Invalid rows are skipped and collected in :attr:`rejected` with file, line and column; a missing
+file or required header is a :class:`ConfigError`.
 Format: RFC 4180 CSV, UTF-8 (a BOM is accepted), header names case-insensitive.
 """
 
@@ -138,6 +140,7 @@ class CsvFilesSource:
     """SourceAdapter over one offline touchpoints file and one spend file."""
 
     Settings: ClassVar[type[CsvFilesSettings]] = CsvFilesSettings
+    full_refresh: ClassVar[bool] = True  # every read is complete: unseen rows are gone
 
     def __init__(self, settings: CsvFilesSettings) -> None:
         self.settings = settings

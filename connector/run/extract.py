@@ -2,6 +2,11 @@
 
 Each stream reads from its cursor minus the lookback (sources restate recent days), upserts on
 natural keys, and moves its cursor only after the rows are committed.
+
+Every row remembers the configured source that read it (``origin``). A source whose every read
+is complete (``full_refresh``, e.g. CSV files) is the truth for its rows: after a complete read,
+its rows that read did not see are removed, with their credits. Rows of a source no longer in
+the config stay as they are (reported in the log).
 """
 
 from __future__ import annotations
@@ -12,7 +17,9 @@ from dataclasses import fields
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlmodel import Session, col, delete, select
+from sqlalchemy import delete, func
+from sqlalchemy import select as sa_select
+from sqlmodel import Session, col, select
 
 from connector.kernel import metrics
 from connector.kernel.batches import chunks
@@ -26,7 +33,7 @@ from connector.kernel.records import (
 from connector.kernel.timeutil import utcnow
 from connector.run.context import RunContext
 from connector.store import models
-from connector.store.database import get_cursor, insert_rows, set_cursor, upsert
+from connector.store.database import get_cursor, insert_rows, set_cursor, table_of, upsert
 
 log = logging.getLogger(__name__)
 BATCH = 5000
@@ -79,7 +86,9 @@ def read_stream(
     return n
 
 
-def touchpoint_row(t: Touchpoint) -> dict[str, Any]:
+def touchpoint_row(
+    t: Touchpoint, origin: str = "", read_at: datetime | None = None
+) -> dict[str, Any]:
     return {
         "source": t.source,
         "key": t.key,
@@ -92,37 +101,99 @@ def touchpoint_row(t: Touchpoint) -> dict[str, Any]:
         "landing_page": t.landing_page,
         "campaign_id": t.campaign_id,
         "preset_channel": t.channel,
+        "origin": origin,
+        "read_at": read_at,
     }
 
 
-def store_touchpoints(session: Session, touchpoints: Iterable[Touchpoint]) -> int:
+def store_touchpoints(
+    session: Session,
+    touchpoints: Iterable[Touchpoint],
+    origin: str = "",
+    read_at: datetime | None = None,
+) -> int:
     n = 0
     for batch in chunks(touchpoints, BATCH):
-        upsert(session, models.Touchpoint, [touchpoint_row(t) for t in batch], ["source", "key"])
+        rows = [touchpoint_row(t, origin, read_at) for t in batch]
+        upsert(session, models.Touchpoint, rows, ["source", "key"])
         n += len(batch)
     return n
 
 
-def spend_row(ctx: RunContext, s: Spend) -> dict[str, Any]:
+def spend_row(
+    ctx: RunContext, s: Spend, origin: str = "", read_at: datetime | None = None
+) -> dict[str, Any]:
     row = {f.name: getattr(s, f.name) for f in fields(s)}  # shallow: asdict deep-copies
     row["cost_base"] = ctx.loaded.config.currency.to_base(s.cost, s.currency)
     if row["cost_base"] is None:
         ctx.count("spend_unknown_currency")
+    row["origin"], row["read_at"] = origin, read_at
     return row
 
 
 def extract_sources(ctx: RunContext) -> None:
     for name, source in ctx.sources.items():
-        n = read_stream(ctx, name, "touchpoints", source.touchpoints, store_touchpoints)
-        ctx.count(f"{name}.touchpoints", n)
-        n = read_stream(
-            ctx, name, "spend", source.spend,
-            lambda session, batch: upsert(
-                session, models.Spend, [spend_row(ctx, s) for s in batch],
-                ["platform", "account", "campaign_id", "day"],
-            ),
-        )  # fmt: skip
-        ctx.count(f"{name}.spend", n)
+        extract_source(ctx, name, source)
+    report_unconfigured(ctx)
+
+
+def extract_source(ctx: RunContext, name: str, source: Any) -> None:
+    # Stamps the rows of this read: a full-refresh source's rows without it are gone.
+    stamp = utcnow()
+    n = read_stream(
+        ctx, name, "touchpoints", source.touchpoints,
+        lambda session, batch: store_touchpoints(session, batch, name, stamp),
+    )  # fmt: skip
+    ctx.count(f"{name}.touchpoints", n)
+    n = read_stream(
+        ctx, name, "spend", source.spend,
+        lambda session, batch: upsert(
+            session, models.Spend, [spend_row(ctx, s, name, stamp) for s in batch],
+            ["platform", "account", "campaign_id", "day"],
+        ),
+    )  # fmt: skip
+    ctx.count(f"{name}.spend", n)
+    if getattr(source, "full_refresh", False):
+        for key, removed in remove_unseen(ctx, name, stamp).items():
+            if removed:
+                ctx.count(f"{name}.{key}_removed", removed)
+
+
+def remove_unseen(ctx: RunContext, origin: str, stamp: datetime) -> dict[str, int]:
+    """Remove the rows of ``origin`` its complete read stamped ``stamp`` did not see (rows no
+    longer in its files), and the credits of those touches; returns how many of each."""
+    tp, sp, cr = (table_of(m) for m in (models.Touchpoint, models.Spend, models.Credit))
+
+    def unseen(table: Any) -> Any:
+        return (table.c.origin == origin) & (table.c.read_at.is_(None) | (table.c.read_at != stamp))
+
+    with Session(ctx.engine) as session:
+        conn = session.connection()
+        stale = sa_select(tp.c.id).where(unseen(tp))
+        credits = conn.execute(delete(cr).where(cr.c.touchpoint_id.in_(stale))).rowcount
+        touches = conn.execute(delete(tp).where(unseen(tp))).rowcount
+        spend = conn.execute(delete(sp).where(unseen(sp))).rowcount
+        session.commit()
+    if touches or spend:
+        log.info("%s: removed %d touchpoints (%d credits) and %d spend rows no longer in its "
+                 "files", origin, touches, credits, spend)  # fmt: skip
+    return {"touchpoints": touches, "spend": spend}
+
+
+def report_unconfigured(ctx: RunContext) -> None:
+    """Rows whose source left the config stay; say so, so nobody mistakes them for current."""
+    known = [*ctx.sources, ctx.crm_kind, ""]
+    with Session(ctx.engine) as session:
+        for model in (models.Touchpoint, models.Spend):
+            tbl = table_of(model)
+            rows = session.execute(
+                sa_select(tbl.c.origin, func.count())
+                .where(tbl.c.origin.not_in(known))
+                .group_by(tbl.c.origin)
+            ).all()
+            for origin, n in rows:
+                log.warning("%d %s rows come from source %r, which is no longer in the config; "
+                            "they stay in the store", n, tbl.name, origin)  # fmt: skip
 
 
 def _identities(ctx: RunContext, record: CrmRecord) -> list[tuple[str, str]]:
@@ -140,6 +211,10 @@ def _identities(ctx: RunContext, record: CrmRecord) -> list[tuple[str, str]]:
         if prop and (value := normalise_id(props.get(prop))):
             found.append((str(kind), value))
     return found
+
+
+# The sources of the touches a CRM record carries itself.
+RECORD_SOURCES = ("crm_form", "crm_click_id")
 
 
 def _record_touchpoints(ctx: RunContext, record: CrmRecord) -> list[Touchpoint]:
@@ -219,7 +294,19 @@ def store_contacts(ctx: RunContext, session: Session, batch: list[CrmRecord]) ->
             for kind, value in dict.fromkeys(_identities(ctx, r))
         ],
     )
-    store_touchpoints(session, [t for r in batch for t in _record_touchpoints(ctx, r)])
+    touches = [t for r in batch for t in _record_touchpoints(ctx, r)]
+    store_touchpoints(session, touches, ctx.crm_kind)
+    # A record whose captured UTMs or click id were cleared (or a lead since converted) no
+    # longer carries its touch: remove it, with its credits.
+    tp, cr = table_of(models.Touchpoint), table_of(models.Credit)
+    gone = sa_select(tp.c.id).where(
+        tp.c.source.in_(RECORD_SOURCES),
+        tp.c.identity_kind == str(IdentityKind.CRM_ID),
+        tp.c.identity_value.in_([r.crm_id for r in batch]),
+        tp.c.key.not_in([t.key for t in touches]),
+    )
+    session.execute(delete(cr).where(cr.c.touchpoint_id.in_(gone)))
+    session.execute(delete(tp).where(tp.c.id.in_(gone)))
 
 
 def extract_contacts(ctx: RunContext) -> None:
