@@ -4,6 +4,9 @@
     -> read current values (batches)  ->  policy decides per field  ->  audit rows (pending)
     -> adapter.write in the API's batches  ->  audit rows ok / failed, per record
 
+A field closedloop wrote whose value is gone (the person no longer has a journey, a deal no
+longer has credits, a touch no longer has a campaign) is cleared, as its policy allows.
+
 Nothing reaches the CRM before the preflight passed and before its audit row is committed, so
 every change can be rolled back and a killed run re-runs to the same end state.
 """
@@ -52,12 +55,39 @@ class WritePlan:
         return grouped
 
 
-def _last_written(session: Session) -> dict[tuple[str, str], str | None]:
+def _last_written(session: Session) -> dict[tuple[str, str, str], str | None]:
+    """(object, record, field) -> the value closedloop last wrote there."""
     fw = models.FieldWrite
     rows = session.exec(
-        select(fw.record_id, fw.field, fw.new_value).where(fw.status == "ok").order_by(col(fw.id))
+        select(fw.crm_object, fw.record_id, fw.field, fw.new_value)
+        .where(fw.status == "ok")
+        .order_by(col(fw.id))
     ).all()
-    return {(r, f): v for r, f, v in rows}
+    return {(o, r, f): v for o, r, f, v in rows}
+
+
+def _to_clear(
+    obj: str,
+    records: dict[str, dict[str, str | None]],
+    last: dict[tuple[str, str, str], str | None],
+    fields: set[str],
+    converted: set[str],
+) -> dict[str, dict[str, str | None]]:
+    """Fields closedloop wrote a value to that now have none: record -> {field: None}.
+
+    A converted lead is left alone: Salesforce refuses updates to it, its contact has the
+    values."""
+    out: dict[str, dict[str, str | None]] = defaultdict(dict)
+    for (o, crm_id, name), value in last.items():
+        if o == obj and value and name in fields and crm_id not in converted:
+            if name not in records.get(crm_id, {}):
+                out[crm_id][name] = None
+    return out
+
+
+def _converted(session: Session) -> set[str]:
+    c = models.Contact
+    return set(session.exec(select(c.crm_id).where(col(c.merged_into).is_not(None))).all())
 
 
 def plan(ctx: RunContext, specs: dict[str, dict[str, FieldSpec]]) -> WritePlan:
@@ -66,15 +96,24 @@ def plan(ctx: RunContext, specs: dict[str, dict[str, FieldSpec]]) -> WritePlan:
     desired = desired_values(ctx, specs, result.problems)
     with Session(ctx.engine) as session:
         last = _last_written(session)
+        converted = _converted(session)
+    clear = {
+        obj: _to_clear(obj, desired.get(obj, {}), last, {m.field for m in mappings}, converted)
+        for obj, _, mappings in targets(ctx)
+    }
     task = ctx.progress.task(
-        "write-back: read current values", total=sum(map(len, desired.values()))
+        "write-back: read current values",
+        total=sum(map(len, desired.values())) + sum(map(len, clear.values())),
     )
     for obj, _, mappings in targets(ctx):
         records = desired.get(obj, {})
-        if not records:
+        if not records and not clear[obj]:
             continue
         policies = {m.field: m.policy for m in mappings}
-        current = ctx.crm.read_values(obj, list(records), list(policies))
+        current = ctx.crm.read_values(obj, [*records, *clear[obj]], list(policies))
+        for crm_id, fields in clear[obj].items():
+            if crm_id in current:  # a record deleted in the CRM has nothing left to clear
+                records.setdefault(crm_id, {}).update(fields)
         for crm_id, fields in records.items():
             result.records_considered += 1
             now = current.get(crm_id)
@@ -86,7 +125,7 @@ def plan(ctx: RunContext, specs: dict[str, dict[str, FieldSpec]]) -> WritePlan:
                 old = canonical(now.get(name), spec)
                 if old == canonical(new, spec):
                     continue
-                mine = canonical(last.get((crm_id, name)), spec)
+                mine = canonical(last.get((obj, crm_id, name)), spec)
                 if policies[name] == Policy.FILL_IF_EMPTY and old is not None and old != mine:
                     continue  # a person or another tool set it: leave it
                 result.changes.append(Change(obj, crm_id, name, now.get(name), new))
