@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from pydantic import ValidationError
+from simple_salesforce.api import Salesforce
 
 from adapters._emulator import Request, Response, route
 from adapters.salesforce.adapter import SalesforceCrm, SalesforceSettings
@@ -115,6 +116,29 @@ def test_deal_fields(emu: Emulator, make_adapter: MakeAdapter) -> None:
     assert won.account_id == raw["AccountId"] and won.currency is None
     open_deal = next(d for d in deals if d.stage == "Prospecting")
     assert not open_deal.is_closed and open_deal.closed_at is None
+
+
+def test_the_orgs_time_zone_dates_close_days(
+    emu: Emulator, make_adapter: MakeAdapter, sf: Salesforce
+) -> None:
+    # What the org says, through the real client: its one Organization record.
+    org = sf.query("SELECT Id, TimeZoneSidKey FROM Organization")["records"]
+    assert [(r["Id"], r["TimeZoneSidKey"]) for r in org] == [(emu.org_id, "America/Los_Angeles")]
+    emu.set_time_zone("Asia/Tokyo")
+    adapter = make_adapter()
+    assert adapter.time_zone() == "Asia/Tokyo"
+    won = next(d for d in adapter.deals(None) if d.is_won)
+    assert won.close_date is not None
+    tokyo = datetime.combine(won.close_date, time.min, ZoneInfo("Asia/Tokyo"))
+    assert won.closed_at == tokyo.astimezone(UTC)
+    assert len(emu.requests("GET", "/query")) == 1 + 1 + 2  # Organization once, deals, roles
+    # An admin may name the zone instead (an org that refuses the query): nothing is asked.
+    emu.clear_log()
+    named = make_adapter(time_zone="Europe/Berlin")
+    assert named.time_zone() == "Europe/Berlin"
+    assert not [r for r in emu.requests("GET", "/query") if "Organization" in (r.arg("q") or "")]
+    with pytest.raises(ValidationError, match="unknown time zone"):
+        make_adapter(time_zone="Mars/Olympus")
 
 
 def test_deals_read_currency_when_the_org_has_several(
