@@ -14,7 +14,8 @@ Streams read:
 
 Files are read whole on every run (``since`` is ignored: offline rows often arrive late, and the
 keys make re-reading harmless), so a file is the truth for the rows that came from it
-(``full_refresh``): a row edited or removed in the file replaces or removes the one stored.
+(``full_refresh``: the streams whose file is configured): a row edited or removed in the file
+replaces or removes the one stored.
 Invalid rows are skipped and collected in :attr:`rejected` with file, line and column; a missing
 file or required header is a :class:`ConfigError`.
 Format: RFC 4180 CSV, UTF-8 (a BOM is accepted), header names case-insensitive.
@@ -140,11 +141,17 @@ class CsvFilesSource:
     """SourceAdapter over one offline touchpoints file and one spend file."""
 
     Settings: ClassVar[type[CsvFilesSettings]] = CsvFilesSettings
-    full_refresh: ClassVar[bool] = True  # every read is complete: unseen rows are gone
 
     def __init__(self, settings: CsvFilesSettings) -> None:
         self.settings = settings
         self.rejected: list[RowError] = []
+
+    @property
+    def full_refresh(self) -> frozenset[str]:
+        """The streams every read returns whole: those with a file (a stream without one says
+        nothing about the rows it read before)."""
+        files = {"touchpoints": self.settings.touchpoints_file, "spend": self.settings.spend_file}
+        return frozenset(stream for stream, path in files.items() if path is not None)
 
     def api_calls(self) -> int:
         return 0

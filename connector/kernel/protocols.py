@@ -22,8 +22,9 @@ from connector.kernel.records import (
 class SourceAdapter(Protocol):
     """Reads touchpoints and spend from one marketing system.
 
-    A source may declare ``full_refresh = True`` when every read returns all of its rows (files):
-    the rows of its earlier reads that a read no longer returns are then removed.
+    A source may declare ``full_refresh``, the streams (``touchpoints``, ``spend``) of which every
+    read returns all of its rows (files): the rows of earlier reads that a read of such a stream
+    no longer returns are then removed.
     """
 
     Settings: ClassVar[type[BaseModel]]

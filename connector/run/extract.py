@@ -3,10 +3,10 @@
 Each stream reads from its cursor minus the lookback (sources restate recent days), upserts on
 natural keys, and moves its cursor only after the rows are committed.
 
-Every row remembers the configured source that read it (``origin``). A source whose every read
-is complete (``full_refresh``, e.g. CSV files) is the truth for its rows: after a complete read,
-its rows that read did not see are removed, with their credits. Rows of a source no longer in
-the config stay as they are (reported in the log).
+Every row remembers the configured source that read it (``origin``). A source whose reads of a
+stream are complete (``full_refresh``, e.g. a CSV file) is the truth for that stream's rows:
+after a complete read, its rows that read did not see are removed, with their credits. Rows of
+a source (or a file) no longer in the config stay as they are (reported in the log).
 """
 
 from __future__ import annotations
@@ -153,31 +153,27 @@ def extract_source(ctx: RunContext, name: str, source: Any) -> None:
         ),
     )  # fmt: skip
     ctx.count(f"{name}.spend", n)
-    if getattr(source, "full_refresh", False):
-        for key, removed in remove_unseen(ctx, name, stamp).items():
-            if removed:
-                ctx.count(f"{name}.{key}_removed", removed)
+    for stream in sorted(getattr(source, "full_refresh", ())):
+        if removed := remove_unseen(ctx, name, stream, stamp):
+            ctx.count(f"{name}.{stream}_removed", removed)
 
 
-def remove_unseen(ctx: RunContext, origin: str, stamp: datetime) -> dict[str, int]:
-    """Remove the rows of ``origin`` its complete read stamped ``stamp`` did not see (rows no
-    longer in its files), and the credits of those touches; returns how many of each."""
-    tp, sp, cr = (table_of(m) for m in (models.Touchpoint, models.Spend, models.Credit))
-
-    def unseen(table: Any) -> Any:
-        return (table.c.origin == origin) & (table.c.read_at.is_(None) | (table.c.read_at != stamp))
-
+def remove_unseen(ctx: RunContext, origin: str, stream: str, stamp: datetime) -> int:
+    """Remove the rows of ``origin``'s ``stream`` its complete read stamped ``stamp`` did not
+    see (rows no longer in its file), and the credits of such touches; returns how many."""
+    table = table_of(models.Touchpoint if stream == "touchpoints" else models.Spend)
+    cr = table_of(models.Credit)
+    unseen = (table.c.origin == origin) & (table.c.read_at.is_(None) | (table.c.read_at != stamp))
     with Session(ctx.engine) as session:
         conn = session.connection()
-        stale = sa_select(tp.c.id).where(unseen(tp))
-        credits = conn.execute(delete(cr).where(cr.c.touchpoint_id.in_(stale))).rowcount
-        touches = conn.execute(delete(tp).where(unseen(tp))).rowcount
-        spend = conn.execute(delete(sp).where(unseen(sp))).rowcount
+        if stream == "touchpoints":
+            stale = sa_select(table.c.id).where(unseen)
+            conn.execute(delete(cr).where(cr.c.touchpoint_id.in_(stale)))
+        removed = int(conn.execute(delete(table).where(unseen)).rowcount)
         session.commit()
-    if touches or spend:
-        log.info("%s: removed %d touchpoints (%d credits) and %d spend rows no longer in its "
-                 "files", origin, touches, credits, spend)  # fmt: skip
-    return {"touchpoints": touches, "spend": spend}
+    if removed:
+        log.info("%s: removed %d %s rows no longer in its file", origin, removed, stream)
+    return removed
 
 
 def report_unconfigured(ctx: RunContext) -> None:

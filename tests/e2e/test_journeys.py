@@ -232,7 +232,14 @@ def test_a_source_file_is_the_truth_for_its_rows(
     assert by_name[spend[0]["campaign"]]["spend"] == 20_000.0
     assert by_name.get(spend[1]["campaign"], {"spend": 0})["spend"] == 0
 
-    # Removing the source from the config keeps its rows (documented), and says so.
+    # Removing a file, then the whole source, from the config keeps their rows, and says so.
+    def drop_spend_file(config: dict[str, Any]) -> None:
+        offline = next(s for s in config["sources"] if s["name"] == "offline")
+        del offline["settings"]["spend_file"]
+
+    edit_yaml(loop.systems.config_path, drop_spend_file)
+    sync(loop)
+    assert count(store_url, models.Spend, "offline") == 1
     edit_yaml(
         loop.systems.config_path,
         lambda c: c.update(sources=[s for s in c["sources"] if s["name"] != "offline"]),
@@ -242,6 +249,17 @@ def test_a_source_file_is_the_truth_for_its_rows(
     assert "no longer in the config" in caplog.text
     people = {probe.email(p).strip().lower(): p for p in probe.records().values()}
     assert "Partner Event" in people[edited["email"].lower()][probe.path]
+    assert count(store_url, models.Touchpoint, "offline") == len(rows)
+    assert count(store_url, models.Spend, "offline") == 1
+
+
+def count(store_url: str, model: type[Any], origin: str) -> int:
+    engine = make_engine(store_url)
+    try:
+        with Session(engine) as session:
+            return len(session.exec(select(model).where(model.origin == origin)).all())
+    finally:
+        engine.dispose()
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:

@@ -232,3 +232,13 @@ def test_settings_validate_currency() -> None:
         CsvFilesSource.Settings(default_currency="dollars")
     with pytest.raises(ValueError):
         CsvFilesSource.Settings(unknown=1)
+
+
+def test_a_configured_file_is_read_whole_so_it_is_the_truth_for_its_stream(
+    tmp_path: Path,
+) -> None:
+    touches_only = CsvFilesSource(CsvFilesSource.Settings(touchpoints_file=tmp_path / "t.csv"))
+    assert touches_only.full_refresh == frozenset({"touchpoints"})
+    both = CsvFilesSource.Settings(touchpoints_file=tmp_path / "t.csv", spend_file=tmp_path / "s")
+    assert CsvFilesSource(both).full_refresh == frozenset({"touchpoints", "spend"})
+    assert CsvFilesSource(CsvFilesSource.Settings()).full_refresh == frozenset()
