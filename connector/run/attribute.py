@@ -310,7 +310,9 @@ def run_attribution(ctx: RunContext) -> None:
             ctx.checkpoint()
         write_credits(session, journeys, touch_ids, deals, credits)
         session.commit()
-    empty = int(np.sum(np.diff(journeys.offsets) == 0))
-    ctx.count("deals_attributed", len(deals) - empty)
-    ctx.count("deals_without_touches", empty)
+    empty = np.diff(journeys.offsets) == 0
+    ctx.count("deals_attributed", len(deals) - int(empty.sum()))
+    ctx.count("deals_without_touches", int(empty.sum()))
+    # the report's "Unattributed (no touch)" line holds these (open and lost ones are counted above)
+    ctx.count("won_deals_without_touches", int((empty & journeys.converted).sum()))
     task.finish()
