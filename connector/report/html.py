@@ -246,10 +246,11 @@ def _metric_columns(model: str, money: Money) -> list[Column]:
 
 
 def _footer(
-    rows: Sequence[Mapping[str, Any]], totals: Mapping[str, Any], by: str, models: Sequence[str]
-) -> list[dict[str, Any]]:
-    """Attributed total (the rows' sums), Unattributed (no touch) and the CRM's total."""
-    model = models[-1] if models else ""
+    rows: Sequence[Mapping[str, Any]], totals: Mapping[str, Any], by: str,
+    models: Sequence[str], model: str,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """Attributed total (the rows' sums), Unattributed (no touch) and the CRM's total; revenue
+    per model in ``models``, won deals and pipeline under ``model``."""
     attributed: dict[str, Any] = {by: "Attributed total"} | {
         k: sum(_num(r, k) for r in rows)
         for k in ("spend", "touches", "leads", "opportunities", "won_deals", "pipeline")
@@ -283,7 +284,7 @@ def _main_table(
     if by == "campaign":
         columns.append(Column("Channel", "channel", _text, numeric=False))
     columns += _metric_columns(model, money)
-    return _table(VIEWS[by], columns, rows, _footer(rows, totals, by, [model]))
+    return _table(VIEWS[by], columns, rows, _footer(rows, totals, by, [model], model))
 
 
 def _model_section(
@@ -303,7 +304,7 @@ def _model_section(
         "<section><h2>Revenue by attribution model</h2>"
         '<p class="sub">The same won revenue, credited by each model; under every model the '
         "rows plus the unattributed line make the CRM's closed-won total.</p>"
-        + _table("models", columns, rows, _footer(rows, totals, by, models))
+        + _table("models", columns, rows, _footer(rows, totals, by, models, chosen))
         + "</section>"
     )
 
