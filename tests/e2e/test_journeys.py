@@ -109,6 +109,23 @@ def test_the_close_day_counts_in_the_crms_time_zone(loop: Loop, store_url: str) 
     assert round(body["totals"]["won_total"], 2) == round(expected, 2) >= 9_000
 
 
+def test_top_channel_and_campaign_break_ties_by_one_rule(loop: Loop) -> None:
+    """Two touches, half the credit each: the alphabetically first channel (Email) and the
+    alphabetically first campaign (alpha-search, which is not Email's) are the deal's top."""
+    probe, ga4 = loop.probe, loop.ga4
+    person = probe.add_person("tied@example.com", NOW - timedelta(days=30), "444.333")
+    ga4.add_session("444.333", NOW - timedelta(days=31), "newsletter", "email", "zeta-news")
+    ga4.add_session("444.333", NOW - timedelta(days=29), "google", "cpc", "alpha-search")
+    deal = probe.add_deal(
+        "Tied", 1_000.0, person, NOW - timedelta(days=20), NOW - timedelta(days=10)
+    )
+    sync(loop)
+    written = probe.deal_records()[deal]
+    assert written[probe.deal_mix] == "Email 50% · Paid Search 50%"
+    assert written[probe.deal_campaign] == "alpha-search"
+    assert loop.probe.deal_channels()[deal] == "Email"
+
+
 def won_deals(loop: Loop) -> list[tuple[float, date]]:
     """(amount in USD, close date in Los Angeles) of the won deals in USD, from the CRM."""
     out = []

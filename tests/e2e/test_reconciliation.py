@@ -124,13 +124,19 @@ def test_every_won_dollar_is_in_every_view(loop: Loop, tmp_path: Path) -> None:
         assert sum(cents(float(r[revenue])) for r in lines[:-1]) == cents(float(total[revenue]))
         assert cents(float(total[revenue])) == cents(won_total)
 
-        # the table, written to a file, and the HTML page show the same two lines
-        for fmt in ("table", "html"):
+        # every format can be written to a file; the view and its two lines are in each
+        for fmt in ("table", "csv", "json", "html"):
             out = tmp_path / f"report-{by}.{fmt}"
             report(loop, "--format", fmt, "--by", by, "-o", str(out))
             text = out.read_text(encoding="utf-8")
+            if fmt == "json":
+                assert json.loads(text)["totals"] == totals
+                continue
             assert "Unattributed (no touch)" in text and "CRM total" in text
-            assert f"{totals['won_total']:,.2f}" in text
+            if fmt != "csv":
+                assert f"{totals['won_total']:,.2f}" in text
+            if fmt == "html":
+                assert f'data-table="{by}s"' in text and f"ROI by {by}" in text
 
     body = json.loads(report(loop, "--format", "json", "--by", "campaign"))
     campaigns = {r["campaign"]: r for r in body["campaigns"]}
