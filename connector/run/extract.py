@@ -166,30 +166,37 @@ def remove_unseen(ctx: RunContext, origin: str, stream: str, stamp: datetime) ->
     unseen = (table.c.origin == origin) & (table.c.read_at.is_(None) | (table.c.read_at != stamp))
     with Session(ctx.engine) as session:
         conn = session.connection()
-        if stream == "touchpoints":
-            stale = sa_select(table.c.id).where(unseen)
-            conn.execute(delete(cr).where(cr.c.touchpoint_id.in_(stale)))
-        removed = int(conn.execute(delete(table).where(unseen)).rowcount)
+        stale = list(conn.execute(sa_select(table.c.id).where(unseen)).scalars())
+        for batch in chunks(stale, BATCH):
+            if stream == "touchpoints":
+                conn.execute(delete(cr).where(cr.c.touchpoint_id.in_(batch)))
+            conn.execute(delete(table).where(table.c.id.in_(batch)))
         session.commit()
-    if removed:
-        log.info("%s: removed %d %s rows no longer in its file", origin, removed, stream)
-    return removed
+    if stale:
+        log.info("%s: removed %d %s rows no longer in its file", origin, len(stale), stream)
+    return len(stale)
 
 
 def report_unconfigured(ctx: RunContext) -> None:
-    """Rows whose source left the config stay; say so, so nobody mistakes them for current."""
-    known = [*ctx.sources, ctx.crm_kind, ""]
+    """Rows of a source that left the config stay; say so, so nobody takes them for current.
+    (Every source ever read has a cursor: a cheap way to find the ones that left.)"""
+    cursor, configured = table_of(models.Cursor), [*ctx.sources, ctx.crm_kind]
     with Session(ctx.engine) as session:
-        for model in (models.Touchpoint, models.Spend):
-            tbl = table_of(model)
-            rows = session.execute(
-                sa_select(tbl.c.origin, func.count())
-                .where(tbl.c.origin.not_in(known))
-                .group_by(tbl.c.origin)
-            ).all()
-            for origin, n in rows:
-                log.warning("%d %s rows come from source %r, which is no longer in the config; "
-                            "they stay in the store", n, tbl.name, origin)  # fmt: skip
+        gone = session.execute(
+            sa_select(cursor.c.source)
+            .where(cursor.c.stream.in_(("touchpoints", "spend")))
+            .where(cursor.c.source.not_in(configured))
+            .distinct()
+        ).scalars()
+        for origin in sorted(gone):
+            for model in (models.Touchpoint, models.Spend):
+                tbl = table_of(model)
+                n = session.execute(
+                    sa_select(func.count()).select_from(tbl).where(tbl.c.origin == origin)
+                ).scalar_one()
+                if n:
+                    log.warning("%d %s rows come from source %r, which is no longer in the "
+                                "config; they stay in the store", n, tbl.name, origin)  # fmt: skip
 
 
 def _identities(ctx: RunContext, record: CrmRecord) -> list[tuple[str, str]]:

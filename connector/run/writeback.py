@@ -103,7 +103,7 @@ def plan(ctx: RunContext, specs: dict[str, dict[str, FieldSpec]]) -> WritePlan:
     }
     task = ctx.progress.task(
         "write-back: read current values",
-        total=sum(map(len, desired.values())) + sum(map(len, clear.values())),
+        total=sum(len({*desired.get(obj, {}), *records}) for obj, records in clear.items()),
     )
     for obj, _, mappings in targets(ctx):
         records = desired.get(obj, {})

@@ -38,7 +38,8 @@ def make_engine(url: str) -> Engine:
 
 
 def add_missing_columns(engine: Engine) -> None:
-    """Bring a store made by an earlier version up to date: add the columns it lacks.
+    """Bring a store made by an earlier version up to date: add the columns it lacks, and their
+    indexes.
 
     ``create_all`` creates missing tables, never missing columns. A new column is nullable or
     has a scalar default, which fills the rows already there."""
@@ -64,6 +65,9 @@ def add_missing_columns(engine: Engine) -> None:
                 if not column.nullable:
                     sql += " NOT NULL"
                 conn.exec_driver_sql(sql)
+                for index in table.indexes:
+                    if column.name in index.columns:
+                        index.create(conn, checkfirst=True)
 
 
 def table_of(model: type[SQLModel]) -> Table:

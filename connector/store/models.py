@@ -73,9 +73,11 @@ class Touchpoint(SQLModel, table=True):
     campaign_key: str = Field(default="", description="Joined campaign name (campaigns.yaml)")
     contact_id: int | None = Field(default=None, index=True)
     superseded: bool = Field(default=False, description="An ad click GA4 also saw as a session")
-    origin: str = Field(default="", description="The configured source (or CRM) that read it")
+    origin: str = Field(
+        default="", index=True, description="The configured source (or CRM) that read it"
+    )
     read_at: datetime | None = Field(
-        default=None, sa_column=_ts(nullable=True), description="Start of the read that saw it"
+        default=None, sa_column=_ts(nullable=True), description="Stamp of the read that saw it"
     )
 
 

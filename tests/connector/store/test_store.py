@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, inspect
 from sqlmodel import Session, select
 
 from connector.store import models
@@ -75,6 +75,7 @@ def test_an_older_store_gets_the_columns_it_lacks(store_url: str) -> None:
     """A store made before a column existed: the engine adds it, filling existing rows."""
     engine = make_engine(store_url)
     with engine.begin() as conn:
+        conn.exec_driver_sql("DROP INDEX ix_touchpoint_origin")
         conn.exec_driver_sql("ALTER TABLE touchpoint DROP COLUMN origin")
         conn.exec_driver_sql("ALTER TABLE deal DROP COLUMN close_day_end")
         conn.exec_driver_sql(
@@ -86,6 +87,8 @@ def test_an_older_store_gets_the_columns_it_lacks(store_url: str) -> None:
     engine.dispose()
     engine = make_engine(store_url)
     try:
+        indexes = {i["name"] for i in inspect(engine).get_indexes("touchpoint")}
+        assert "ix_touchpoint_origin" in indexes
         with Session(engine) as session:
             touch = session.exec(select(models.Touchpoint)).one()
             assert touch.origin == "" and touch.key == "k1"
