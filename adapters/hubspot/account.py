@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from connector.kernel.errors import ConfigError
+from connector.kernel.errors import ConfigError, RecordError
 from connector.kernel.timeutil import zone
 
 Call = Callable[..., Any]
@@ -27,16 +27,19 @@ class Stage:
 
 def portal_time_zone(call: Call, api_client: Any) -> str:
     """The portal's time zone name, as account-info gives it."""
-    details = call(
-        "read the portal's time zone (account-info)",
-        api_client.call_api,
-        "/account-info/v3/details",
-        "GET",
-        header_params={"Accept": "application/json"},
-        response_types_map={200: "object"},
-        auth_settings=["oauth2"],
-        _return_http_data_only=False,
-    )
+    try:
+        details = call(
+            "read the portal's time zone (account-info)",
+            api_client.call_api,
+            "/account-info/v3/details",
+            "GET",
+            header_params={"Accept": "application/json"},
+            response_types_map={200: "object"},
+            auth_settings=["oauth2"],
+            _return_http_data_only=False,
+        )
+    except RecordError as exc:  # refused (not a token or a limit problem)
+        raise ConfigError(f"{exc}; set crm.settings.time_zone to the portal's zone") from None
     name = str((details or {}).get("timeZone") or "")
     try:
         zone(name)

@@ -21,7 +21,13 @@ log = logging.getLogger(__name__)
 
 def org_time_zone(conn: SalesforceConnection) -> str:
     """The org's default time zone (an IANA name such as ``America/Los_Angeles``)."""
-    rows = list(conn.query("SELECT TimeZoneSidKey FROM Organization"))
+    try:
+        rows = list(conn.query("SELECT TimeZoneSidKey FROM Organization"))
+    except ConfigError as exc:  # a user without "View Setup and Configuration"
+        raise ConfigError(
+            f"cannot read the org's time zone ({exc}); give the integration user "
+            "'View Setup and Configuration', or set crm.settings.time_zone"
+        ) from None
     name = str(rows[0].get("TimeZoneSidKey") or "") if rows else ""
     try:
         zone(name)

@@ -139,6 +139,10 @@ def test_the_orgs_time_zone_dates_close_days(
     assert not [r for r in emu.requests("GET", "/query") if "Organization" in (r.arg("q") or "")]
     with pytest.raises(ValidationError, match="unknown time zone"):
         make_adapter(time_zone="Mars/Olympus")
+    # A user who may not see Organization is told what to do, not given a stack trace.
+    del emu.schema["Organization"]
+    with pytest.raises(ConfigError, match="crm.settings.time_zone"):
+        make_adapter().time_zone()
 
 
 def test_deals_read_currency_when_the_org_has_several(
