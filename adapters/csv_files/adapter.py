@@ -13,10 +13,13 @@ Streams read:
   ``default_currency``), ``clicks``, ``impressions``, ``channel``, ``account``.
 
 Files are read whole on every run (``since`` is ignored: offline rows often arrive late, and the
-keys make re-reading harmless). A row that cannot be used — a cell that does not parse, a byte
-that is not UTF-8, a line over :data:`.table.MAX_LINE` characters (read through in chunks, so memory
-stays bounded), malformed quoting — is skipped and reported with file, line and column: the first
-:data:`KEPT` of each file in :attr:`rejected`, all of them in :attr:`rejected_count`. A missing
+keys make re-reading harmless), so a file is the truth for the rows that came from it
+(``full_refresh``: the streams whose file is configured): a row edited or removed in the file
+replaces or removes the one stored. A row that cannot be used — a cell that does not parse, a
+byte that is not UTF-8, a line over :data:`.table.MAX_LINE` characters (read through in chunks,
+so memory stays bounded), malformed quoting — is skipped and reported with file, line and
+column: the first :data:`KEPT` of each file in :attr:`rejected`, all of them in
+:attr:`rejected_count`. A missing
 file or required header is a :class:`ConfigError`.
 Format: RFC 4180 CSV, UTF-8 (a BOM is accepted), header names case-insensitive.
 """
@@ -79,6 +82,13 @@ class CsvFilesSource:
         self.settings = settings
         self.rejected: list[RowError] = []  # of the last read of each file, the first KEPT
         self.rejected_count: dict[Path, int] = {}  # of the last read of each file, all
+
+    @property
+    def full_refresh(self) -> frozenset[str]:
+        """The streams every read returns whole: those with a file (a stream without one says
+        nothing about the rows it read before)."""
+        files = {"touchpoints": self.settings.touchpoints_file, "spend": self.settings.spend_file}
+        return frozenset(stream for stream, path in files.items() if path is not None)
 
     def api_calls(self) -> int:
         return 0

@@ -11,6 +11,7 @@ Reads:
   associations batch read (``POST /crm/v4/associations/deals/contacts/batch/read``).
 - property definitions (``GET /crm/v3/properties/{object}``) and current values
   (``POST /crm/v3/objects/{object}/batch/read``).
+- the portal's time zone and deal stage labels (:mod:`adapters.hubspot.account`).
 
 Writes: ``POST /crm/v3/objects/{object}/batch/update`` (100 records per call; a 207 names the
 records that failed), and property groups / properties (``POST /crm/v3/properties/{object}``
@@ -28,15 +29,16 @@ Limits: https://developers.hubspot.com/docs/api/usage-details
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, ClassVar
 
 from hubspot import HubSpot
 from pydantic import BaseModel
 from urllib3.util.retry import Retry
 
+from adapters.hubspot.account import deal_stages, portal_time_zone
+from adapters.hubspot.deals import deal_record, parse_datetime_value, utc
 from adapters.hubspot.errors import classify, header
 from adapters.hubspot.properties import field_spec, property_body
 from adapters.hubspot.settings import HubSpotSettings
@@ -46,7 +48,7 @@ from connector.kernel.errors import RecordError
 from connector.kernel.ratelimit import RateLimiter
 from connector.kernel.records import CrmDeal, CrmRecord, FieldSpec, RecordUpdate, WriteResult
 from connector.kernel.retry import call_with_retry
-from connector.kernel.timeutil import from_epoch_ms, parse_datetime, to_epoch_ms
+from connector.kernel.timeutil import to_epoch_ms, zone
 
 SYSTEM = "hubspot"
 TEN_SECOND_LIMIT = 110  # requests per 10 s per private app (Free/Starter: 100; Pro/Ent.: 190)
@@ -61,29 +63,6 @@ DEAL_PROPERTIES = (
 
 
 # -- small conversions ------------------------------------------------------------------------
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _datetime(value: str | None) -> datetime | None:
-    """A datetime property value: ISO-8601 in v3 responses, epoch milliseconds in older data."""
-    text = (value or "").strip()
-    if not text:
-        return None
-    try:
-        return from_epoch_ms(text) if text.isdigit() else parse_datetime(text)
-    except ValueError:
-        return None
-
-
-def _amount(value: str | None) -> float | None:
-    try:
-        amount = float(value or "")
-    except ValueError:
-        return None
-    return amount if math.isfinite(amount) else None
-
-
 def _next_after(page: Any) -> str | None:
     paging = getattr(page, "paging", None)
     following = getattr(paging, "next", None) if paging else None
@@ -113,6 +92,8 @@ class HubSpotCrm:
         self._properties = crm.properties.core_api
         self._groups = crm.properties.groups_api
         self._associations = crm.associations.v4.batch_api
+        self._pipelines = crm.pipelines.pipelines_api
+        self._time_zone = settings.time_zone
         self._limiter = RateLimiter(SYSTEM, TEN_SECOND_LIMIT, 10.0, settings.rate_limit_share)
         self._search_limiter = RateLimiter(SYSTEM, settings.search_per_second, 1.0)
         self._calls = 0
@@ -153,7 +134,7 @@ class HubSpotCrm:
         """Close the connection pools (the adapter is unusable afterwards)."""
         for api in (
             self._objects, self._search, self._batch, self._properties, self._groups,
-            self._associations,
+            self._associations, self._pipelines,
         ):  # fmt: skip
             api.api_client.rest_client.pool_manager.clear()
 
@@ -198,39 +179,26 @@ class HubSpotCrm:
             yield CrmRecord(
                 object="contacts",
                 crm_id=str(item.id),
-                created_at=_utc(item.created_at),
-                updated_at=_utc(item.updated_at),
+                created_at=utc(item.created_at),
+                updated_at=utc(item.updated_at),
                 properties={p: values.get(p) for p in wanted},
             )
 
+    def time_zone(self) -> str:
+        """The portal's time zone (account-info), unless the settings name one."""
+        if self._time_zone is None:
+            self._time_zone = portal_time_zone(self._call, self._properties.api_client)
+        return self._time_zone
+
     def deals(self, since: datetime | None) -> Iterator[CrmDeal]:
+        stages = deal_stages(self._call, self._pipelines)
+        tz = zone(self.time_zone())
         for chunk in chunks(
             self._records("deals", since, list(DEAL_PROPERTIES)), ASSOCIATION_BATCH
         ):
             buyers = self._deal_contacts([str(d.id) for d in chunk])
             for item in chunk:
-                yield self._deal(item, buyers.get(str(item.id), []))
-
-    @staticmethod
-    def _deal(item: Any, contact_ids: list[str]) -> CrmDeal:
-        values = item.properties or {}
-        is_won = values.get("hs_is_closed_won") == "true"
-        is_closed = is_won or values.get("hs_is_closed") == "true"
-        return CrmDeal(
-            object="deals",
-            crm_id=str(item.id),
-            name=values.get("dealname") or "",
-            amount=_amount(values.get("amount")),
-            currency=values.get("deal_currency_code") or None,
-            stage=values.get("dealstage") or "",
-            is_won=is_won,
-            is_closed=is_closed,
-            created_at=_utc(item.created_at),
-            updated_at=_utc(item.updated_at),
-            # An open deal's closedate is a forecast, not a close.
-            closed_at=_datetime(values.get("closedate")) if is_closed else None,
-            contact_ids=tuple(dict.fromkeys(contact_ids)),
-        )
+                yield deal_record(item, buyers.get(str(item.id), []), stages, tz)
 
     def _deal_contacts(self, deal_ids: list[str]) -> dict[str, list[str]]:
         """Contact ids per deal id, following each deal's own association paging."""
@@ -344,7 +312,7 @@ class HubSpotCrm:
 
     @staticmethod
     def _stamp(item: Any, modified: str) -> int:
-        moment = _datetime((item.properties or {}).get(modified)) or _utc(item.updated_at)
+        moment = parse_datetime_value((item.properties or {}).get(modified)) or utc(item.updated_at)
         return to_epoch_ms(moment)
 
     def read_values(

@@ -21,6 +21,10 @@ object's name, objectTypeId ``2-<n>`` or fullyQualifiedName ``p<portalId>_<name>
   ``/batch/associate/default``, ``/batch/create`` (labelled: ``types`` must be the pair's type)
   and ``/batch/archive`` (<= 2000 inputs each); an unknown record fails the request with
   HubSpot's "One or more associations are invalid".
+- ``GET /crm/v3/pipelines/deals``: the deal pipelines and their stages (ids, labels, order,
+  ``isClosed`` / ``probability`` metadata); ``add_pipeline`` adds one.
+- ``GET /account-info/v3/details``: the portal's id, time zone (``time_zone``, default
+  ``US/Eastern``) and currency.
 
 Seed and test helpers: ``add_contact``, ``add_deal``, ``add_object``, ``edit``, ``delete``,
 ``contact``, ``deal``, ``record``, ``add_property``, ``install_touchpoints_schema``,
@@ -47,6 +51,7 @@ import random
 import re
 import time
 import uuid
+import zoneinfo
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -126,6 +131,16 @@ DEAL_STAGES = (
     "appointmentscheduled", "qualifiedtobuy", "presentationscheduled", "decisionmakerboughtin",
     "contractsent", "closedwon", "closedlost",
 )  # fmt: skip
+# The default "Sales Pipeline" of a new portal: (stage id, label, probability).
+DEFAULT_PIPELINE = (
+    ("appointmentscheduled", "Appointment Scheduled", 0.2),
+    ("qualifiedtobuy", "Qualified To Buy", 0.4),
+    ("presentationscheduled", "Presentation Scheduled", 0.6),
+    ("decisionmakerboughtin", "Decision Maker Bought-In", 0.8),
+    ("contractsent", "Contract Sent", 0.9),
+    ("closedwon", "Closed Won", 1.0),
+    ("closedlost", "Closed Lost", 0.0),
+)
 CURRENCIES = ("USD", "EUR", "GBP", "CAD", "AUD", "CHF", "JPY")
 
 AUTH_MESSAGE = (
@@ -253,6 +268,7 @@ class Emulator(EmulatorServer):
         daily_limit: int | None = None,
         portal_id: int = DEFAULT_PORTAL_ID,
         custom_objects: bool = True,
+        time_zone: str = "US/Eastern",
     ) -> None:
         super().__init__(rate_limit=None)  # HubSpot counts per token: see check_auth
         self.access_token = access_token
@@ -274,6 +290,8 @@ class Emulator(EmulatorServer):
         }
         self._last_schema_id = 1_000_000
         self._last_association_type_id = 100
+        self.time_zone = time_zone
+        self.pipelines: list[dict[str, Any]] = []
         self._last_id = 100
         self._recent_calls: deque[float] = deque()
         self._recent_searches: deque[float] = deque()
@@ -318,8 +336,8 @@ class Emulator(EmulatorServer):
         )
         deal("dealname", label="Deal Name")
         deal("amount", "number", "number", "Amount")
-        deal("dealstage", "enumeration", "radio", "Deal Stage", options=DEAL_STAGES)
-        deal("pipeline", "enumeration", "select", "Pipeline", options=("default",))
+        deal("dealstage", "enumeration", "radio", "Deal Stage", options=())
+        deal("pipeline", "enumeration", "select", "Pipeline", options=())
         deal("closedate", "datetime", "date", "Close Date")
         deal("createdate", "datetime", "date", "Create Date", read_only=True)
         deal("hs_lastmodifieddate", "datetime", "date", "Last Modified Date", read_only=True)
@@ -327,6 +345,45 @@ class Emulator(EmulatorServer):
         deal("hs_is_closed_won", "bool", "booleancheckbox", "Is Closed Won", read_only=True)
         deal("hs_is_closed", "bool", "booleancheckbox", "Is Deal Closed?", read_only=True)
         deal("deal_currency_code", "enumeration", "select", "Currency", options=CURRENCIES)
+        self.add_pipeline("default", "Sales Pipeline", DEFAULT_PIPELINE)
+
+    def add_pipeline(
+        self, pipeline_id: str, label: str, stages: Sequence[tuple[str, str, float]]
+    ) -> None:
+        """A deal pipeline with its (stage id, label, probability) stages, in order; a stage of
+        probability 1 is closed won, 0 closed lost. Stage ids become ``dealstage`` options."""
+        stamp = iso_z(SAMPLE_DAY - timedelta(days=3650))
+        with self._lock:
+            self.pipelines.append({
+                "id": pipeline_id, "label": label, "displayOrder": len(self.pipelines),
+                "createdAt": stamp, "updatedAt": stamp, "archived": False,
+                "stages": [
+                    {"id": sid, "label": slabel, "displayOrder": n, "createdAt": stamp,
+                     "updatedAt": stamp, "archived": False,
+                     "writePermissions": "CRM_PERMISSIONS_ENFORCEMENT",
+                     "metadata": {"isClosed": str(p in (0.0, 1.0)).lower(),
+                                  "probability": str(p)}}
+                    for n, (sid, slabel, p) in enumerate(stages)
+                ],
+            })  # fmt: skip
+            definitions = self.property_defs["deals"]
+            for name, values in (
+                ("dealstage", [s[0] for s in stages]),
+                ("pipeline", [pipeline_id]),
+            ):
+                options = definitions[name]["options"]
+                for value in values:
+                    options.append({"label": value, "value": value, "displayOrder": len(options),
+                                    "hidden": False, "description": ""})  # fmt: skip
+
+    def _stage_flags(self, stage: str | None) -> tuple[bool, bool]:
+        """(closed, won) of a deal stage, from its pipeline's metadata."""
+        for pipeline in self.pipelines:
+            for s in pipeline["stages"]:
+                if s["id"] == stage:
+                    closed = s["metadata"]["isClosed"] == "true"
+                    return closed, closed and float(s["metadata"]["probability"]) == 1.0
+        return False, False
 
     def _add_group(self, obj: str, name: str, label: str) -> dict[str, Any]:
         group = {"name": name, "label": label, "displayOrder": -1, "archived": False}
@@ -443,11 +500,8 @@ class Emulator(EmulatorServer):
     ) -> str:
         with self._lock:
             record = self._add("deals", properties, created_at, updated_at)
-            stage = record.properties.get("dealstage")
-            record.properties.setdefault(
-                "hs_is_closed_won", "true" if stage == "closedwon" else "false"
-            )
-            closed = stage in ("closedwon", "closedlost")
+            closed, won = self._stage_flags(record.properties.get("dealstage"))
+            record.properties.setdefault("hs_is_closed_won", "true" if won else "false")
             record.properties.setdefault("hs_is_closed", "true" if closed else "false")
             for contact_id in contact_ids:
                 self._link("deals", record.id, "contacts", contact_id)
@@ -493,9 +547,8 @@ class Emulator(EmulatorServer):
         record.updated_at = max(utcnow(), record.updated_at + timedelta(milliseconds=1))
         record.properties[self.types[obj].modified] = iso_z(record.updated_at)
         if obj == "deals":
-            stage = record.properties.get("dealstage")
-            record.properties["hs_is_closed_won"] = "true" if stage == "closedwon" else "false"
-            closed = stage in ("closedwon", "closedlost")
+            closed, won = self._stage_flags(record.properties.get("dealstage"))
+            record.properties["hs_is_closed_won"] = "true" if won else "false"
             record.properties["hs_is_closed"] = "true" if closed else "false"
 
     def seed_sample(self) -> None:
@@ -1281,6 +1334,26 @@ class Emulator(EmulatorServer):
                     f"Existing ID: {other.id}"
                 )
         return None
+
+    # -- pipelines and the account -----------------------------------------------------------
+    @_endpoint("GET", r"/crm/v3/pipelines/(?P<type>[^/]+)")
+    def list_pipelines(self, req: Request) -> Response:
+        if req.params["type"] != "deals":
+            _reject(f"Unable to infer object type from: {req.params['type']}")
+        return Response(200, {"results": json.loads(json.dumps(self.pipelines))})
+
+    @_endpoint("GET", r"/account-info/v3/details")
+    def account_details(self, req: Request) -> Response:
+        offset = datetime.now(zoneinfo.ZoneInfo(self.time_zone)).utcoffset() or timedelta(0)
+        minutes = int(offset.total_seconds()) // 60
+        sign, minutes = ("-" if minutes < 0 else "+"), abs(minutes)
+        return Response(200, {
+            "portalId": self.portal_id, "accountType": "STANDARD", "timeZone": self.time_zone,
+            "companyCurrency": "USD", "additionalCurrencies": ["EUR", "GBP"],
+            "utcOffset": f"{sign}{minutes // 60:02d}:{minutes % 60:02d}",
+            "utcOffsetMilliseconds": int(offset.total_seconds() * 1000),
+            "uiDomain": "app.hubspot.com", "dataHostingLocation": "na1",
+        })  # fmt: skip
 
     # -- associations (v4) ------------------------------------------------------------------
     @_endpoint("POST", r"/crm/v4/associations/(?P<from_type>[^/]+)/(?P<to_type>[^/]+)/batch/read")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from connector.kernel.timeutil import TimeZoneName
+
 
 class HubSpotSettings(BaseModel):
     """How to reach one HubSpot portal with a private app token."""
@@ -17,3 +19,7 @@ class HubSpotSettings(BaseModel):
     property_group: str = "closedloop"
     search_per_second: int = Field(default=4, ge=1)  # HubSpot allows 5 per token
     timeout_seconds: float = Field(default=60.0, gt=0)
+    time_zone: TimeZoneName | None = Field(
+        default=None,
+        description="IANA time zone of the portal's dates; default: the portal's (account-info).",
+    )

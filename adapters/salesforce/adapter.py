@@ -18,19 +18,20 @@ the session rewrites them to http on 127.0.0.1 only.
 
 from __future__ import annotations
 
-import logging
 import math
 import re
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 from urllib.parse import quote_plus
+from zoneinfo import ZoneInfo
 
 from adapters.salesforce.bulk import bulk_update
 from adapters.salesforce.connection import SalesforceConnection
+from adapters.salesforce.org import dated_rates, org_time_zone
 from adapters.salesforce.settings import SalesforceSettings
 from connector.kernel.batches import chunks
-from connector.kernel.errors import ClosedloopError, ConfigError
+from connector.kernel.errors import ConfigError
 from connector.kernel.records import (
     CrmDeal,
     CrmRecord,
@@ -39,37 +40,22 @@ from connector.kernel.records import (
     RecordUpdate,
     WriteResult,
 )
-from connector.kernel.timeutil import iso_z, parse_datetime, start_of_day
-
-log = logging.getLogger(__name__)
+from connector.kernel.timeutil import day_start, iso_z, parse_datetime, zone
 
 COLLECTION_SIZE = 200  # sObject Collections maximum
 BULK_JOB_ROWS = 100_000  # rows per Bulk API 2.0 job (well under its 150 MB upload limit)
 MAX_QUERY_CHARS = 15_000  # URL-encoded SOQL per GET (Salesforce refuses URIs over 16,384)
 ROLE_BATCH = 200  # opportunities whose contact roles are read in one query
 FIELD_TYPES = {
-    "double": "number",
-    "currency": "number",
-    "percent": "number",
-    "int": "number",
-    "long": "number",
-    "date": "date",
-    "datetime": "datetime",
-    "boolean": "bool",
-    "picklist": "enumeration",
-    "multipicklist": "enumeration",
-}
+    "double": "number", "currency": "number", "percent": "number", "int": "number",
+    "long": "number", "date": "date", "datetime": "datetime", "boolean": "bool",
+    "picklist": "enumeration", "multipicklist": "enumeration",
+}  # fmt: skip
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _SOQL_ESCAPES = {
-    "\\": "\\\\",
-    "'": "\\'",
-    "\n": "\\n",
-    "\r": "\\r",
-    "\t": "\\t",
-    "\b": "\\b",
-    "\f": "\\f",
-    '"': '\\"',
-}
+    "\\": "\\\\", "'": "\\'", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b",
+    "\f": "\\f", '"': '\\"',
+}  # fmt: skip
 
 
 def soql_quote(value: str) -> str:
@@ -124,6 +110,7 @@ class SalesforceCrm:
         self._query = self._conn.query
         self._start = self._conn.start
         self._described: dict[str, dict[str, dict[str, Any]]] = {}
+        self._time_zone = settings.time_zone
 
     @property
     def person_objects(self) -> tuple[str, ...]:
@@ -159,19 +146,14 @@ class SalesforceCrm:
 
     def currency_rates(self) -> list[CurrencyRate]:
         """The org's dated conversion rates (advanced currency management), if it has them."""
-        if "CurrencyIsoCode" not in self._describe("Opportunity"):
-            return []
-        soql = "SELECT IsoCode, ConversionRate, StartDate, NextStartDate FROM DatedConversionRate"
-        try:
-            rows = list(self._query(soql))
-        except ClosedloopError as exc:  # multi-currency without dated rates
-            log.info("no dated conversion rates: %s", exc)
-            return []
-        return [
-            CurrencyRate(r["IsoCode"], float(r["ConversionRate"]),
-                         date.fromisoformat(r["StartDate"]), date.fromisoformat(r["NextStartDate"]))
-            for r in rows
-        ]  # fmt: skip
+        return dated_rates(self._conn) if "CurrencyIsoCode" in self._describe("Opportunity") else []
+
+    def time_zone(self) -> str:
+        """The org's default time zone, unless the settings name one."""
+        if self._time_zone is None:
+            self._start()
+            self._time_zone = org_time_zone(self._conn)
+        return self._time_zone
 
     def _field_name(self, obj: str, name: str) -> str | None:
         """The describe's spelling of ``name`` (field names are case-insensitive)."""
@@ -237,6 +219,7 @@ class SalesforceCrm:
 
     def deals(self, since: datetime | None) -> Iterator[CrmDeal]:
         self._start()
+        tz = zone(self.time_zone())
         fields = [
             "Id",
             "Name",
@@ -257,14 +240,20 @@ class SalesforceCrm:
         for row in self._query(soql):
             batch.append(row)
             if len(batch) >= ROLE_BATCH:
-                yield from self._with_buyers(batch)
+                yield from self._with_buyers(batch, tz)
                 batch = []
-        yield from self._with_buyers(batch)
+        yield from self._with_buyers(batch, tz)
 
-    def _with_buyers(self, rows: list[dict[str, Any]]) -> Iterator[CrmDeal]:
+    def _with_buyers(self, rows: list[dict[str, Any]], tz: ZoneInfo) -> Iterator[CrmDeal]:
         buyers = self._contact_roles([row["Id"] for row in rows]) if rows else {}
+        # StageName's picklist: each value's label and place (the pipeline's order)
+        picklist = self._describe("Opportunity")["StageName"].get("picklistValues") or []
+        stages = {p["value"]: (p.get("label") or p["value"], n) for n, p in enumerate(picklist)}
         for row in rows:
             closed = bool(row["IsClosed"]) and row.get("CloseDate")
+            close_date = date.fromisoformat(row["CloseDate"]) if closed else None
+            stage = row.get("StageName") or ""
+            label, order = stages.get(stage, (stage, len(stages)))
             yield CrmDeal(
                 object="Opportunity",
                 crm_id=row["Id"],
@@ -276,9 +265,12 @@ class SalesforceCrm:
                 is_closed=bool(row["IsClosed"]),
                 created_at=parse_datetime(row["CreatedDate"]),
                 updated_at=parse_datetime(row["SystemModstamp"]),
-                closed_at=start_of_day(date.fromisoformat(row["CloseDate"])) if closed else None,
+                closed_at=day_start(close_date, tz) if close_date else None,
                 contact_ids=tuple(buyers.get(row["Id"], ())),
                 account_id=row.get("AccountId"),
+                close_date=close_date,
+                stage_label=label,
+                stage_order=order,
             )
 
     def _contact_roles(self, opportunity_ids: list[str]) -> dict[str, list[str]]:

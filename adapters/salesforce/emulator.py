@@ -16,6 +16,8 @@ errors and limit headers (any ``vXX.X``):
   ``PUT .../batches`` (201), ``PATCH`` UploadComplete / Aborted, job info, ``successfulResults``
   (``sf__Created``) / ``failedResults`` / ``unprocessedrecords`` CSV; ``#N/A`` clears a field.
 - ``POST /services/Soap/u/XX.X`` (SOAP login) and ``POST /services/oauth2/token`` (JWT bearer).
+- The org's one ``Organization`` record (``SELECT TimeZoneSidKey FROM Organization``): its
+  default time zone, ``America/Los_Angeles`` unless ``time_zone`` says otherwise.
 
 Saves fail per record with Salesforce's codes: INVALID_FIELD, INVALID_FIELD_FOR_INSERT_UPDATE,
 STRING_TOO_LONG, NUMBER_OUTSIDE_VALID_RANGE, restricted picklists, lookups (MALFORMED_ID,
@@ -25,9 +27,9 @@ repeated in one request: DUPLICATE_VALUE, several matches: DUPLICATE_EXTERNAL_ID
 record clears the SetNull lookups that point to it.
 
 Seed and test helpers: ``add_field``, ``add_record``, ``edit``, ``record``, ``delete``,
-``convert_lead``, ``enable_multicurrency``, ``install_touchpoint_object`` (the custom object of
-:mod:`.touchpoint_object`, absent by default; ``omit=`` leaves fields out),
-``install_custom_object``, ``expire_session``, ``disable_api``; attributes ``page_size``,
+``convert_lead``, ``enable_multicurrency``, ``set_time_zone``, ``install_touchpoint_object``
+(the custom object of :mod:`.touchpoint_object`, absent by default; ``omit=`` leaves fields
+out), ``install_custom_object``, ``expire_session``, ``disable_api``; attributes ``page_size``,
 ``daily_limit`` / ``api_used``, ``bulk_polls_in_progress``, ``logins``, ``jobs``, ``records``,
 ``key_prefixes``.
 
@@ -77,6 +79,7 @@ KEY_PREFIXES = {
     "Opportunity": "006",
     "OpportunityContactRole": "00K",
     "DatedConversionRate": "04w",
+    "Organization": "00D",
 }
 LEAD_SOURCES = [
     "Web",
@@ -297,6 +300,42 @@ def _standard_schema() -> dict[str, list[dict[str, Any]]]:
             _field("LeadSource", "picklist", picklist=LEAD_SOURCES, label="Lead Source"),
             _field("OwnerId", "reference", reference_to=["User"]),
         ),
+        # The org itself: read-only through the API, and without IsDeleted.
+        "Organization": [
+            _field("Id", "id", updateable=False),
+            _field("Name", length=80, updateable=False),
+            _field(
+                "TimeZoneSidKey",
+                "picklist",
+                updateable=False,
+                label="Default Time Zone",
+                picklist=[
+                    "America/Los_Angeles",
+                    "America/New_York",
+                    "Europe/London",
+                    "Europe/Berlin",
+                    "Asia/Tokyo",
+                    "GMT",
+                ],
+            ),
+            _field(
+                "DefaultLocaleSidKey",
+                "picklist",
+                updateable=False,
+                label="Default Locale",
+                picklist=["en_US", "en_GB", "de_DE"],
+            ),
+            _field(
+                "OrganizationType",
+                "picklist",
+                updateable=False,
+                label="Edition",
+                picklist=["Developer Edition", "Enterprise Edition"],
+            ),
+            _field("CreatedDate", "datetime", updateable=False),
+            _field("LastModifiedDate", "datetime", updateable=False),
+            _field("SystemModstamp", "datetime", updateable=False),
+        ],  # fmt: skip
         "OpportunityContactRole": system(
             _field("OpportunityId", "reference", reference_to=["Opportunity"]),
             _field("ContactId", "reference", reference_to=["Contact"]),
@@ -416,6 +455,7 @@ class Emulator(EmulatorServer):
         consumer_key: str = "3MVG9demo.consumer.key",
         jwt_public_key: str | bytes | None = None,
         page_size: int = 2000,
+        time_zone: str = "America/Los_Angeles",
     ) -> None:
         super().__init__(rate_limit=rate_limit)
         self.session_id = session_id
@@ -443,6 +483,13 @@ class Emulator(EmulatorServer):
         self._api_disabled = False
         self._cursors: dict[str, tuple[list[dict[str, Any]], int]] = {}
         self._counter = itertools.count(1)
+        created = sf_datetime(SAMPLE_DAY - timedelta(days=3650))
+        self.records["Organization"][self.org_id] = {
+            "Id": self.org_id, "Name": "Demo Company", "TimeZoneSidKey": time_zone,
+            "DefaultLocaleSidKey": "en_US", "OrganizationType": "Enterprise Edition",
+            "CreatedDate": created, "LastModifiedDate": created, "SystemModstamp": created,
+            "IsDeleted": False,
+        }  # fmt: skip
 
     # -- seed API --------------------------------------------------------------------------
     def add_field(
@@ -653,6 +700,10 @@ class Emulator(EmulatorServer):
                     "NextStartDate": "9999-12-31",
                 },
             )
+
+    def set_time_zone(self, name: str) -> None:
+        """An admin changes the org's default time zone (Setup > Company Information)."""
+        self._edit("Organization", self.org_id, {"TimeZoneSidKey": name})
 
     def expire_session(self, *, keep_expiring: bool = False) -> None:
         """Invalidate every session: the next request gets 401 INVALID_SESSION_ID.

@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
+from connector.kernel.timeutil import TimeZoneName
+
 
 class SalesforceSettings(BaseModel):
     """Connection and behaviour of the Salesforce adapter (one auth method, complete)."""
@@ -42,6 +44,10 @@ class SalesforceSettings(BaseModel):
     bulk_poll_interval: float = Field(2.0, gt=0)
     bulk_timeout: float = Field(3600.0, gt=0)
     timeout: float = Field(120.0, gt=0, description="Seconds per HTTP request.")
+    time_zone: TimeZoneName | None = Field(
+        None,
+        description="IANA time zone of the org's dates; default: Organization.TimeZoneSidKey.",
+    )
 
     @model_validator(mode="after")
     def _one_auth_method(self) -> SalesforceSettings:

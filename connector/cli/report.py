@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import sys
 from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
 
 from connector.cli.common import DEFAULT_CONFIG, ConfigOption, _load, console, friendly_errors
 from connector.kernel.errors import ConfigError
@@ -17,8 +19,9 @@ from connector.report.terminal import print_report
 def build_report(
     loaded: Any, model: str | None = None, start: date | None = None, end: date | None = None
 ) -> Any:
+    from connector.config.campaigns import load_campaign_rules
     from connector.config.settings import MODEL_NAMES
-    from connector.report.closed_loop import build_report as assemble
+    from connector.report.queries import build_report as assemble
     from connector.store.database import make_engine
 
     sync = loaded.config.sync
@@ -34,9 +37,18 @@ def build_report(
             f"model {chosen!r} was not computed; add it to sync.models "
             f"(computed: {', '.join(models)})"
         )
+    campaigns = loaded.config.mappings.campaigns
+    rules = load_campaign_rules(loaded.resolve(campaigns) if campaigns else None)
+    journey = {
+        "window_days": sync.attribution_window_days,
+        "account_based": sync.attribution.account_based,
+    }
     engine = make_engine(loaded.store_url(), create=False)  # a report never makes a store
     try:
-        return assemble(engine, models, chosen, loaded.config.currency.base, start, end)
+        return assemble(
+            engine, models, chosen, loaded.config.currency.base, start, end,
+            campaign_names={rule.name for rule in rules.campaigns}, journey=journey,
+        )  # fmt: skip
     finally:
         engine.dispose()
 
@@ -52,7 +64,8 @@ def report(
     ] = "table",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to a file.")] = None,
 ) -> None:
-    """Spend, touches, leads, opportunities, wins, revenue, ROI, ROAS, CAC per channel|campaign."""
+    """Spend, touches, leads, opportunities, wins, revenue, ROI, ROAS, CAC per channel|campaign,
+    with the CRM's closed-won and pipeline totals they reconcile to."""
     if by not in {"channel", "campaign"}:
         raise typer.BadParameter("expected channel or campaign", param_hint="--by")
     if format not in {"table", "csv", "json", "html"}:
@@ -62,14 +75,18 @@ def report(
     with friendly_errors():
         result = build_report(_load(config), model, start and start.date(), end and end.date())
     if format == "table":
-        print_report(console, result, by)
-        return
-    if format == "html":
+        if not output:
+            print_report(console, result, by)
+            return
+        buffer = io.StringIO()
+        print_report(Console(file=buffer, width=160, color_system=None), result, by)
+        body = buffer.getvalue()
+    elif format == "html":
         from connector.report.html import render_html
 
-        body = render_html(result.to_dict())
+        body = render_html(result.to_dict(by))
     else:
-        body = result.to_json() + "\n" if format == "json" else result.to_csv(by)
+        body = result.to_json(by) + "\n" if format == "json" else result.to_csv(by)
     if output:
         output.write_text(body, encoding="utf-8")
         console.print(f"wrote {output}")

@@ -3,6 +3,8 @@
 Without a rule, names join by their slug (lowercase; spaces, underscores and punctuation as
 ``-``), so ``Brand Search`` on Google Ads meets ``brand-search`` in a UTM. Rules in
 ``mappings/campaigns.yaml`` join what the slug cannot: exact names (case-insensitive) or a regex.
+The slug only joins: reports show the source's own spelling, or a rule's ``name``. GA4's
+placeholders (``(not set)``, ``(direct)``...) get no key: they are no campaign.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ class CampaignRules(BaseModel):
 
 
 class CampaignJoin:
-    """Maps any spelling of a campaign to its report name."""
+    """Maps any spelling of a campaign to its join key ('' for no campaign)."""
 
     def __init__(self, rules: CampaignRules | None = None) -> None:
         self._exact: dict[str, str] = {}

@@ -117,6 +117,11 @@ class FieldMapping(Strict):
     )
     max_length: int | None = None
     on_overflow: Literal["truncate", "fail"] = "truncate"
+    collapse_repeats: bool = Field(
+        True,
+        description="channel_path only: write a run of touches in one channel once "
+        "('Paid Search > Email > Email' -> 'Paid Search > Email'); false lists every touch.",
+    )
 
     @model_validator(mode="after")
     def _value_or_template(self) -> FieldMapping:
@@ -126,6 +131,8 @@ class FieldMapping(Strict):
             if name not in self.VOCABULARY:
                 known = ", ".join(self.VOCABULARY)
                 raise ValueError(f"unknown value {name!r}; expected one of: {known}")
+        if "collapse_repeats" in self.model_fields_set and "channel_path" not in self.names():
+            raise ValueError("collapse_repeats applies to channel_path only")
         return self
 
     def names(self) -> list[str]:

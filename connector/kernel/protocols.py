@@ -20,7 +20,12 @@ from connector.kernel.records import (
 
 
 class SourceAdapter(Protocol):
-    """Reads touchpoints and spend from one marketing system."""
+    """Reads touchpoints and spend from one marketing system.
+
+    A source may declare ``full_refresh``, the streams (``touchpoints``, ``spend``) of which every
+    read returns all of its rows (files): the rows of earlier reads that a read of such a stream
+    no longer returns are then removed.
+    """
 
     Settings: ClassVar[type[BaseModel]]
 
@@ -49,7 +54,8 @@ class CrmAdapter(Protocol):
     """Reads people and deals from a CRM and writes fields back.
 
     ``person_objects`` are the CRM's object names for people (HubSpot ``contacts``; Salesforce
-    ``Lead`` and ``Contact``), ``deal_object`` the one for deals.
+    ``Lead`` and ``Contact``), ``deal_object`` the one for deals. ``time_zone`` is the IANA name
+    of the time zone the CRM's dates are in (the Salesforce org's, the HubSpot portal's).
     """
 
     Settings: ClassVar[type[BaseModel]]
@@ -72,6 +78,8 @@ class CrmAdapter(Protocol):
     ) -> Iterator[CrmRecord]: ...
 
     def deals(self, since: datetime | None) -> Iterator[CrmDeal]: ...
+
+    def time_zone(self) -> str: ...
 
     def read_values(
         self, obj: str, ids: Sequence[str], fields: Sequence[str]

@@ -79,7 +79,13 @@ class CrmRecord:
 
 @dataclass(frozen=True, slots=True)
 class CrmDeal:
-    """A deal / opportunity with its buyers."""
+    """A deal / opportunity with its buyers.
+
+    ``closed_at`` is when a closed deal closed (Salesforce: the start of its close date in the
+    org's time zone); ``close_date`` is its close date as the CRM shows it, in the CRM's time
+    zone. ``stage`` is the CRM's internal stage id, ``stage_label`` what a person reads, and
+    ``stage_order`` its place in the pipeline(s).
+    """
 
     object: str
     crm_id: str
@@ -94,6 +100,9 @@ class CrmDeal:
     closed_at: datetime | None
     contact_ids: tuple[str, ...] = ()
     account_id: str | None = None
+    close_date: date | None = None
+    stage_label: str = ""
+    stage_order: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AfterValidator
 
 
 def parse_datetime(value: str) -> datetime:
@@ -31,6 +35,40 @@ def to_epoch_ms(value: datetime) -> int:
 
 def start_of_day(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+def zone(name: str) -> ZoneInfo:
+    """The IANA time zone ``name`` (``America/Los_Angeles``, HubSpot's ``US/Eastern``...).
+
+    Raises ValueError for a name the system's time zone database does not know."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {name!r}") from None
+
+
+def _known_zone(name: str) -> str:
+    zone(name)
+    return name
+
+
+# A settings field holding an IANA time zone name, checked when the config is loaded.
+TimeZoneName = Annotated[str, AfterValidator(_known_zone)]
+
+
+def local_date(moment: datetime, tz: ZoneInfo) -> date:
+    """The calendar day ``moment`` falls on in ``tz``."""
+    return moment.astimezone(tz).date()
+
+
+def day_start(day: date, tz: ZoneInfo) -> datetime:
+    """00:00 of ``day`` in ``tz``, as an aware UTC datetime."""
+    return datetime.combine(day, time.min, tzinfo=tz).astimezone(UTC)
+
+
+def day_end(day: date, tz: ZoneInfo) -> datetime:
+    """When ``day`` ends in ``tz`` (00:00 of the next day there), as an aware UTC datetime."""
+    return day_start(day + timedelta(days=1), tz)
 
 
 def utcnow() -> datetime:

@@ -1,10 +1,17 @@
-"""The closed-loop report: money in (attributed revenue) against money out (spend).
+"""The closed-loop report: money in (attributed revenue) against money out (spend), reconciled
+with the CRM.
 
-Per channel and per campaign, for a date range and a model: spend, touches, leads,
-opportunities, won deals, revenue, pipeline, ROI, ROAS, CAC, cost per lead and the
-lead -> opportunity -> won rates. Leads count by first touch; opportunities, wins, revenue and
-pipeline are the chosen model's credit. Spend reaches a channel through its campaign: the channel
-most of the campaign's touches have, else the one its platform gives.
+One *view* per dimension, channel or campaign, for a date range and a model: spend, touches,
+leads, opportunities, won deals, revenue, pipeline, ROI, ROAS, CAC, cost per lead and the
+lead -> opportunity -> won rates. Leads count by first touch; opportunities, won deals, revenue
+and pipeline are the model's credit (credit-weighted: a deal split over three channels counts a
+third in each). Touches without a campaign (none, or a GA4 placeholder such as ``(direct)``)
+form the campaign view's "No campaign" row.
+
+Every view reconciles with the CRM (:class:`Totals`): per model, its rows' revenue plus the
+"Unattributed (no touch)" line is the CRM's closed-won total of the period in base currency, to
+the cent, and the same for open pipeline. Money is rounded to cents so that the rows add up
+(largest remainders), never by dropping the difference.
 """
 
 from __future__ import annotations
@@ -12,46 +19,16 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date
 from typing import Any
 
-from sqlalchemy import Engine, TextClause, bindparam, text
-from sqlmodel import Session
-
-from connector.store.models import UtcDateTime
-
-_TOUCHES = """
-SELECT {dim}, COUNT(*) FROM touchpoint
-WHERE channel <> '' AND NOT superseded AND occurred_at >= :start AND occurred_at < :end
-GROUP BY {dim}"""
-_LEADS = """
-SELECT t.{dim}, COUNT(*) FROM contact_journey cj
-JOIN touchpoint t ON t.id = cj.first_touch_id
-JOIN contact c ON c.id = cj.contact_id
-WHERE c.created_at >= :start AND c.created_at < :end
-GROUP BY t.{dim}"""
-_CREDIT = """
-SELECT t.{dim}, cr.model, d.is_won, d.is_closed,
-       SUM(CASE WHEN d.created_at >= :start AND d.created_at < :end THEN cr.fraction ELSE 0 END),
-       SUM(CASE WHEN d.closed_at >= :start AND d.closed_at < :end THEN cr.fraction ELSE 0 END),
-       SUM(CASE WHEN d.closed_at >= :start AND d.closed_at < :end THEN cr.amount ELSE 0 END),
-       SUM(cr.amount)
-FROM credit cr JOIN touchpoint t ON t.id = cr.touchpoint_id JOIN deal d ON d.id = cr.deal_id
-GROUP BY t.{dim}, cr.model, d.is_won, d.is_closed"""
-_CAMPAIGN_CHANNEL = """
-SELECT campaign_key, channel, COUNT(*) FROM touchpoint
-WHERE campaign_key <> '' AND channel <> '' AND NOT superseded
-GROUP BY campaign_key, channel"""
-_SPEND = """
-SELECT platform, campaign_key, campaign, channel, SUM(cost_base), SUM(clicks)
-FROM spend WHERE cost_base IS NOT NULL AND day >= :first AND day <= :last
-GROUP BY platform, campaign_key, campaign, channel"""
-_STAGES = """
-SELECT d.stage, t.{dim}, SUM(cr.amount) FROM credit cr
-JOIN touchpoint t ON t.id = cr.touchpoint_id JOIN deal d ON d.id = cr.deal_id
-WHERE cr.model = :model AND NOT d.is_closed AND t.{dim} <> ''
-GROUP BY d.stage, t.{dim} ORDER BY d.stage, t.{dim}"""
+UNATTRIBUTED = "Unattributed (no touch)"
+NO_CAMPAIGN = "No campaign"
+CRM_TOTAL = "CRM total"
+VIEWS = {"channel": "channels", "campaign": "campaigns"}
 
 
 @dataclass
@@ -85,6 +62,38 @@ class Row:
 
 
 @dataclass
+class Totals:
+    """What the CRM holds, in base currency: the numbers every view reconciles against.
+
+    ``won`` sums every deal won in the period that has an amount in a currency with a rate;
+    ``not_converted`` lists the amounts that have none (outside every total).
+    """
+
+    won: float = 0.0
+    won_deals: int = 0
+    credited_won_deals: dict[str, int] = field(default_factory=dict)  # per model
+    pipeline: float = 0.0
+    open_deals: int = 0
+    pipeline_credit: dict[str, float] = field(default_factory=dict)  # per model
+    not_converted: list[dict[str, Any]] = field(default_factory=list)
+    won_without_amount: int = 0
+
+
+def cents(value: float) -> int:
+    return round(value * 100)
+
+
+def split_cents(values: Sequence[float]) -> list[int]:
+    """Each value in cents, rounded so that they sum to their rounded sum (largest remainder)."""
+    exact = [v * 100 for v in values]
+    out = [math.floor(x) for x in exact]
+    short = round(math.fsum(exact)) - sum(out)
+    for i in sorted(range(len(exact)), key=lambda i: out[i] - exact[i])[: max(short, 0)]:
+        out[i] += 1
+    return out
+
+
+@dataclass
 class ClosedLoopReport:
     models: list[str]
     model: str
@@ -96,17 +105,32 @@ class ClosedLoopReport:
     pipeline_by_stage: dict[str, dict[str, float]]  # stage -> channel -> open amount
     unmatched_spend: float
     pipeline_by_stage_campaign: dict[str, dict[str, float]] = field(default_factory=dict)
+    totals: Totals = field(default_factory=Totals)
+    stage_totals: dict[str, float] = field(default_factory=dict)  # stage -> open amount
+    period: tuple[date | None, date | None] = (None, None)  # first and last day with data
+    journey: dict[str, Any] = field(default_factory=dict)  # how journeys were cut
+
+    def rows(self, by: str = "channel") -> list[Row]:
+        return self.campaigns if by == "campaign" else self.channels
+
+    def _money(self, rows: Sequence[Row]) -> dict[str, list[int]]:
+        """Cents of each money column, adding up to the column's rounded total."""
+        columns = {"spend": [r.spend for r in rows], "pipeline": [r.pipeline for r in rows]}
+        columns |= {f"revenue_{m}": [r.revenue.get(m, 0.0) for r in rows] for m in self.models}
+        return {key: split_cents(values) for key, values in columns.items()}
 
     def records(self, rows: list[Row] | None = None, kind: str = "channel") -> list[dict[str, Any]]:
+        rows = self.channels if rows is None else rows
+        money = self._money(rows)
         out = []
-        for r in self.channels if rows is None else rows:
+        for i, r in enumerate(rows):
             rec: dict[str, Any] = {kind: r.name}
             if kind == "campaign":
                 rec["channel"] = r.channel
                 rec["platforms"] = ",".join(sorted(r.platforms))
             rec.update(
                 {
-                    "spend": round(r.spend, 2),
+                    "spend": money["spend"][i] / 100,
                     "touches": r.touches,
                     "leads": r.leads,
                     "opportunities": round(r.opportunities, 2),
@@ -114,13 +138,73 @@ class ClosedLoopReport:
                 }
             )
             for m in self.models:
-                rec[f"revenue_{m}"] = round(r.revenue.get(m, 0.0), 2)
-            rec["pipeline"] = round(r.pipeline, 2)
+                rec[f"revenue_{m}"] = money[f"revenue_{m}"][i] / 100
+            rec["pipeline"] = money["pipeline"][i] / 100
             rec.update(
                 {k: None if v is None else round(v, 4) for k, v in r.metrics(self.model).items()}
             )
             out.append(rec)
         return out
+
+    def reconciliation(self, by: str = "channel") -> dict[str, Any]:
+        """The view's totals: attributed (its rows) + unattributed = the CRM's, per model."""
+        t, money = self.totals, self._money(self.rows(by))
+        won, pipeline = cents(t.won), cents(t.pipeline)
+        attributed = {m: sum(money[f"revenue_{m}"]) for m in self.models}
+        piped = {m: cents(t.pipeline_credit.get(m, 0.0)) for m in self.models}
+        piped[self.model] = sum(money["pipeline"])
+        return {
+            "won_total": won / 100,
+            "won_deals": t.won_deals,
+            "attributed": {m: a / 100 for m, a in attributed.items()},
+            "unattributed": {m: (won - a) / 100 for m, a in attributed.items()},
+            "unattributed_won_deals": {
+                m: t.won_deals - t.credited_won_deals.get(m, 0) for m in self.models
+            },
+            "won_deals_without_amount": t.won_without_amount,
+            "pipeline_total": pipeline / 100,
+            "open_deals": t.open_deals,
+            "pipeline_attributed": {m: p / 100 for m, p in piped.items()},
+            "pipeline_unattributed": {m: (pipeline - p) / 100 for m, p in piped.items()},
+            "not_converted": t.not_converted,
+        }
+
+    def lines(self, by: str = "channel") -> list[dict[str, Any]]:
+        """The "Unattributed (no touch)" and "CRM total" lines under a view's rows."""
+        keys = list(self.records([Row("")], by)[0])
+        rec = self.reconciliation(by)
+        spend = sum(self._money(self.rows(by))["spend"]) / 100
+        gap: dict[str, Any] = dict.fromkeys(keys) | {
+            by: UNATTRIBUTED,
+            "won_deals": rec["unattributed_won_deals"][self.model],
+            "pipeline": rec["pipeline_unattributed"][self.model],
+        }
+        total: dict[str, Any] = dict.fromkeys(keys) | {
+            by: CRM_TOTAL,
+            "spend": spend,
+            "won_deals": rec["won_deals"],
+            "pipeline": rec["pipeline_total"],
+        }
+        for m in self.models:
+            gap[f"revenue_{m}"] = rec["unattributed"][m]
+            total[f"revenue_{m}"] = rec["won_total"]
+        return [gap, total]
+
+    def paid(self, by: str = "channel") -> dict[str, float | None]:
+        """ROI where money was spent, apart from revenue with no spend behind it."""
+        records = self.records(self.rows(by), by)
+        key = f"revenue_{self.model}"
+        paid = [r for r in records if r["spend"] > 0]
+        revenue = math.fsum(r[key] for r in paid)
+        spend = math.fsum(r["spend"] for r in paid)
+        unpaid = math.fsum(r[key] for r in records if r["spend"] <= 0)
+        return {
+            "revenue": round(revenue, 2),
+            "spend": round(spend, 2),
+            "roi": round((revenue - spend) / spend, 4) if spend else None,
+            "roas": round(revenue / spend, 4) if spend else None,
+            "revenue_without_spend": round(unpaid, 2),
+        }
 
     def funnel(self) -> dict[str, float]:
         rows = self.channels
@@ -133,126 +217,51 @@ class ClosedLoopReport:
             "spend": round(sum(r.spend for r in rows), 2),
         }
 
-    def to_dict(self) -> dict[str, Any]:
+    def stages(self, by: str = "channel") -> dict[str, dict[str, float]]:
+        """Open pipeline per stage (in pipeline order) and channel or campaign, with each
+        stage's unattributed part: every stage's values add up to its CRM total."""
+        by_stage = self.pipeline_by_stage_campaign if by == "campaign" else self.pipeline_by_stage
+        out: dict[str, dict[str, float]] = {}
+        for stage, total in self.stage_totals.items():
+            names = by_stage.get(stage, {})
+            split = split_cents(list(names.values()))
+            out[stage] = {n: c / 100 for n, c in zip(names, split, strict=True)}
+            gap = cents(total) - sum(split)
+            if gap:
+                out[stage][UNATTRIBUTED] = gap / 100
+        return out
+
+    def to_dict(self, by: str = "channel") -> dict[str, Any]:
+        first, last = self.period
         return {
+            "by": by,
             "currency": self.currency,
             "model": self.model,
             "models": self.models,
             "start": self.start.isoformat() if self.start else None,
             "end": self.end.isoformat() if self.end else None,
+            "period": {
+                "first": first.isoformat() if first else None,
+                "last": last.isoformat() if last else None,
+            },
+            "journey": self.journey,
             "funnel": self.funnel(),
+            "paid": self.paid(by),
             "unmatched_spend": round(self.unmatched_spend, 2),
-            "channels": self.records(),
-            "campaigns": self.records(self.campaigns, "campaign"),
-            "pipeline_by_stage": self.pipeline_by_stage,
-            "pipeline_by_stage_campaign": self.pipeline_by_stage_campaign,
+            VIEWS[by]: self.records(self.rows(by), by),
+            "totals": self.reconciliation(by),
+            "pipeline_by_stage": self.stages(by),
+            "pipeline_stage_totals": {s: cents(v) / 100 for s, v in self.stage_totals.items()},
         }
 
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2)
+    def to_json(self, by: str = "channel") -> str:
+        return json.dumps(self.to_dict(by), indent=2)
 
-    def to_csv(self, kind: str = "channel") -> str:
-        records = self.records(self.campaigns, "campaign") if kind == "campaign" else self.records()
+    def to_csv(self, by: str = "channel") -> str:
+        """The view's rows, then its "Unattributed (no touch)" and "CRM total" lines."""
+        records = self.records(self.rows(by), by) + self.lines(by)
         buffer = io.StringIO()
-        if records:
-            writer = csv.DictWriter(buffer, fieldnames=list(records[0]), lineterminator="\n")
-            writer.writeheader()
-            writer.writerows(records)
+        writer = csv.DictWriter(buffer, fieldnames=list(records[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(records)
         return buffer.getvalue()
-
-
-def _bounds(start: date | None, end: date | None) -> dict[str, Any]:
-    """Query parameters: [start, end] as whole days; open ends reach the whole store."""
-    first = start or date(1970, 1, 1)
-    last = end or date(9999, 12, 30)
-    return {
-        "start": datetime.combine(first, time.min, tzinfo=UTC),
-        "end": datetime.combine(last + timedelta(days=1), time.min, tzinfo=UTC),
-        "first": first,
-        "last": last,
-    }
-
-
-def _sql(query: str) -> TextClause:
-    """A query whose datetime parameters go through the store's UTC type on every backend."""
-    clause = text(query)
-    typed = [bindparam(n, type_=UtcDateTime()) for n in ("start", "end") if f":{n}" in query]
-    return clause.bindparams(*typed) if typed else clause
-
-
-def build_report(
-    engine: Engine,
-    models: list[str],
-    model: str,
-    currency: str,
-    start: date | None = None,
-    end: date | None = None,
-) -> ClosedLoopReport:
-    """Read the store and assemble the report (nothing is written)."""
-    params = _bounds(start, end)
-    with Session(engine) as session:
-        channels = _rows(session, "channel", model, params)
-        campaigns = _rows(session, "campaign_key", model, params)
-        campaigns.pop("", None)
-        dominant: dict[str, tuple[int, str]] = {}
-        for key, channel, n in session.execute(_sql(_CAMPAIGN_CHANNEL)).all():
-            if n > dominant.get(key, (0, ""))[0]:
-                dominant[key] = (n, channel)
-        unmatched = 0.0
-        for platform, key, name, channel, cost, _clicks in session.execute(
-            _sql(_SPEND), params
-        ).all():
-            cost = float(cost or 0)
-            spend_channel = dominant.get(key, (0, channel or "Unassigned"))[1]
-            channels.setdefault(spend_channel, Row(spend_channel)).spend += cost
-            row = campaigns.setdefault(key or name, Row(key or name))
-            row.spend += cost
-            row.platforms.add(platform)
-            if key not in dominant:
-                unmatched += cost
-        for key, row in campaigns.items():
-            row.channel = dominant.get(key, (0, ""))[1]
-        stages = {dim: _stages(session, dim, model) for dim in ("channel", "campaign_key")}
-
-    def order(rows: dict[str, Row]) -> list[Row]:
-        return sorted(rows.values(), key=lambda r: (-r.revenue.get(model, 0.0), -r.spend, r.name))
-
-    return ClosedLoopReport(
-        models, model, currency, start, end, order(channels), order(campaigns),
-        stages["channel"], unmatched, pipeline_by_stage_campaign=stages["campaign_key"],
-    )  # fmt: skip
-
-
-def _stages(session: Session, dim: str, model: str) -> dict[str, dict[str, float]]:
-    """Open pipeline per CRM stage, split by ``dim`` under ``model`` ("28,295 in Proposal")."""
-    stages: dict[str, dict[str, float]] = {}
-    query = _sql(_STAGES.format(dim=dim))
-    for stage, name, amount in session.execute(query, {"model": model}).all():
-        stages.setdefault(stage, {})[name] = round(float(amount or 0), 2)
-    return stages
-
-
-def _rows(session: Session, dim: str, model: str, params: dict[str, Any]) -> dict[str, Row]:
-    rows: dict[str, Row] = {}
-
-    def row(name: str) -> Row:
-        return rows.setdefault(name, Row(name))
-
-    for name, n in session.execute(_sql(_TOUCHES.format(dim=dim)), params).all():
-        row(name).touches = int(n)
-    for name, n in session.execute(_sql(_LEADS.format(dim=dim)), params).all():
-        row(name).leads = int(n)
-    credit = session.execute(_sql(_CREDIT.format(dim=dim)), params).all()
-    for name, m, won, closed, opened, closed_in, amount_in, amount_all in credit:
-        r = row(name)
-        if m != model:
-            if won:
-                r.revenue[m] = r.revenue.get(m, 0.0) + float(amount_in or 0)
-            continue
-        r.opportunities += float(opened or 0)
-        if won:
-            r.won_deals += float(closed_in or 0)
-            r.revenue[m] = r.revenue.get(m, 0.0) + float(amount_in or 0)
-        elif not closed:
-            r.pipeline += float(amount_all or 0)
-    return rows

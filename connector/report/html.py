@@ -1,12 +1,12 @@
 """The closed-loop report as one self-contained HTML page (``closedloop report --format html``).
 
-``render_html(report.to_dict())`` fills the template ``report.html`` next to this module: the
-header, key figures and tables are rendered here (escaped, readable without JavaScript); the
-report dict is embedded as JSON in ``<script type="application/json" id="report-data">`` and a
-small inline script draws the three charts as SVG from it (``data-chart="funnel"``,
-``"revenue-spend"``, ``"roi-campaign"``). The page loads nothing: no external CSS, JS, fonts or
-images, and its Content-Security-Policy forbids every fetch and allows only that one script
-(by hash).
+``render_html(report.to_dict(by))`` fills the template ``report.html`` next to this module for
+one view (channels or campaigns): the header, key figures and tables are rendered here (escaped,
+readable without JavaScript); the report dict is embedded as JSON in
+``<script type="application/json" id="report-data">`` and a small inline script draws the three
+charts as SVG from it (``data-chart="funnel"``, ``"revenue-spend"``, ``"roi"``). The page
+loads nothing: no external CSS, JS, fonts or images, and its Content-Security-Policy forbids
+every fetch and allows only that one script (by hash).
 """
 
 from __future__ import annotations
@@ -18,11 +18,12 @@ import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from html import escape
 from importlib import resources
 from typing import Any, NamedTuple
 
-from connector.report.closed_loop import Row
+from connector.report.closed_loop import VIEWS
 
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 _INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.S)
@@ -85,28 +86,31 @@ class Column(NamedTuple):
 
 
 def render_html(data: Mapping[str, Any]) -> str:
-    """The whole page for ``ClosedLoopReport.to_dict()``; every piece of text is escaped."""
+    """The whole page for ``ClosedLoopReport.to_dict(by)``; every piece of text is escaped."""
     template = resources.files("connector.report").joinpath("report.html").read_text("utf-8")
     money = Money.of(str(data.get("currency") or ""))
     model = str(data.get("model") or "")
-    channels: list[Mapping[str, Any]] = list(data.get("channels") or [])
-    campaigns: list[Mapping[str, Any]] = list(data.get("campaigns") or [])
-    total = _total(data, channels)
+    by = "campaign" if data.get("by") == "campaign" else "channel"
+    rows: list[Mapping[str, Any]] = list(data.get(VIEWS[by]) or [])
+    totals: Mapping[str, Any] = data.get("totals") or {}
     parts = {
         "csp": _csp(template),
         "title": "Closed-loop revenue report",
-        "period": escape(_period(data.get("start"), data.get("end"))),
+        "period": escape(_period(data)),
         "currency": escape(str(data.get("currency") or _NONE)),
         "model": escape(model_name(model)),
+        "dimension": by,
+        "dimensions": VIEWS[by],
+        "Dimensions": VIEWS[by].capitalize(),
         "money_prefix": escape(money.prefix),
         "money_suffix": escape(money.suffix),
-        "kpis": _kpis(total, model, money),
+        "kpis": _kpis(data, by, money),
         "unmatched": _unmatched(float(data.get("unmatched_spend") or 0), money),
-        "roi_note": _roi_note(campaigns),
-        "channel_table": _channel_table(channels, total, model, money),
-        "campaign_table": _campaign_table(campaigns, model, money),
-        "model_section": _model_section(data, channels, money),
-        "pipeline_table": _pipeline_table(data.get("pipeline_by_stage") or {}, money),
+        "roi_note": _roi_note(rows, by),
+        "main_table": _main_table(rows, totals, by, model, money),
+        "model_section": _model_section(data, rows, totals, by, money),
+        "pipeline_table": _pipeline_table(data, by, money),
+        "journey": _journey(data.get("journey") or {}),
         "data": script_json(data),
     }
     return _PLACEHOLDER.sub(lambda m: parts[m[1]], template)
@@ -141,14 +145,13 @@ def _csp(template: str) -> str:
     )
 
 
-def _period(start: Any, end: Any) -> str:
-    if start and end:
-        return f"{start} – {end}"
-    if start:
-        return f"from {start}"
-    if end:
-        return f"up to {end}"
-    return "all dates in the store"
+def _period(data: Mapping[str, Any]) -> str:
+    """The days the report covers: the data's own first and last day (within any range asked)."""
+    span = data.get("period") or {}
+    first, last = span.get("first") or data.get("start"), span.get("last") or data.get("end")
+    if first and last:
+        return f"{first} – {last}"
+    return "no dated data in the store"
 
 
 def _num(row: Mapping[str, Any], key: str) -> float:
@@ -156,41 +159,47 @@ def _num(row: Mapping[str, Any], key: str) -> float:
     return float(value) if isinstance(value, int | float) and math.isfinite(value) else 0.0
 
 
-def _total(data: Mapping[str, Any], channels: Sequence[Mapping[str, Any]]) -> Row:
-    """The whole report as one row, so its ROI etc. come from the report's own formulas."""
-    funnel = data.get("funnel") or {}
+def _kpis(data: Mapping[str, Any], by: str, money: Money) -> str:
+    """The headline: the CRM's closed-won revenue and how much of it touches explain, then paid
+    ROI (rows with spend) apart from revenue with no spend behind it, then the deals."""
+    totals: Mapping[str, Any] = data.get("totals") or {}
+    paid: Mapping[str, Any] = data.get("paid") or {}
     model = str(data.get("model") or "")
-    return Row(
-        "Total",
-        spend=_num(funnel, "spend"),
-        touches=int(_num(funnel, "touches")),
-        leads=int(_num(funnel, "leads")),
-        opportunities=_num(funnel, "opportunities"),
-        won_deals=_num(funnel, "won_deals"),
-        revenue={model: _num(funnel, "revenue")},
-        pipeline=sum(_num(c, "pipeline") for c in channels),
-    )
-
-
-def _kpis(total: Row, model: str, money: Money) -> str:
-    metrics = total.metrics(model)
-    roi = metrics["roi"]
-    cards = [
-        ("Revenue", money(total.revenue.get(model, 0.0)), False),
-        ("Spend", money(total.spend), False),
-        ("ROI", percent(roi), roi is not None and roi < 0),
-        ("ROAS", multiple(metrics["roas"]), False),
-        ("Won deals", credit(total.won_deals), False),
-        ("Open pipeline", money(total.pipeline), False),
-    ]
-    return (
-        '<div class="kpis">'
+    won = _num(totals, "won_total")
+    attributed = _num(totals.get("attributed") or {}, model)
+    share = f" ({attributed / won:.0%})" if won else ""
+    roi = paid.get("roi")
+    groups = [
+        ("Closed-won revenue (CRM)", [
+            ("CRM closed-won total", money(won, 2), False),
+            ("Attributed to touches" + share, money(attributed, 2), False),
+            ("Unattributed (no touch)", money(_num(totals.get("unattributed") or {}, model), 2),
+             False),
+            ("With no spend behind it", money(_num(paid, "revenue_without_spend"), 2), False),
+        ]),
+        (f"Paid ROI ({by}s with spend)", [
+            ("Paid revenue", money(_num(paid, "revenue"), 2), False),
+            ("Spend", money(_num(paid, "spend"), 2), False),
+            ("Paid ROI", percent(roi), isinstance(roi, int | float) and roi < 0),
+            ("Paid ROAS", multiple(paid.get("roas")), False),
+        ]),
+        ("Deals", [
+            ("Won deals (CRM)", count(_num(totals, "won_deals")), False),
+            ("Open pipeline (CRM)", money(_num(totals, "pipeline_total"), 2), False),
+            ("Pipeline unattributed",
+             money(_num(totals.get("pipeline_unattributed") or {}, model), 2), False),
+            ("Open deals (CRM)", count(_num(totals, "open_deals")), False),
+        ]),
+    ]  # fmt: skip
+    return "".join(
+        f'<h2 class="kpi-group">{escape(title)}</h2><div class="kpis">'
         + "".join(
-            f'<div class="kpi"><div class="label">{label}</div>'
+            f'<div class="kpi"><div class="label">{escape(label)}</div>'
             f'<div class="value{" neg" if negative else ""}">{escape(value)}</div></div>'
             for label, value, negative in cards
         )
         + "</div>"
+        for title, cards in groups
     )
 
 
@@ -205,8 +214,8 @@ def _unmatched(amount: float, money: Money) -> str:
     )
 
 
-def _roi_note(campaigns: Sequence[Mapping[str, Any]]) -> str:
-    names = [str(c.get("campaign", "")) for c in campaigns if c.get("roi") is None]
+def _roi_note(rows: Sequence[Mapping[str, Any]], by: str) -> str:
+    names = [str(r.get(by, "")) for r in rows if r.get("roi") is None]
     if not names:
         return ""
     shown = ", ".join(escape(n) for n in names[:_MAX_NAMES])
@@ -218,108 +227,140 @@ def _roi_note(campaigns: Sequence[Mapping[str, Any]]) -> str:
 
 
 def _metric_columns(model: str, money: Money) -> list[Column]:
+    cent = partial(money, decimals=2)
     return [
-        Column("Spend", "spend", money),
+        Column("Spend", "spend", cent),
         Column("Touches", "touches", count),
         Column("Leads", "leads", count),
-        Column("Opps", "opportunities", credit),
-        Column("Won", "won_deals", credit),
-        Column(f"Revenue ({model_name(model)})", f"revenue_{model}", money),
-        Column("Pipeline", "pipeline", money),
+        Column("Opps (credit)", "opportunities", credit),
+        Column("Won (credit)", "won_deals", credit),
+        Column(f"Revenue ({model_name(model)} credit)", f"revenue_{model}", cent),
+        Column("Pipeline (credit)", "pipeline", cent),
         Column("ROI", "roi", percent),
         Column("ROAS", "roas", multiple),
-        Column("CAC", "cac", lambda v: money(v, 2)),
-        Column("Cost / lead", "cost_per_lead", lambda v: money(v, 2)),
+        Column("CAC", "cac", cent),
+        Column("Cost / lead", "cost_per_lead", cent),
         Column("Lead → opp", "lead_to_opportunity", percent),
         Column("Opp → won", "opportunity_to_won", percent),
     ]
 
 
-def _channel_table(
-    channels: Sequence[Mapping[str, Any]], total: Row, model: str, money: Money
-) -> str:
-    if not channels:
-        return '<p class="sub">No channel data in this period.</p>'
-    columns = [Column("Channel", "channel", _text, numeric=False), *_metric_columns(model, money)]
-    totals: dict[str, Any] = {
-        "channel": "Total",
-        "spend": total.spend,
-        "touches": total.touches,
-        "leads": total.leads,
-        "opportunities": total.opportunities,
-        "won_deals": total.won_deals,
-        f"revenue_{model}": total.revenue.get(model, 0.0),
-        "pipeline": total.pipeline,
-        **total.metrics(model),
+def _footer(
+    rows: Sequence[Mapping[str, Any]], totals: Mapping[str, Any], by: str,
+    models: Sequence[str], model: str,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """Attributed total (the rows' sums), Unattributed (no touch) and the CRM's total; revenue
+    per model in ``models``, won deals and pipeline under ``model``."""
+    attributed: dict[str, Any] = {by: "Attributed total"} | {
+        k: sum(_num(r, k) for r in rows)
+        for k in ("spend", "touches", "leads", "opportunities", "won_deals", "pipeline")
     }
-    return _table("channels", columns, channels, totals)
+    gap: dict[str, Any] = {by: "Unattributed (no touch)"}
+    total: dict[str, Any] = {by: "CRM total", "spend": attributed["spend"]}
+    for m in models:
+        attributed[f"revenue_{m}"] = _num(totals.get("attributed") or {}, m)
+        gap[f"revenue_{m}"] = _num(totals.get("unattributed") or {}, m)
+        total[f"revenue_{m}"] = _num(totals, "won_total")
+    gap["won_deals"] = _num(totals.get("unattributed_won_deals") or {}, model)
+    gap["pipeline"] = _num(totals.get("pipeline_unattributed") or {}, model)
+    total["won_deals"] = _num(totals, "won_deals")
+    total["pipeline"] = _num(totals, "pipeline_total")
+    return [attributed, gap, total]
 
 
-def _campaign_table(campaigns: Sequence[Mapping[str, Any]], model: str, money: Money) -> str:
-    if not campaigns:
-        return '<p class="sub">No campaign data in this period.</p>'
+def _main_table(
+    rows: Sequence[Mapping[str, Any]], totals: Mapping[str, Any], by: str, model: str,
+    money: Money,
+) -> str:  # fmt: skip
+    if not rows and not totals.get("won_deals"):
+        return f'<p class="sub">No {by} data in this period.</p>'
 
     def name(row: Mapping[str, Any]) -> str:
         platforms = str(row.get("platforms") or "")
         small = f"<small>{escape(platforms)}</small>" if platforms else ""
-        return f"{escape(str(row.get('campaign', '')))}{small}"
+        return f"{_text(row.get(by))}{small}"
 
-    columns = [
-        Column("Campaign", "", name, numeric=False),
-        Column("Channel", "channel", _text, numeric=False),
-        *_metric_columns(model, money),
-    ]
-    return _table("campaigns", columns, campaigns)
+    columns = [Column(by.capitalize(), "", name, numeric=False)]
+    if by == "campaign":
+        columns.append(Column("Channel", "channel", _text, numeric=False))
+    columns += _metric_columns(model, money)
+    return _table(VIEWS[by], columns, rows, _footer(rows, totals, by, [model], model))
 
 
 def _model_section(
-    data: Mapping[str, Any], channels: Sequence[Mapping[str, Any]], money: Money
-) -> str:
+    data: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], totals: Mapping[str, Any],
+    by: str, money: Money,
+) -> str:  # fmt: skip
     models = [str(m) for m in data.get("models") or []]
-    if len(models) < 2 or not channels:
+    if len(models) < 2 or not rows:
         return ""
     chosen = str(data.get("model") or "")
-    columns = [Column("Channel", "channel", _text, numeric=False)] + [
-        Column(model_name(m) + (" (used above)" if m == chosen else ""), f"revenue_{m}", money)
+    cent = partial(money, decimals=2)
+    columns = [Column(by.capitalize(), by, _text, numeric=False)] + [
+        Column(model_name(m) + (" (used above)" if m == chosen else ""), f"revenue_{m}", cent)
         for m in models
     ]
-    totals = {"channel": "Total"} | {
-        f"revenue_{m}": sum(_num(c, f"revenue_{m}") for c in channels) for m in models
-    }
     return (
         "<section><h2>Revenue by attribution model</h2>"
-        '<p class="sub">The same won revenue, credited to channels by each model.</p>'
-        + _table("models", columns, channels, totals)
+        '<p class="sub">The same won revenue, credited by each model; under every model the '
+        "rows plus the unattributed line make the CRM's closed-won total.</p>"
+        + _table("models", columns, rows, _footer(rows, totals, by, models, chosen))
         + "</section>"
     )
 
 
-def _pipeline_table(stages: Mapping[str, Mapping[str, float]], money: Money) -> str:
+def _pipeline_table(data: Mapping[str, Any], by: str, money: Money) -> str:
+    stages: Mapping[str, Mapping[str, float]] = data.get("pipeline_by_stage") or {}
+    stage_totals: Mapping[str, float] = data.get("pipeline_stage_totals") or {}
     if not stages:
         return '<p class="sub">No open pipeline.</p>'
     names = list(stages)
-    by_channel: dict[str, dict[str, float]] = {}
+    by_name: dict[str, dict[str, float]] = {}
     for stage, amounts in stages.items():
-        for channel, amount in amounts.items():
-            by_channel.setdefault(channel, {})[stage] = float(amount or 0)
+        for key, amount in amounts.items():
+            by_name.setdefault(key, {})[stage] = float(amount or 0)
+    gap = by_name.pop("Unattributed (no touch)", {})
     rows = [
-        {"channel": c, **amounts, "total": sum(amounts.values())}
-        for c, amounts in sorted(by_channel.items(), key=lambda kv: (-sum(kv[1].values()), kv[0]))
+        {by: c, **amounts, "total": sum(amounts.values())}
+        for c, amounts in sorted(by_name.items(), key=lambda kv: (-sum(kv[1].values()), kv[0]))
     ]
-    columns = [Column("Channel", "channel", _text, numeric=False)]
-    columns += [Column(s, s, money) for s in names]
-    columns.append(Column("Total", "total", money))
-    totals = {"channel": "Total"} | {
+    cent = partial(money, decimals=2)
+    columns = [Column(by.capitalize(), by, _text, numeric=False)]
+    columns += [Column(s, s, cent) for s in names]
+    columns.append(Column("Total", "total", cent))
+    attributed = {by: "Attributed total"} | {
         key: sum(float(r.get(key) or 0) for r in rows) for key in [*names, "total"]
     }
-    return _table("pipeline", columns, rows, totals)
+    unattributed = {by: "Unattributed (no touch)", **gap, "total": sum(gap.values())}
+    crm = {by: "CRM total", **stage_totals, "total": sum(stage_totals.values())}
+    return _table("pipeline", columns, rows, [attributed, unattributed, crm])
+
+
+def _journey(journey: Mapping[str, Any]) -> str:
+    """What the numbers count, with this report's settings; the README defines it in full."""
+    window = journey.get("window_days")
+    base = (
+        "every contact of the deal's account"
+        if journey.get("account_based")
+        else ("the deal's contacts (a lead converted into a contact counts as that contact)")
+    )
+    return (
+        '<section id="journey"><h2>What a journey is</h2><p class="sub">A deal\'s journey is '
+        f"every touch of {escape(base)}"
+        + (f" in the {int(window)} days" if isinstance(window, int) else "")
+        + " before its milestone: the end of its close date in the CRM's time zone for closed "
+        "deals (touches during the close day count), its creation for open pipeline. A "
+        "person's creation is the earliest of the contact and the leads converted into it. "
+        "Deals whose journey has no touch are unattributed. Full definition: README.md, "
+        "section &ldquo;What a journey is&rdquo;.</p></section>"
+    )
 
 
 def _table(
     kind: str,
     columns: Sequence[Column],
     rows: Sequence[Mapping[str, Any]],
-    totals: Mapping[str, Any] | None = None,
+    footer: Sequence[Mapping[str, Any]] = (),
 ) -> str:
     head = "".join(
         f'<th scope="col" class="{"num" if c.numeric else "name"}">{escape(c.header)}</th>'
@@ -341,7 +382,7 @@ def _table(
 
     body = "".join(line(r) for r in rows)
     compact = ' class="compact"' if len(columns) <= 8 else ""
-    foot = f"<tfoot>{line(totals)}</tfoot>" if totals else ""
+    foot = f"<tfoot>{''.join(line(r) for r in footer)}</tfoot>" if footer else ""
     return (
         f'<div class="table-wrap"><table data-table="{kind}"{compact}>'
         f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody>{foot}</table></div>"

@@ -1,9 +1,10 @@
 """Attribute: deals' journeys from the store -> model credits -> ``credit`` rows.
 
 A deal's journey is every touch of its contacts (a converted lead's touches included) inside the
-attribution window before its milestone: the close date for closed deals, the creation date for
-open pipeline. Deals with no amount, a negative amount or an unknown currency get no credit and
-are counted; a zero amount gets credits worth zero.
+attribution window before its milestone: the end of its close date in the CRM's time zone for
+closed deals (touches during the close day count), the creation moment for open pipeline.
+Deals with no amount, a negative amount or an unknown currency get no credit and are counted; a
+zero amount gets credits worth zero.
 
 Sized for millions of touches: the store returns each buyer's touches once, streamed from the
 DB-API cursor into NumPy columns, and the (deal, touch) journeys are joined, windowed and ordered
@@ -48,9 +49,12 @@ JOIN contact c ON c.account_id = d.account_id
 LEFT JOIN contact target ON target.crm_id = c.merged_into
 WHERE d.account_id IS NOT NULL AND {_USABLE}"""
 
+# The milestone, and whether it is the (exclusive) end of a close day or an (inclusive) moment.
 _DEALS = f"""
 SELECT d.id, d.amount_base, d.is_won, d.created_at,
-       CASE WHEN d.is_closed THEN COALESCE(d.closed_at, d.updated_at) ELSE d.created_at END
+       CASE WHEN d.is_closed THEN COALESCE(d.close_day_end, d.closed_at, d.updated_at)
+            ELSE d.created_at END,
+       CASE WHEN d.is_closed AND d.close_day_end IS NOT NULL THEN 1 ELSE 0 END
 FROM deal d WHERE {_USABLE} ORDER BY d.id"""
 # Each (deal, buyer) once, with the buyer's lead-creation touch (-1: none).
 _BUYERS = """
@@ -149,8 +153,8 @@ def load_journeys(
 ) -> tuple[Journeys, Int, Deals]:
     """Journeys of every deal with a usable amount; returns (journeys, touch ids, deals)."""
     buyers_sql = _CONTACT_BUYERS + (_ACCOUNT_BUYERS if account_based else "")
-    deal_id, amount, won, created, end = _read(
-        session, _DEALS, _ints, _floats, _bools, _epoch_seconds, _epoch_seconds
+    deal_id, amount, won, created, end, day_end = _read(
+        session, _DEALS, _ints, _floats, _bools, _epoch_seconds, _epoch_seconds, _bools
     )
     deals = Deals(deal_id, amount)
     buyer_deal, buyer, lead_touch = _read(
@@ -179,7 +183,8 @@ def load_journeys(
 
     # Inside the window before the milestone, then in (deal, time, id) order.
     row_ts, row_end = ts[row_rank], end[row_deal]
-    inside = (row_ts <= row_end) & (row_ts >= row_end - float(window_days * 86_400))
+    by_end = np.where(day_end[row_deal], row_ts < row_end, row_ts <= row_end)
+    inside = by_end & (row_ts >= row_end - float(window_days * 86_400))
     keys = np.sort(row_deal[inside] * n + row_rank[inside])
     row_deal, row_rank = keys // n, keys % n
     offsets = np.zeros(len(deals) + 1, dtype=np.int64)
@@ -305,7 +310,9 @@ def run_attribution(ctx: RunContext) -> None:
             ctx.checkpoint()
         write_credits(session, journeys, touch_ids, deals, credits)
         session.commit()
-    empty = int(np.sum(np.diff(journeys.offsets) == 0))
-    ctx.count("deals_attributed", len(deals) - empty)
-    ctx.count("deals_without_touches", empty)
+    empty = np.diff(journeys.offsets) == 0
+    ctx.count("deals_attributed", len(deals) - int(empty.sum()))
+    ctx.count("deals_without_touches", int(empty.sum()))
+    # the report's "Unattributed (no touch)" line holds these (open and lost ones are counted above)
+    ctx.count("won_deals_without_touches", int((empty & journeys.converted).sum()))
     task.finish()

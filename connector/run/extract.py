@@ -2,6 +2,11 @@
 
 Each stream reads from its cursor minus the lookback (sources restate recent days), upserts on
 natural keys, and moves its cursor only after the rows are committed.
+
+Every row remembers the configured source that read it (``origin``). A source whose reads of a
+stream are complete (``full_refresh``, e.g. a CSV file) is the truth for that stream's rows:
+after a complete read, its rows that read did not see are removed, with their credits. Rows of
+a source (or a file) no longer in the config stay as they are (reported in the log).
 """
 
 from __future__ import annotations
@@ -12,7 +17,9 @@ from dataclasses import fields
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlmodel import Session, col, delete, select
+from sqlalchemy import delete, func
+from sqlalchemy import select as sa_select
+from sqlmodel import Session, col, select
 
 from connector.kernel import metrics
 from connector.kernel.batches import chunks
@@ -27,7 +34,7 @@ from connector.kernel.records import (
 from connector.kernel.timeutil import utcnow
 from connector.run.context import RunContext
 from connector.store import models
-from connector.store.database import get_cursor, insert_rows, set_cursor, upsert
+from connector.store.database import get_cursor, insert_rows, set_cursor, table_of, upsert
 
 log = logging.getLogger(__name__)
 BATCH = 5000
@@ -80,7 +87,9 @@ def read_stream(
     return n
 
 
-def touchpoint_row(t: Touchpoint) -> dict[str, Any]:
+def touchpoint_row(
+    t: Touchpoint, origin: str = "", read_at: datetime | None = None
+) -> dict[str, Any]:
     return {
         "source": t.source,
         "key": t.key,
@@ -93,42 +102,107 @@ def touchpoint_row(t: Touchpoint) -> dict[str, Any]:
         "landing_page": t.landing_page,
         "campaign_id": t.campaign_id,
         "preset_channel": t.channel,
+        "origin": origin,
+        "read_at": read_at,
     }
 
 
-def store_touchpoints(session: Session, touchpoints: Iterable[Touchpoint]) -> int:
+def store_touchpoints(
+    session: Session,
+    touchpoints: Iterable[Touchpoint],
+    origin: str = "",
+    read_at: datetime | None = None,
+) -> int:
     n = 0
     for batch in chunks(touchpoints, BATCH):
-        upsert(session, models.Touchpoint, [touchpoint_row(t) for t in batch], ["source", "key"])
+        rows = [touchpoint_row(t, origin, read_at) for t in batch]
+        upsert(session, models.Touchpoint, rows, ["source", "key"])
         n += len(batch)
     return n
 
 
-def spend_row(ctx: RunContext, s: Spend) -> dict[str, Any]:
+def spend_row(
+    ctx: RunContext, s: Spend, origin: str = "", read_at: datetime | None = None
+) -> dict[str, Any]:
     row = {f.name: getattr(s, f.name) for f in fields(s)}  # shallow: asdict deep-copies
     row["cost_base"] = ctx.loaded.config.currency.to_base(s.cost, s.currency)
     if row["cost_base"] is None:
         ctx.count("spend_unknown_currency")
+    row["origin"], row["read_at"] = origin, read_at
     return row
 
 
 def extract_sources(ctx: RunContext) -> None:
     for name, source in ctx.sources.items():
-        n = read_stream(ctx, name, "touchpoints", source.touchpoints, store_touchpoints)
-        ctx.count(f"{name}.touchpoints", n)
-        n = read_stream(
-            ctx, name, "spend", source.spend,
-            lambda session, batch: upsert(
-                session, models.Spend, [spend_row(ctx, s) for s in batch],
-                ["platform", "account", "campaign_id", "day"],
-            ),
-        )  # fmt: skip
-        ctx.count(f"{name}.spend", n)
-        if isinstance(source, RejectsRows):
-            count, first = source.rejected_rows()
-            if count:
-                ctx.count(f"{name}.rows_rejected", count)
-                ctx.rejected += [(name, row) for row in first]
+        extract_source(ctx, name, source)
+    report_unconfigured(ctx)
+
+
+def extract_source(ctx: RunContext, name: str, source: Any) -> None:
+    # Stamps the rows of this read: a full-refresh source's rows without it are gone.
+    stamp = utcnow()
+    n = read_stream(
+        ctx, name, "touchpoints", source.touchpoints,
+        lambda session, batch: store_touchpoints(session, batch, name, stamp),
+    )  # fmt: skip
+    ctx.count(f"{name}.touchpoints", n)
+    n = read_stream(
+        ctx, name, "spend", source.spend,
+        lambda session, batch: upsert(
+            session, models.Spend, [spend_row(ctx, s, name, stamp) for s in batch],
+            ["platform", "account", "campaign_id", "day"],
+        ),
+    )  # fmt: skip
+    ctx.count(f"{name}.spend", n)
+    if isinstance(source, RejectsRows):
+        count, first = source.rejected_rows()
+        if count:
+            ctx.count(f"{name}.rows_rejected", count)
+            ctx.rejected += [(name, row) for row in first]
+    for stream in sorted(getattr(source, "full_refresh", ())):
+        if removed := remove_unseen(ctx, name, stream, stamp):
+            ctx.count(f"{name}.{stream}_removed", removed)
+
+
+def remove_unseen(ctx: RunContext, origin: str, stream: str, stamp: datetime) -> int:
+    """Remove the rows of ``origin``'s ``stream`` its complete read stamped ``stamp`` did not
+    see (rows no longer in its file), and the credits of such touches; returns how many."""
+    table = table_of(models.Touchpoint if stream == "touchpoints" else models.Spend)
+    cr = table_of(models.Credit)
+    unseen = (table.c.origin == origin) & (table.c.read_at.is_(None) | (table.c.read_at != stamp))
+    with Session(ctx.engine) as session:
+        conn = session.connection()
+        stale = list(conn.execute(sa_select(table.c.id).where(unseen)).scalars())
+        for batch in chunks(stale, BATCH):
+            if stream == "touchpoints":
+                conn.execute(delete(cr).where(cr.c.touchpoint_id.in_(batch)))
+            conn.execute(delete(table).where(table.c.id.in_(batch)))
+        session.commit()
+    if stale:
+        log.info("%s: removed %d %s rows no longer in its file", origin, len(stale), stream)
+    return len(stale)
+
+
+def report_unconfigured(ctx: RunContext) -> None:
+    """Rows of a source that left the config stay; say so, so nobody takes them for current.
+    (Every source ever read has a cursor: a cheap way to find the ones that left.)"""
+    cursor, configured = table_of(models.Cursor), [*ctx.sources, ctx.crm_kind]
+    with Session(ctx.engine) as session:
+        gone = session.execute(
+            sa_select(cursor.c.source)
+            .where(cursor.c.stream.in_(("touchpoints", "spend")))
+            .where(cursor.c.source.not_in(configured))
+            .distinct()
+        ).scalars()
+        for origin in sorted(gone):
+            for model in (models.Touchpoint, models.Spend):
+                tbl = table_of(model)
+                n = session.execute(
+                    sa_select(func.count()).select_from(tbl).where(tbl.c.origin == origin)
+                ).scalar_one()
+                if n:
+                    log.warning("%d %s rows come from source %r, which is no longer in the "
+                                "config; they stay in the store", n, tbl.name, origin)  # fmt: skip
 
 
 def _identities(ctx: RunContext, record: CrmRecord) -> list[tuple[str, str]]:
@@ -146,6 +220,10 @@ def _identities(ctx: RunContext, record: CrmRecord) -> list[tuple[str, str]]:
         if prop and (value := normalise_id(props.get(prop))):
             found.append((str(kind), value))
     return found
+
+
+# The sources of the touches a CRM record carries itself.
+RECORD_SOURCES = ("crm_form", "crm_click_id")
 
 
 def _record_touchpoints(ctx: RunContext, record: CrmRecord) -> list[Touchpoint]:
@@ -225,7 +303,19 @@ def store_contacts(ctx: RunContext, session: Session, batch: list[CrmRecord]) ->
             for kind, value in dict.fromkeys(_identities(ctx, r))
         ],
     )
-    store_touchpoints(session, [t for r in batch for t in _record_touchpoints(ctx, r)])
+    touches = [t for r in batch for t in _record_touchpoints(ctx, r)]
+    store_touchpoints(session, touches, ctx.crm_kind)
+    # A record whose captured UTMs or click id were cleared (or a lead since converted) no
+    # longer carries its touch: remove it, with its credits.
+    tp, cr = table_of(models.Touchpoint), table_of(models.Credit)
+    gone = sa_select(tp.c.id).where(
+        tp.c.source.in_(RECORD_SOURCES),
+        tp.c.identity_kind == str(IdentityKind.CRM_ID),
+        tp.c.identity_value.in_([r.crm_id for r in batch]),
+        tp.c.key.not_in([t.key for t in touches]),
+    )
+    session.execute(delete(cr).where(cr.c.touchpoint_id.in_(gone)))
+    session.execute(delete(tp).where(tp.c.id.in_(gone)))
 
 
 def extract_contacts(ctx: RunContext) -> None:

@@ -1,8 +1,9 @@
 """Match: classify touchpoints into channels, tie them to contacts, summarise each journey.
 
 All set-based SQL that runs the same on SQLite and PostgreSQL. A converted lead's touches go to
-the contact it was converted into. An identity shared by several contacts (two records with one
-email) goes to the earliest-created of them, deterministically.
+the contact it was converted into, and the person was created when the first of its records was
+(the contact, or a lead converted into it, whichever is earlier). An identity shared by several
+contacts (two records with one email) goes to the earliest-created of them, deterministically.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from sqlalchemy import bindparam, select, text, update
 from sqlmodel import Session, col, delete
 
 from connector.run.context import RunContext
+from connector.run.extract import RECORD_SOURCES
 from connector.store import models
 from connector.store.database import insert_rows, table_of
 
@@ -140,15 +142,50 @@ def match_touchpoints(session: Session) -> None:
     session.execute(_MATCH)
 
 
-def build_journeys(ctx: RunContext, session: Session) -> int:
-    """Recompute ContactJourney: first, lead-creation (last before creation) and last touch."""
-    tp = models.Touchpoint
+PATH_SEPARATOR = " > "
+
+
+def person_created(session: Session) -> dict[int, datetime]:
+    """Per contact id: the earliest creation among the contact and the leads converted into it."""
+    contact = models.Contact
     created: dict[int, datetime] = {
-        cid: at
-        for cid, at in session.execute(
-            select(col(models.Contact.id), col(models.Contact.created_at))
-        )
+        cid: at for cid, at in session.execute(select(col(contact.id), col(contact.created_at)))
     }
+    lead, target = table_of(contact).alias("lead"), table_of(contact).alias("target")
+    converted = session.execute(
+        select(target.c.id, lead.c.created_at).join(target, target.c.crm_id == lead.c.merged_into)
+    )
+    for cid, at in converted:
+        created[cid] = min(created[cid], at)
+    return created
+
+
+def date_record_touches(session: Session, created: dict[int, datetime]) -> int:
+    """Touches a CRM record carries itself (form-captured UTMs, a Meta click id) happened when
+    the person was created: for a contact converted from a lead, at the lead's creation.
+    Returns how many were moved."""
+    tp = table_of(models.Touchpoint)
+    moved = [
+        {"tid": tid, "at": created[cid]}
+        for tid, cid, at in session.execute(
+            select(tp.c.id, tp.c.contact_id, tp.c.occurred_at).where(
+                tp.c.source.in_(RECORD_SOURCES), tp.c.contact_id.is_not(None)
+            )
+        )
+        if created[cid] != at
+    ]
+    if moved:
+        stmt = update(tp).where(tp.c.id == bindparam("tid")).values(occurred_at=bindparam("at"))
+        session.execute(stmt, moved)
+    return len(moved)
+
+
+def build_journeys(ctx: RunContext, session: Session) -> int:
+    """Recompute ContactJourney: first, lead-creation (last at or before the person's creation)
+    and last touch, how many touches, and every touch's channel in time order."""
+    tp = models.Touchpoint
+    created = person_created(session)
+    date_record_touches(session, created)
     rows = session.execute(
         select(col(tp.contact_id), col(tp.id), col(tp.occurred_at), col(tp.channel))
         .where(col(tp.contact_id).is_not(None), col(tp.superseded).is_(False))
@@ -159,7 +196,6 @@ def build_journeys(ctx: RunContext, session: Session) -> int:
         touches = list(touches_iter)
         created_at = created[contact_id]
         before = [t for t in touches if t[2] <= created_at]
-        path = [channel for channel, _ in groupby(t[3] for t in touches)]
         journeys.append(
             {
                 "contact_id": contact_id,
@@ -167,7 +203,8 @@ def build_journeys(ctx: RunContext, session: Session) -> int:
                 "lead_touch_id": before[-1][1] if before else None,
                 "last_touch_id": touches[-1][1],
                 "touch_count": len(touches),
-                "channel_path": " > ".join(path),
+                "channel_path": PATH_SEPARATOR.join(t[3] for t in touches),
+                "created_at": created_at,
             }
         )
     session.execute(delete(models.ContactJourney))

@@ -1,7 +1,8 @@
 """Desired values: what each CRM record should hold, from journeys, credits and the mappings.
 
 Values are rendered from a fixed vocabulary (templates, value maps, length limits), and compared
-with the CRM's by meaning (:func:`canonical`), never by spelling.
+with the CRM's by meaning (:func:`canonical`), never by spelling. A campaign is the source's own
+name (the touch's ``utm_campaign``); GA4's placeholders such as ``(direct)`` are no campaign.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from connector.config.mappings import FieldMapping
 from connector.kernel.records import FieldSpec
 from connector.kernel.timeutil import iso_z, parse_datetime
 from connector.run.context import RunContext
+from connector.run.match import PATH_SEPARATOR
 from connector.run.preflight import targets
 from connector.store import models
 
@@ -39,6 +41,7 @@ def _journey_values(session: Session) -> list[tuple[str, str, dict[str, str | No
             alias.utm_campaign,
             alias.landing_page,
             alias.occurred_at,
+            alias.campaign_key,
         ]
     query = (
         select(c.crm_object, c.crm_id, cj.touch_count, cj.channel_path, *cols)
@@ -56,15 +59,16 @@ def _journey_values(session: Session) -> list[tuple[str, str, dict[str, str | No
         values: dict[str, str | None] = {
             "touch_count": str(count),
             "channel_path": path,
-            "channel_count": str(len(set(path.split(" > "))) if path else 0),
+            "channel_count": str(len(set(path.split(PATH_SEPARATOR))) if path else 0),
         }
         for n, touch in enumerate(("first_touch", "lead_creation_touch", "last_touch")):
-            ch, src, med, camp, page, at = rest[n * 6 : (n + 1) * 6]
+            ch, src, med, camp, page, at, key = rest[n * 7 : (n + 1) * 7]
             present = ch is not None
             values[f"{touch}.channel"] = ch if present else None
             values[f"{touch}.source"] = src or None
             values[f"{touch}.medium"] = med or None
-            values[f"{touch}.campaign"] = camp or None
+            # no campaign key: empty, or a placeholder such as "(direct)" (campaigns.yaml)
+            values[f"{touch}.campaign"] = camp if camp and key else None
             values[f"{touch}.landing_page"] = page or None
             values[f"{touch}.occurred_at"] = iso_z(at) if isinstance(at, datetime) else None
         out.append((obj, crm_id, values))
@@ -76,7 +80,12 @@ def _deal_values(session: Session, model: str) -> list[tuple[str, str, dict[str,
     d, t, cr = models.Deal, models.Touchpoint, models.Credit
     rows = session.execute(
         sa_select(
-            col(d.crm_object), col(d.crm_id), col(t.channel), col(t.utm_campaign), col(cr.fraction)
+            col(d.crm_object),
+            col(d.crm_id),
+            col(t.channel),
+            col(t.utm_campaign),
+            col(t.campaign_key),
+            col(cr.fraction),
         )  # fmt: skip
         .join(cr, col(cr.deal_id) == col(d.id))
         .join(t, col(t.id) == col(cr.touchpoint_id))
@@ -88,31 +97,41 @@ def _deal_values(session: Session, model: str) -> list[tuple[str, str, dict[str,
         touches = list(touches_iter)
         by_channel: dict[str, float] = defaultdict(float)
         by_campaign: dict[str, float] = defaultdict(float)
-        for _, _, channel, campaign, fraction in touches:
+        named: dict[str, str] = {}  # joined campaign -> the first spelling in the journey
+        for _, _, channel, campaign, key, fraction in touches:
             by_channel[channel] += fraction
-            if campaign and not campaign.startswith("("):
-                by_campaign[campaign] += fraction
-        ranked = sorted(by_channel.items(), key=lambda kv: (-kv[1], kv[0]))
+            if key:  # a placeholder such as "(direct)" has no key: it is no campaign
+                by_campaign[named.setdefault(key, campaign)] += fraction
+        channels, campaigns = ranked(by_channel), ranked(by_campaign)
         out.append((obj, crm_id, {
-            "primary_channel": ranked[0][0],
-            "primary_campaign": _top(by_campaign),
+            "primary_channel": channels[0][0],
+            "primary_campaign": campaigns[0][0] if campaigns else None,
             "first_touch_channel": touches[0][2],
             "last_touch_channel": touches[-1][2],
             "touch_count": str(len(touches)),
             "channel_count": str(len(by_channel)),
-            "channel_mix": " · ".join(f"{c} {share:.0%}" for c, share in ranked[:4]),
+            "channel_mix": " · ".join(f"{c} {share:.0%}" for c, share in channels[:4]),
         }))  # fmt: skip
     return out
 
 
-def _top(shares: dict[str, float]) -> str | None:
-    return max(shares, key=lambda name: (shares[name], name)) if shares else None
+def ranked(shares: dict[str, float]) -> list[tuple[str, float]]:
+    """Largest share first; equal shares (to 1e-9, sums of fractions are not exact) in
+    alphabetical order. The one tie rule for a deal's top channel and top campaign."""
+    return sorted(shares.items(), key=lambda kv: (-round(kv[1], 9), kv[0]))
+
+
+def collapse_repeats(path: str) -> str:
+    """``Paid Search > Email > Email`` -> ``Paid Search > Email``."""
+    return PATH_SEPARATOR.join(name for name, _ in groupby(path.split(PATH_SEPARATOR)))
 
 
 def render(m: FieldMapping, values: dict[str, str | None], spec: FieldSpec | None) -> str | None:
     """The text the field should hold, or None when there is nothing to say.
 
     Raises ValueError for a value the field cannot take (reported per record, not sent)."""
+    if m.collapse_repeats and values.get("channel_path") and "channel_path" in m.names():
+        values = {**values, "channel_path": collapse_repeats(values["channel_path"] or "")}
     if m.value is not None:
         text = values.get(m.value)
         if text is None:

@@ -4,6 +4,9 @@
     -> read current values (batches)  ->  policy decides per field  ->  audit rows (pending)
     -> adapter.write in the API's batches  ->  audit rows ok / failed, per record
 
+A field closedloop wrote whose value is gone (the person no longer has a journey, a deal no
+longer has credits, a touch no longer has a campaign) is cleared, as its policy allows.
+
 Nothing reaches the CRM before the preflight passed and before its audit row is committed, so
 every change can be rolled back and a killed run re-runs to the same end state.
 """
@@ -65,21 +68,54 @@ def last_written(session: Session) -> dict[tuple[str, str, str], str | None]:
     return {(o, r, f): v for o, r, f, v in rows}
 
 
+def _to_clear(
+    obj: str,
+    records: dict[str, dict[str, str | None]],
+    last: dict[tuple[str, str, str], str | None],
+    fields: set[str],
+    converted: set[str],
+) -> dict[str, dict[str, str | None]]:
+    """Fields closedloop wrote a value to that now have none: record -> {field: None}.
+
+    A converted lead is left alone: Salesforce refuses updates to it, its contact has the
+    values."""
+    out: dict[str, dict[str, str | None]] = defaultdict(dict)
+    for (o, crm_id, name), value in last.items():
+        if o == obj and value and name in fields and crm_id not in converted:
+            if name not in records.get(crm_id, {}):
+                out[crm_id][name] = None
+    return out
+
+
+def _converted(session: Session) -> set[str]:
+    c = models.Contact
+    return set(session.exec(select(c.crm_id).where(col(c.merged_into).is_not(None))).all())
+
+
 def plan(ctx: RunContext, specs: dict[str, dict[str, FieldSpec]]) -> WritePlan:
     """The changes to send: desired values that differ from the CRM's, as each policy allows."""
     result = WritePlan()
     desired = desired_values(ctx, specs, result.problems)
     with Session(ctx.engine) as session:
         last = last_written(session)
+        converted = _converted(session)
+    clear = {
+        obj: _to_clear(obj, desired.get(obj, {}), last, {m.field for m in mappings}, converted)
+        for obj, _, mappings in targets(ctx)
+    }
     task = ctx.progress.task(
-        "write-back: read current values", total=sum(map(len, desired.values()))
+        "write-back: read current values",
+        total=sum(len({*desired.get(obj, {}), *records}) for obj, records in clear.items()),
     )
     for obj, _, mappings in targets(ctx):
         records = desired.get(obj, {})
-        if not records:
+        if not records and not clear[obj]:
             continue
         policies = {m.field: m.policy for m in mappings}
-        current = ctx.crm.read_values(obj, list(records), list(policies))
+        current = ctx.crm.read_values(obj, [*records, *clear[obj]], list(policies))
+        for crm_id, fields in clear[obj].items():
+            if crm_id in current:  # a record deleted in the CRM has nothing left to clear
+                records.setdefault(crm_id, {}).update(fields)
         for crm_id, fields in records.items():
             result.records_considered += 1
             now = current.get(crm_id)

@@ -9,7 +9,7 @@ from itertools import repeat
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, event, inspect
+from sqlalchemy import Connection, Engine, Table, event, inspect, literal
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, StatementError
 from sqlmodel import Session, SQLModel, create_engine
@@ -61,6 +61,7 @@ def make_engine(url: str, create: bool = True, must_exist: bool | None = None) -
     try:
         if create:
             SQLModel.metadata.create_all(engine)
+            add_missing_columns(engine)
         elif must_exist and not inspect(engine).has_table(table_of(models.SyncRun).name):
             raise ConfigError(f"store.url {shown}: no closedloop store there yet; run a sync first")
     except DBAPIError as exc:
@@ -131,6 +132,39 @@ def rolled_back(engine: Engine) -> Iterator[Connection]:
             yield conn
         finally:
             outer.rollback()
+
+
+def add_missing_columns(engine: Engine) -> None:
+    """Bring a store made by an earlier version up to date: add the columns it lacks, and their
+    indexes.
+
+    ``create_all`` creates missing tables, never missing columns. A new column is nullable or
+    has a scalar default, which fills the rows already there."""
+    existing = inspect(engine)
+    tables = set(existing.get_table_names())
+    quote = engine.dialect.identifier_preparer.quote
+    with engine.begin() as conn:
+        for table in SQLModel.metadata.sorted_tables:
+            if table.name not in tables:
+                continue
+            have = {c["name"] for c in existing.get_columns(table.name)}
+            for column in table.columns:
+                if column.name in have:
+                    continue
+                sql = f"ALTER TABLE {quote(table.name)} ADD COLUMN {quote(column.name)} "
+                sql += column.type.compile(engine.dialect)
+                default = getattr(column.default, "arg", None)
+                if default is not None and not callable(default):
+                    value = literal(default).compile(
+                        dialect=engine.dialect, compile_kwargs={"literal_binds": True}
+                    )
+                    sql += f" DEFAULT {value}"
+                if not column.nullable:
+                    sql += " NOT NULL"
+                conn.exec_driver_sql(sql)
+                for index in table.indexes:
+                    if column.name in index.columns:
+                        index.create(conn, checkfirst=True)
 
 
 def table_of(model: type[SQLModel]) -> Table:

@@ -73,6 +73,12 @@ class Touchpoint(SQLModel, table=True):
     campaign_key: str = Field(default="", description="Joined campaign name (campaigns.yaml)")
     contact_id: int | None = Field(default=None, index=True)
     superseded: bool = Field(default=False, description="An ad click GA4 also saw as a session")
+    origin: str = Field(
+        default="", index=True, description="The configured source (or CRM) that read it"
+    )
+    read_at: datetime | None = Field(
+        default=None, sa_column=_ts(nullable=True), description="Stamp of the read that saw it"
+    )
 
 
 class ContactJourney(SQLModel, table=True):
@@ -85,7 +91,12 @@ class ContactJourney(SQLModel, table=True):
     lead_touch_id: int | None = None
     last_touch_id: int | None = None
     touch_count: int = 0
-    channel_path: str = ""
+    channel_path: str = Field(default="", description="Every touch's channel, in time order")
+    created_at: datetime | None = Field(
+        default=None,
+        sa_column=_ts(nullable=True),
+        description="The person's creation: the earliest of the contact and its converted leads",
+    )
 
 
 class Deal(SQLModel, table=True):
@@ -103,6 +114,14 @@ class Deal(SQLModel, table=True):
     updated_at: datetime = Field(sa_column=_ts())
     closed_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     account_id: str | None = None
+    close_date: date | None = Field(default=None, description="In the CRM's time zone")
+    close_day_end: datetime | None = Field(
+        default=None,
+        sa_column=_ts(nullable=True),
+        description="When the close date ends in the CRM's time zone (journeys run up to it)",
+    )
+    stage_label: str = ""
+    stage_order: int = 0
 
 
 class DealContact(SQLModel, table=True):
@@ -126,6 +145,8 @@ class Spend(SQLModel, table=True):
     impressions: int = 0
     channel: str = ""
     campaign_key: str = ""
+    origin: str = Field(default="", description="The configured source that read it")
+    read_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
 
 
 class Credit(SQLModel, table=True):

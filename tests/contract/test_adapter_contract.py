@@ -16,6 +16,7 @@ from sqlmodel import Session, func, select
 import adapters
 from connector.kernel.errors import ConfigError
 from connector.kernel.records import RecordUpdate
+from connector.kernel.timeutil import zone
 from connector.run.extract import store_touchpoints
 from connector.store import models
 from connector.store.database import make_engine
@@ -104,6 +105,16 @@ def test_crm_contacts_are_aware_and_unique(crm: tuple[Any, Any]) -> None:
     assert all(r.created_at.tzinfo is not None and r.updated_at.tzinfo is not None for r in records)
     deals = list(adapter.deals(None))
     assert all(d.created_at.tzinfo is not None for d in deals)
+
+
+def test_crm_knows_its_time_zone_and_dates_closes_in_it(crm: tuple[Any, Any]) -> None:
+    _, adapter = crm
+    tz = zone(adapter.time_zone())
+    closed = [d for d in adapter.deals(None) if d.is_closed]
+    assert closed and all(d.close_date is not None and d.stage_label for d in closed)
+    assert all(
+        d.closed_at is None or d.closed_at.astimezone(tz).date() == d.close_date for d in closed
+    )
 
 
 def test_crm_bad_token_is_config_error(crm: tuple[Any, Any]) -> None:

@@ -7,12 +7,17 @@ the same scenario runs against HubSpot and Salesforce.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
+
+import yaml
 
 from connector.config.loader import load_config
 from connector.demo.emulators import DemoSystems, start_demo
 from connector.demo.synthetic import Company
+from connector.kernel.timeutil import iso_z
 from connector.run.context import RunContext, build_context
 from connector.run.sync import run_sync
 from connector.store import models
@@ -28,6 +33,11 @@ class HubSpotProbe:
               "cl_last_touch_campaign", "cl_touch_count", "cl_channel_path")  # fmt: skip
     batch_max = 100
     write_path = "/crm/v3/objects/contacts/batch/update"
+    campaign_fields = ("cl_first_touch_campaign", "cl_last_touch_campaign")
+    touch_count, path = "cl_touch_count", "cl_channel_path"
+    deal_campaign, deal_touch_count, deal_mix = (
+        "cl_primary_campaign", "cl_touch_count", "cl_channel_mix"
+    )  # fmt: skip
 
     def __init__(self, emu: Any) -> None:
         self.emu = emu
@@ -57,8 +67,33 @@ class HubSpotProbe:
     def values_sent(self) -> int:
         return sum(len(i["properties"]) for r in self.write_requests() for i in r.json()["inputs"])
 
-    def edit(self, record_id: str, **values: str) -> None:
+    def edit(self, record_id: str, **values: str | None) -> None:
         self.emu.edit("contacts", record_id, **values)
+
+    def deal_records(self) -> dict[str, dict[str, Any]]:
+        return {did: dict(d.properties) for did, d in self.emu.objects["deals"].items()}
+
+    def set_time_zone(self, name: str) -> None:
+        self.emu.time_zone = name
+
+    def add_person(self, email: str, created_at: datetime, client_id: str | None) -> str:
+        props = {"email": email, "firstname": "Test", "lastname": "Person",
+                 "ga_client_id": client_id, "lifecyclestage": "lead"}  # fmt: skip
+        return str(self.emu.add_contact(props, created_at=created_at))
+
+    def add_deal(
+        self, name: str, amount: float, person: str, created_at: datetime,
+        closed_at: datetime | None, won: bool = True,
+    ) -> str:  # fmt: skip
+        """A deal of ``person``: won or lost at ``closed_at``, else open."""
+        stage = ("closedwon" if won else "closedlost") if closed_at else "qualifiedtobuy"
+        props = {"dealname": name, "amount": f"{amount:.2f}", "dealstage": stage,
+                 "pipeline": "default", "deal_currency_code": "USD",
+                 "closedate": iso_z(closed_at) if closed_at else None}  # fmt: skip
+        return str(self.emu.add_deal(props, created_at=created_at, contact_ids=[person]))
+
+    def clear_client_id(self, person: str) -> None:
+        self.edit(person, ga_client_id=None)
 
 
 class SalesforceProbe(HubSpotProbe):
@@ -72,6 +107,11 @@ class SalesforceProbe(HubSpotProbe):
               "Channel_Path__c")  # fmt: skip
     batch_max = 200
     write_path = "/services/data/v59.0/composite/sobjects"
+    campaign_fields = ("First_Touch_Campaign__c", "Last_Touch_Campaign__c")
+    touch_count, path = "Touch_Count__c", "Channel_Path__c"
+    deal_campaign, deal_touch_count, deal_mix = (
+        "Primary_Campaign__c", "Touch_Count__c", "Channel_Mix__c"
+    )  # fmt: skip
 
     def records(self) -> dict[str, dict[str, Any]]:
         out = {}
@@ -111,9 +151,38 @@ class SalesforceProbe(HubSpotProbe):
             total += sum(len(rec) - 2 for rec in r.json()["records"])  # minus attributes, id
         return total
 
-    def edit(self, record_id: str, **values: str) -> None:
+    def edit(self, record_id: str, **values: str | None) -> None:
         sobject = "Lead" if record_id in self.emu.records["Lead"] else "Contact"
         self.emu.edit(sobject, record_id, **values)
+
+    def deal_records(self) -> dict[str, dict[str, Any]]:
+        return {oid: dict(o) for oid, o in self.emu.records["Opportunity"].items()}
+
+    def set_time_zone(self, name: str) -> None:
+        self.emu.set_time_zone(name)
+
+    def add_person(self, email: str, created_at: datetime, client_id: str | None) -> str:
+        fields = {"FirstName": "Test", "LastName": "Person", "Email": email,
+                  "GA_Client_ID__c": client_id}  # fmt: skip
+        return str(self.emu.add_record("Contact", fields, created_at))
+
+    def add_deal(
+        self, name: str, amount: float, person: str, created_at: datetime,
+        closed_at: datetime | None, won: bool = True,
+    ) -> str:  # fmt: skip
+        tz = ZoneInfo(self.emu.record("Organization", self.emu.org_id)["TimeZoneSidKey"])
+        stage = ("Closed Won" if won else "Closed Lost") if closed_at else "Qualification"
+        day = (closed_at or created_at + timedelta(days=30)).astimezone(tz).date()
+        fields = {"Name": name, "Amount": amount, "StageName": stage,
+                  "CloseDate": day.isoformat(), "CurrencyIsoCode": "USD"}  # fmt: skip
+        opportunity = str(self.emu.add_record("Opportunity", fields, created_at))
+        role = {"OpportunityId": opportunity, "ContactId": person, "IsPrimary": True,
+                "Role": "Decision Maker"}  # fmt: skip
+        self.emu.add_record("OpportunityContactRole", role, created_at)
+        return opportunity
+
+    def clear_client_id(self, person: str) -> None:
+        self.edit(person, GA_Client_ID__c=None)
 
 
 PROBES = {"hubspot": HubSpotProbe, "salesforce": SalesforceProbe}
@@ -150,6 +219,13 @@ class Loop:
 
     def written_ids(self) -> set[str]:
         return {rid for batch in self.probe.batches() for rid in batch}
+
+    def use_store(self, url: str) -> None:
+        """Point the loop's config at another store (the PostgreSQL one of ``store_url``)."""
+        path = self.systems.config_path
+        config = yaml.safe_load(path.read_text())
+        config["store"]["url"] = url
+        path.write_text(yaml.safe_dump(config))
 
     def crm_state(self) -> dict[str, dict[str, Any]]:
         return {

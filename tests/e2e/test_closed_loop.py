@@ -18,7 +18,7 @@ from connector.config.mappings import load_channel_rules
 from connector.demo.emulators import shipped_folder
 from connector.demo.synthetic import Company, generate
 from connector.kernel.identity import email_hash
-from connector.report.closed_loop import build_report
+from connector.report.queries import build_report
 from connector.store import models
 from tests.e2e.crm_loop import Loop, start_loop
 

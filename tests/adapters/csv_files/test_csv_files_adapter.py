@@ -304,3 +304,13 @@ def test_every_rejected_row_is_counted_and_the_first_hundred_kept(tmp_path: Path
     assert rows == []
     assert len(source.rejected) == 100 and source.rejected_count == {path: 251}
     assert [e.line for e in source.rejected[:2]] == [2, 3]
+
+
+def test_a_configured_file_is_read_whole_so_it_is_the_truth_for_its_stream(
+    tmp_path: Path,
+) -> None:
+    touches_only = CsvFilesSource(CsvFilesSource.Settings(touchpoints_file=tmp_path / "t.csv"))
+    assert touches_only.full_refresh == frozenset({"touchpoints"})
+    both = CsvFilesSource.Settings(touchpoints_file=tmp_path / "t.csv", spend_file=tmp_path / "s")
+    assert CsvFilesSource(both).full_refresh == frozenset({"touchpoints", "spend"})
+    assert CsvFilesSource(CsvFilesSource.Settings()).full_refresh == frozenset()

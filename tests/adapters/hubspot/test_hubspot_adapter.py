@@ -6,7 +6,7 @@ import json
 import time
 import traceback
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -158,6 +158,56 @@ def test_deals_carry_amounts_stages_and_every_buyer(emu: Emulator, crm: HubSpotC
     association_calls = emu.requests("POST", "/crm/v4/associations/deals/contacts/batch/read")
     assert len(association_calls) == 2
     assert association_calls[1].json()["inputs"] == [{"id": won, "after": "2"}]
+
+
+def test_close_dates_and_stage_labels_as_the_portal_shows_them(
+    emu: Emulator, crm: HubSpotCrm
+) -> None:
+    emu.time_zone = "America/Los_Angeles"
+    buyer = emu.add_contact({"email": "b@example.com"}, created_at=SINCE)
+    # 03:00 UTC on the 10th is still the 9th in Los Angeles
+    won = emu.add_deal(
+        {"dealname": "Won", "amount": "100", "dealstage": "closedwon",
+         "closedate": "2026-11-10T03:00:00.000Z"}, created_at=SINCE, contact_ids=[buyer],
+    )  # fmt: skip
+    emu.add_pipeline("renewals", "Renewals", [("901", "Renewal due", 0.5), ("902", "Renewed", 1.0)])
+    renewal = emu.add_deal(
+        {"dealname": "Renewal", "amount": "50", "dealstage": "901"}, created_at=SINCE,
+        contact_ids=[buyer],
+    )  # fmt: skip
+    deals = {d.crm_id: d for d in crm.deals(None)}
+
+    assert crm.time_zone() == "America/Los_Angeles"
+    assert deals[won].close_date == date(2026, 11, 9)
+    assert deals[won].closed_at == datetime(2026, 11, 10, 3, tzinfo=UTC)
+    # two pipelines: each label names its pipeline; order follows the pipelines
+    assert (deals[won].stage, deals[won].stage_label) == ("closedwon", "Sales Pipeline: Closed Won")
+    assert deals[renewal].stage_label == "Renewals: Renewal due"
+    assert deals[won].stage_order < deals[renewal].stage_order
+    details = emu.requests("GET", "/account-info/v3/details")
+    assert len(details) == 1 and details[0].headers["authorization"].startswith("Bearer ")
+    assert HubSpotCrm(HubSpotSettings(**emu.adapter_settings(), time_zone="UTC")).time_zone() == (
+        "UTC"
+    )  # named in the settings: nothing is asked
+    assert len(emu.requests("GET", "/account-info/v3/details")) == 1
+
+
+def test_account_details_are_hubspots_shape(emu: Emulator) -> None:
+    import requests
+
+    emu.time_zone = "US/Eastern"
+    answer = requests.get(
+        f"{emu.url}/account-info/v3/details",
+        headers={"Authorization": f"Bearer {emu.access_token}"},
+        timeout=10,
+    )
+    body = answer.json()
+    assert answer.status_code == 200
+    assert body["timeZone"] == "US/Eastern" and body["utcOffset"] in {"-05:00", "-04:00"}
+    assert body["utcOffsetMilliseconds"] in {-5 * 3_600_000, -4 * 3_600_000}
+    assert {"portalId", "accountType", "companyCurrency", "uiDomain"} <= set(body)
+    refused = requests.get(f"{emu.url}/account-info/v3/details", timeout=10)
+    assert refused.status_code == 401
 
 
 def test_deal_associations_are_read_in_chunks_of_1000(emu: Emulator, crm: HubSpotCrm) -> None:

@@ -6,10 +6,12 @@ import csv
 import io
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from pydantic import ValidationError
+from simple_salesforce.api import Salesforce
 
 from adapters._emulator import Request, Response, route
 from adapters.salesforce.adapter import SalesforceCrm, SalesforceSettings
@@ -95,8 +97,9 @@ def test_deals_carry_buyers_from_contact_roles(
     }
     expected = (by_role[True],) if roles == "primary" else (by_role[True], by_role[False])
     assert deals[opp].contact_ids == expected
-    role_queries = [r.arg("q") or "" for r in emu.requests("GET", "/query")][1:]
-    assert all("OpportunityId IN (" in q for q in role_queries)
+    queries = [r.arg("q") or "" for r in emu.requests("GET", "/query")]
+    role_queries = [q for q in queries if "FROM OpportunityContactRole" in q]
+    assert role_queries and all("OpportunityId IN (" in q for q in role_queries)
     assert all(("IsPrimary = TRUE" in q) == (roles == "primary") for q in role_queries)
 
 
@@ -105,10 +108,41 @@ def test_deal_fields(emu: Emulator, make_adapter: MakeAdapter) -> None:
     won = next(d for d in deals if d.stage == "Closed Won")
     raw = emu.record("Opportunity", won.crm_id)
     assert won.is_won and won.is_closed and won.amount == raw["Amount"]
-    assert won.closed_at == datetime.fromisoformat(raw["CloseDate"]).replace(tzinfo=UTC)
+    # CloseDate is a day in the org's time zone (the emulator's: America/Los_Angeles)
+    assert won.close_date == date.fromisoformat(raw["CloseDate"])
+    la = ZoneInfo("America/Los_Angeles")
+    assert won.closed_at == datetime.combine(won.close_date, time.min, la).astimezone(UTC)
+    assert won.stage_label == "Closed Won" and won.stage_order == 6  # StageName picklist order
     assert won.account_id == raw["AccountId"] and won.currency is None
     open_deal = next(d for d in deals if d.stage == "Prospecting")
     assert not open_deal.is_closed and open_deal.closed_at is None
+
+
+def test_the_orgs_time_zone_dates_close_days(
+    emu: Emulator, make_adapter: MakeAdapter, sf: Salesforce
+) -> None:
+    # What the org says, through the real client: its one Organization record.
+    org = sf.query("SELECT Id, TimeZoneSidKey FROM Organization")["records"]
+    assert [(r["Id"], r["TimeZoneSidKey"]) for r in org] == [(emu.org_id, "America/Los_Angeles")]
+    emu.set_time_zone("Asia/Tokyo")
+    adapter = make_adapter()
+    assert adapter.time_zone() == "Asia/Tokyo"
+    won = next(d for d in adapter.deals(None) if d.is_won)
+    assert won.close_date is not None
+    tokyo = datetime.combine(won.close_date, time.min, ZoneInfo("Asia/Tokyo"))
+    assert won.closed_at == tokyo.astimezone(UTC)
+    assert len(emu.requests("GET", "/query")) == 1 + 1 + 2  # Organization once, deals, roles
+    # An admin may name the zone instead (an org that refuses the query): nothing is asked.
+    emu.clear_log()
+    named = make_adapter(time_zone="Europe/Berlin")
+    assert named.time_zone() == "Europe/Berlin"
+    assert not [r for r in emu.requests("GET", "/query") if "Organization" in (r.arg("q") or "")]
+    with pytest.raises(ValidationError, match="unknown time zone"):
+        make_adapter(time_zone="Mars/Olympus")
+    # A user who may not see Organization is told what to do, not given a stack trace.
+    del emu.schema["Organization"]
+    with pytest.raises(ConfigError, match="crm.settings.time_zone"):
+        make_adapter().time_zone()
 
 
 def test_deals_read_currency_when_the_org_has_several(

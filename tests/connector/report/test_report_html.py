@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from connector.report.closed_loop import ClosedLoopReport, Row
+from connector.report.closed_loop import ClosedLoopReport, Row, Totals
 from connector.report.html import Money, multiple, percent, render_html, script_json
 
 EVIL = '</script><img src=x onerror="document.title=\'pwned\'"> & "q"'
@@ -31,7 +31,7 @@ def row(name: str, spend: float, revenue: float, **kw: Any) -> Row:
     return Row(name, spend=spend, revenue=revenues, **kw)
 
 
-def report_dict() -> dict[str, Any]:
+def report() -> ClosedLoopReport:
     channels = [
         row("Organic Search", 0, 150_000, touches=6000, leads=80, opportunities=30,
             won_deals=12.5, pipeline=20_000),
@@ -48,21 +48,32 @@ def report_dict() -> dict[str, Any]:
         row(EVIL, 5_000, 7_000, channel="Paid Social", platforms={"meta"}),
         row("retargeting", 10_000, 2_000, channel="Paid Social", platforms={"meta"}),
         row("newsletter", 0, 4_000, channel="Email"),
+        row("No campaign", 0, 146_000),
     ]  # fmt: skip
     stages = {
-        "qualifiedtobuy": {"Paid Search": 30_000.0, "Organic Search": 20_000.0},
-        "contractsent": {"Paid Search": 20_000.0, "Paid Social": 5_000.0},
+        "Qualified To Buy": {"Paid Search": 30_000.0, "Organic Search": 20_000.0},
+        "Contract Sent": {"Paid Search": 20_000.0, "Paid Social": 5_000.0},
     }
-    report = ClosedLoopReport(
-        MODELS, "linear", "USD", date(2026, 10, 1), date(2026, 10, 31),
-        channels, campaigns, stages, unmatched_spend=1234.56,
+    # The CRM: 300,000 won in the period (30 deals, 4 without a touch), 100,000 open.
+    totals = Totals(
+        won=300_000.0, won_deals=30, credited_won_deals=dict.fromkeys(MODELS, 26),
+        pipeline=100_000.0, open_deals=9,
+        pipeline_credit={"first_touch": 70_000.0, "last_touch": 75_000.0, "linear": 75_000.0},
     )  # fmt: skip
-    return report.to_dict()
+    return ClosedLoopReport(
+        MODELS, "linear", "USD", None, None, channels, campaigns, stages, unmatched_spend=1234.56,
+        totals=totals, stage_totals={"Qualified To Buy": 60_000.0, "Contract Sent": 40_000.0},
+        period=(date(2026, 10, 3), date(2026, 10, 29)),
+        journey={"window_days": 90, "account_based": False},
+    )  # fmt: skip
+
+
+def report_dict(by: str = "channel") -> dict[str, Any]:
+    return report().to_dict(by)
 
 
 def empty_dict() -> dict[str, Any]:
-    report = ClosedLoopReport(["linear"], "linear", "EUR", None, None, [], [], {}, 0.0)
-    return report.to_dict()
+    return ClosedLoopReport(["linear"], "linear", "EUR", None, None, [], [], {}, 0.0).to_dict()
 
 
 # -- a small DOM built from Chromium's dump (stdlib only) --------------------------------------
@@ -169,6 +180,11 @@ def dom(tmp_path_factory: pytest.TempPathFactory) -> Node:
     return dump_dom(report_dict(), tmp_path_factory.mktemp("html-report"))
 
 
+@pytest.fixture(scope="module")
+def campaign_dom(tmp_path_factory: pytest.TempPathFactory) -> Node:
+    return dump_dom(report_dict("campaign"), tmp_path_factory.mktemp("html-campaigns"))
+
+
 def chart(dom: Node, name: str) -> Node:
     return dom.one("svg", data_chart=name)
 
@@ -192,9 +208,11 @@ def test_embedded_json_cannot_close_the_script_element() -> None:
 
 
 def test_page_loads_nothing_and_escapes_user_text() -> None:
-    page = render_html(report_dict())
+    page = render_html(report_dict("campaign"))
     assert not re.search(r"https?://", page)
-    assert not re.search(r"<[^>]*\s(src|href)\s*=|@import|url\(", page)
+    assert not re.search(r"<[^>]*\ssrc\s*=|@import|url\(", page)
+    # the only links are to places in the page itself
+    assert re.findall(r"href=\"([^\"]*)\"", page) == ["#journey"]
     assert "default-src 'none'" in page
     # Only the page's own two script elements open and close; the campaign name is inert text.
     assert page.count("<script") == 2 and page.count("</script>") == 2
@@ -212,22 +230,41 @@ def test_number_formats() -> None:
 # -- in Chromium ------------------------------------------------------------------------------
 
 
+def test_headline_reconciles_and_separates_paid_roi(dom: Node) -> None:
+    kpis = {
+        d.one("div", **{"class": "label"}).text(): d.all("div")[-1].text()
+        for d in dom.all("div", **{"class": "kpi"})
+    }
+    assert kpis["CRM closed-won total"] == "$300,000.00"
+    assert kpis["Attributed to touches (83%)"] == "$249,000.00"
+    assert kpis["Unattributed (no touch)"] == "$51,000.00"
+    # paid: the channels with spend (Paid Search, Paid Social); the rest had none behind it
+    assert kpis["Paid revenue"] == "$99,000.00" and kpis["Spend"] == "$35,000.00"
+    assert kpis["Paid ROI"] == "182.9%" and kpis["Paid ROAS"] == "2.83x"
+    assert kpis["With no spend behind it"] == "$150,000.00"
+    assert kpis["Won deals (CRM)"] == "30" and kpis["Open pipeline (CRM)"] == "$100,000.00"
+    assert kpis["Pipeline unattributed"] == "$25,000.00"
+    assert "2026-10-03 – 2026-10-29" in dom.one("header").text()  # the data's own days
+
+
 def test_funnel_chart(dom: Node) -> None:
     svg = chart(dom, "funnel")
     rects = svg.all("rect")
     assert [r.attrs["data-label"] for r in rects] == [
         "touches", "leads", "opportunities", "won_deals", "revenue", "spend",
     ]  # fmt: skip
-    assert [float(r.attrs["data-value"]) for r in rects] == [12500, 160, 62, 23.5, 249000, 35000]
+    # the money panel: revenue of the channels with spend, against that spend
+    assert [float(r.attrs["data-value"]) for r in rects] == [12500, 160, 62, 23.5, 99000, 35000]
     widths = [float(r.attrs["width"]) for r in rects[:4]]
     assert widths == sorted(widths, reverse=True) and widths[-1] > 0
     assert svg.attrs["role"] == "img" and svg.one("title", id="funnel-title").text() == "Funnel"
     assert svg.attrs["aria-labelledby"] == "funnel-title funnel-desc"
     text = svg.text()
     assert "1.3%" in text and "38.8%" in text and "37.9%" in text  # stage conversion rates
+    assert "Paid ROI" in text and "182.9%" in text
 
 
-def test_revenue_and_spend_by_channel_chart(dom: Node) -> None:
+def test_revenue_and_spend_chart_follows_the_view(dom: Node, campaign_dom: Node) -> None:
     svg = chart(dom, "revenue-spend")
     names = ["Organic Search", "Paid Search", "Paid Social", "Email"]
     revenue = svg.all("rect", data_series="revenue")
@@ -238,10 +275,13 @@ def test_revenue_and_spend_by_channel_chart(dom: Node) -> None:
     assert [float(r.attrs["data-value"]) for r in spend] == [0, 20000, 15000, 0]
     assert float(revenue[0].attrs["width"]) > float(revenue[1].attrs["width"]) > 0
     assert "Revenue (Linear)" in svg.text() and "$150K" in svg.text()
+    by_campaign = chart(campaign_dom, "revenue-spend").all("rect", data_series="revenue")
+    assert by_campaign[0].attrs["data-label"] == "brand-search"
+    assert "Revenue and spend by campaign" in campaign_dom.text()
 
 
-def test_roi_by_campaign_chart(dom: Node) -> None:
-    svg = chart(dom, "roi-campaign")
+def test_roi_chart_by_campaign(campaign_dom: Node) -> None:
+    svg = chart(campaign_dom, "roi")
     bars = svg.all("rect")
     assert [b.attrs["data-label"] for b in bars] == ["brand-search", "generic", EVIL, "retargeting"]
     assert [b.attrs["data-sign"] for b in bars] == ["positive"] * 3 + ["negative"]
@@ -251,46 +291,86 @@ def test_roi_by_campaign_chart(dom: Node) -> None:
         float(zero.attrs["x1"])
     )  # negative ROI is drawn left of the zero line
     assert "650.0%" in svg.text() and "-80.0%" in svg.text()
-    note = dom.one("p", data_no_spend="1")
-    assert "newsletter" in note.text()
+    note = campaign_dom.one("p", data_no_spend="2")
+    assert "newsletter" in note.text() and "No campaign" in note.text()
 
 
-def test_tables_show_formatted_values(dom: Node) -> None:
+def test_roi_chart_by_channel(dom: Node) -> None:
+    bars = chart(dom, "roi").all("rect")
+    assert [b.attrs["data-label"] for b in bars] == ["Paid Search", "Paid Social"]
+
+
+def test_channel_table_reconciles_to_the_crm(dom: Node) -> None:
     channels = dom.one("table", data_table="channels")
+    head = [th.text() for th in channels.all("th")]
+    assert head[4:8] == ["Opps (credit)", "Won (credit)", "Revenue (Linear credit)",
+                         "Pipeline (credit)"]  # fmt: skip
     assert cells(channels, "Paid Search") == [
-        "Paid Search", "$20,000", "3,000", "40", "20.0", "8.0", "$90,000", "$50,000",
+        "Paid Search", "$20,000.00", "3,000", "40", "20.0", "8.0", "$90,000.00", "$50,000.00",
         "350.0%", "4.50x", "$2,500.00", "$500.00", "50.0%", "40.0%",
     ]  # fmt: skip
     assert cells(channels, "Paid Social")[8:10] == ["-40.0%", "0.60x"]
     assert cells(channels, "Organic Search")[8:12] == ["–"] * 4
     assert cells(channels, "Email")[12:] == ["0.0%", "–"]
-    assert cells(channels, "Total")[1:2] + cells(channels, "Total")[6:10] == [
-        "$35,000", "$249,000", "$75,000", "611.4%", "7.11x",
-    ]  # fmt: skip
+    assert cells(channels, "Attributed total")[6:8] == ["$249,000.00", "$75,000.00"]
+    assert cells(channels, "Unattributed (no touch)")[5:8] == ["4.0", "$51,000.00", "$25,000.00"]
+    assert cells(channels, "CRM total")[5:8] == ["30.0", "$300,000.00", "$100,000.00"]
     negative = [td for td in channels.all("td") if "neg" in td.attrs["class"].split()]
     assert [td.text() for td in negative] == ["-40.0%"]
-    campaigns = dom.one("table", data_table="campaigns")
-    assert cells(campaigns, "retargeting")[:3] == ["retargetingmeta", "Paid Social", "$10,000"]
+    assert dom.all("table", data_table="campaigns") == []  # --by channel shows channels
+    assert "$1,235" in dom.one("p", data_unmatched_spend="1234.56").text()
+
+
+def test_models_table_reconciles_under_every_model(dom: Node) -> None:
+    models = dom.one("table", data_table="models")
+    assert cells(models, "Paid Search") == [
+        "Paid Search", "$81,000.00", "$99,000.00", "$90,000.00",
+    ]  # fmt: skip
+    assert cells(models, "Unattributed (no touch)")[1:] == [
+        "$75,900.00", "$26,100.00", "$51,000.00",
+    ]  # fmt: skip
+    assert cells(models, "CRM total")[1:] == ["$300,000.00"] * 3
+
+
+def test_pipeline_by_stage_shows_labels_and_the_unattributed_part(dom: Node) -> None:
+    pipeline = dom.one("table", data_table="pipeline")
+    assert [th.text() for th in pipeline.all("th")] == [
+        "Channel", "Qualified To Buy", "Contract Sent", "Total",
+    ]  # fmt: skip
+    assert cells(pipeline, "Paid Search")[1:] == ["$30,000.00", "$20,000.00", "$50,000.00"]
+    assert cells(pipeline, "Unattributed (no touch)")[1:] == [
+        "$10,000.00", "$15,000.00", "$25,000.00",
+    ]  # fmt: skip
+    assert cells(pipeline, "CRM total")[1:] == ["$60,000.00", "$40,000.00", "$100,000.00"]
+
+
+def test_campaign_view(campaign_dom: Node) -> None:
+    campaigns = campaign_dom.one("table", data_table="campaigns")
+    assert cells(campaigns, "retargeting")[:3] == ["retargetingmeta", "Paid Social", "$10,000.00"]
     assert cells(campaigns, "newsletter")[9] == "–"
     assert cells(campaigns, "brand-search")[9:] == [
         "650.0%", "7.50x", "$2,000.00", "$400.00", "50.0%", "40.0%",
     ]  # fmt: skip
-    pipeline = dom.one("table", data_table="pipeline")
-    assert cells(pipeline, "Paid Search")[1:] == ["$30,000", "$20,000", "$50,000"]
-    models = dom.one("table", data_table="models")
-    assert cells(models, "Paid Search") == ["Paid Search", "$81,000", "$99,000", "$90,000"]
-    kpis = [d.text() for d in dom.all("div", **{"class": "value"})]
-    assert kpis[:4] == ["$249,000", "$35,000", "611.4%", "7.11x"]
-    assert "$1,235" in dom.one("p", data_unmatched_spend="1234.56").text()
-    assert "2026-10-01 – 2026-10-31" in dom.one("header").text()
+    assert cells(campaigns, "No campaign")[7] == "$146,000.00"
+    assert cells(campaigns, "CRM total")[7] == "$300,000.00"
+    assert campaign_dom.all("table", data_table="channels") == []
 
 
-def test_a_campaign_named_script_is_text(dom: Node) -> None:
-    campaigns = dom.one("table", data_table="campaigns")
+def test_journey_definition_is_linked(dom: Node) -> None:
+    link = next(a for a in dom.all("a") if a.attrs.get("href") == "#journey")
+    assert link.text() == "what a journey is"
+    journey = dom.one("section", id="journey")
+    text = journey.text()
+    assert "90 days" in text and "close date in the CRM's time zone" in text
+    assert "README.md" in text
+
+
+def test_a_campaign_named_script_is_text(campaign_dom: Node) -> None:
+    campaigns = campaign_dom.one("table", data_table="campaigns")
     assert cells(campaigns, EVIL)[:2] == [EVIL + "meta", "Paid Social"]
-    assert dom.all("img") == []
-    assert dom.one("head").one("title").text() == "Closed-loop revenue report"
-    data = dom.one("script", type="application/json", id="report-data")
+    assert campaign_dom.all("img") == []
+    assert campaign_dom.one("head").one("title").text() == "Closed-loop revenue report"
+    data = campaign_dom.one("script", type="application/json", id="report-data")
     assert json.loads(data.text())["campaigns"][2]["campaign"] == EVIL
 
 
@@ -298,11 +378,12 @@ def test_empty_report_with_no_values(tmp_path: Path) -> None:
     dom = dump_dom(empty_dict(), tmp_path)
     assert len(chart(dom, "funnel").all("rect")) == 6
     assert chart(dom, "revenue-spend").all("rect", data_series="revenue") == []
-    roi = chart(dom, "roi-campaign")
-    assert roi.all("rect") == [] and "No campaign has spend" in roi.text()
+    roi = chart(dom, "roi")
+    assert roi.all("rect") == [] and "No channel has spend" in roi.text()
     assert dom.all("table") == []
     assert not any("data-unmatched-spend" in n.attrs for n in dom.iter())
-    assert [d.text() for d in dom.all("div", **{"class": "value"})][:3] == ["€0", "€0", "–"]
+    assert [d.text() for d in dom.all("div", **{"class": "value"})][:3] == ["€0.00"] * 3
+    assert "no dated data" in dom.one("header").text()
 
 
 def test_screenshot_is_a_real_page(tmp_path: Path) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -174,3 +174,21 @@ def test_write_credits_replaces_the_credit_rows(engine: Engine, store: dict[str,
     d1, t2, u3 = store["D1"], store["t2"], store["u3"]
     assert got[(d1, t2, "first_touch")] == (1.0, 1000.0)
     assert got[(d1, u3, "linear")] == (0.2, 200.0)
+
+
+def test_a_closed_deals_journey_runs_to_the_end_of_its_close_day(
+    engine: Engine, store: dict[str, int]
+) -> None:
+    """D1 closed on 1 Nov; with its close day ending 2 Nov 00:00 (a CRM east of UTC would end
+    it later), t4 at 2 Nov 00:00 is the next day: out; a close day ending a second later: in."""
+    for end, inside in ((at(11, 2), False), (at(11, 2) + timedelta(seconds=1), True)):
+        with Session(engine) as session:
+            d1 = session.get(models.Deal, store["D1"])
+            assert d1 is not None
+            d1.close_day_end = end
+            session.add(d1)
+            session.commit()
+            journeys, touch_ids, _ = load_journeys(session, window_days=30)
+        first = touch_ids[: journeys.offsets[1]].tolist()
+        assert (store["t4"] in first) == inside
+        assert journeys.end_ts[0] == epoch(end)

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, inspect
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, select
 
@@ -116,3 +116,33 @@ def test_a_postgresql_database_that_does_not_exist_is_named(store_url: str) -> N
     message = str(caught.value)
     assert message.startswith("store.url") and "closedloop_no_such_db" in message
     assert "does not exist" in message and "hunter2" not in message
+
+
+def test_an_older_store_gets_the_columns_it_lacks(store_url: str) -> None:
+    """A store made before a column existed: the engine adds it, filling existing rows."""
+    engine = make_engine(store_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP INDEX ix_touchpoint_origin")
+        conn.exec_driver_sql("ALTER TABLE touchpoint DROP COLUMN origin")
+        conn.exec_driver_sql("ALTER TABLE deal DROP COLUMN close_day_end")
+        conn.exec_driver_sql(
+            "INSERT INTO touchpoint (source, key, occurred_at, identity_kind, identity_value, "
+            "utm_source, utm_medium, utm_campaign, landing_page, campaign_id, preset_channel, "
+            "channel, campaign_key, superseded) VALUES ('ga4', 'k1', '2026-11-01 10:00:00', "
+            "'ga_client_id', '1.2', '', '', '', '', '', '', 'Direct', '', false)"
+        )
+    engine.dispose()
+    engine = make_engine(store_url)
+    try:
+        indexes = {i["name"] for i in inspect(engine).get_indexes("touchpoint")}
+        assert "ix_touchpoint_origin" in indexes
+        with Session(engine) as session:
+            touch = session.exec(select(models.Touchpoint)).one()
+            assert touch.origin == "" and touch.key == "k1"
+            moment = datetime(2026, 11, 1, tzinfo=UTC)
+            session.add(models.Deal(crm_object="deals", crm_id="d1", created_at=moment,
+                                    updated_at=moment, close_day_end=moment))  # fmt: skip
+            session.commit()
+            assert session.exec(select(models.Deal)).one().close_day_end == moment
+    finally:
+        engine.dispose()

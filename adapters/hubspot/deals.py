@@ -1,0 +1,65 @@
+"""HubSpot deal objects as closedloop's :class:`CrmDeal`, and the property conversions they need."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from adapters.hubspot.account import Stage
+from connector.kernel.records import CrmDeal
+from connector.kernel.timeutil import from_epoch_ms, local_date, parse_datetime
+
+
+def utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def parse_datetime_value(value: str | None) -> datetime | None:
+    """A datetime property value: ISO-8601 in v3 responses, epoch milliseconds in older data."""
+    text = (value or "").strip()
+    if not text:
+        return None
+    try:
+        return from_epoch_ms(text) if text.isdigit() else parse_datetime(text)
+    except ValueError:
+        return None
+
+
+def _amount(value: str | None) -> float | None:
+    try:
+        amount = float(value or "")
+    except ValueError:
+        return None
+    return amount if math.isfinite(amount) else None
+
+
+def deal_record(
+    item: Any, contact_ids: list[str], stages: dict[str, Stage], tz: ZoneInfo
+) -> CrmDeal:
+    """One deal: its close date is the day ``closedate`` falls on in the portal's time zone."""
+    values = item.properties or {}
+    is_won = values.get("hs_is_closed_won") == "true"
+    is_closed = is_won or values.get("hs_is_closed") == "true"
+    # An open deal's closedate is a forecast, not a close.
+    closed_at = parse_datetime_value(values.get("closedate")) if is_closed else None
+    stage_id = values.get("dealstage") or ""
+    stage = stages.get(stage_id, Stage(stage_id, len(stages)))
+    return CrmDeal(
+        object="deals",
+        crm_id=str(item.id),
+        name=values.get("dealname") or "",
+        amount=_amount(values.get("amount")),
+        currency=values.get("deal_currency_code") or None,
+        stage=stage_id,
+        is_won=is_won,
+        is_closed=is_closed,
+        created_at=utc(item.created_at),
+        updated_at=utc(item.updated_at),
+        closed_at=closed_at,
+        contact_ids=tuple(dict.fromkeys(contact_ids)),
+        close_date=local_date(closed_at, tz) if closed_at else None,
+        stage_label=stage.label,
+        stage_order=stage.order,
+    )
