@@ -46,15 +46,22 @@ def run_and_summarise(
 def sync(
     config: ConfigOption = DEFAULT_CONFIG,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Print the CRM diff, write nothing.")
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Print the CRM diff and the conversions that would be sent; "
+            "write and send nothing.",
+        ),
     ] = False,
     only: Annotated[
-        str | None, typer.Option(help="extract | match | writeback | revenue | attribute")
+        str | None,
+        typer.Option(help="extract | match | revenue | attribute | conversions | writeback"),
     ] = None,
     verbose: bool = False,
     log_format: LogFormat = "text",
 ) -> None:
-    """Run one sync: read sources and CRM, match, write back, pull revenue, attribute.
+    """Run one sync: read sources and CRM, match, pull revenue, attribute, send conversions to
+    the ad platforms, write back.
 
     Exit code: 0 succeeded, 1 failed, 2 configuration error, 3 interrupted, 4 stopped by an API
     budget (re-run later to resume).
@@ -74,20 +81,49 @@ def sync(
             with rich_progress() as progress:
                 ctx = build_context(loaded, progress)
                 ctx.dry_run = True
-                run_sync(ctx, job="sync (dry run)")
+                run_sync(ctx, only=only, job="sync (dry run)")
                 ctx.close()
-            changes = ctx.write_plan.changes
-            shown = "" if len(changes) <= 200 else " (the first 200 shown)"
-            table = Table(title=f"Dry run: {len(changes)} changes would be written{shown}")
-            for col in ("object", "record", "field", "now", "would be"):
-                table.add_column(col)
-            for c in changes[:200]:
-                table.add_row(c.crm_object, c.record_id, c.field, c.old or "", c.new or "")
-            console.print(table)
+            if ctx.write_plan is not None:
+                print_write_plan(ctx.write_plan.changes)
+            if ctx.conversion_run is not None:
+                print_conversion_plan(ctx.conversion_run)
             return
         _, run = run_and_summarise(loaded, only=only, stop=_stop_on_signals())
     if run.status != "succeeded":
         raise typer.Exit(EXIT_CODES.get(run.status, 1))
+
+
+def print_write_plan(changes: list[Any]) -> None:
+    shown = "" if len(changes) <= 200 else " (the first 200 shown)"
+    table = Table(title=f"Dry run: {len(changes)} changes would be written{shown}")
+    for col in ("object", "record", "field", "now", "would be"):
+        table.add_column(col)
+    for c in changes[:200]:
+        table.add_row(c.crm_object, c.record_id, c.field, c.old or "", c.new or "")
+    console.print(table)
+
+
+def print_conversion_plan(result: Any) -> None:
+    """What the conversions step would send (nothing was sent, nothing recorded)."""
+    from connector.run.conversion_plan import SKIP_REASONS
+
+    plan, adjustments = result.plan, result.adjustments.send
+    shown = "" if len(plan.send) <= 200 else " (the first 200 shown)"
+    table = Table(title=f"Dry run: {len(plan.send)} conversions would be sent{shown}")
+    for col in ("conversion", "platform", "to", "deal / person", "when", "matched by", "value"):
+        table.add_column(col)
+    for p in plan.send[:200]:
+        value = "" if p.value is None else f"{p.value:,.2f} {p.currency}"
+        table.add_row(p.mapping.name, p.source, p.mapping.destination, p.subject_id,
+                      f"{p.occurred_at:%Y-%m-%d %H:%M}", p.matched_by, value)  # fmt: skip
+    console.print(table)
+    for p in plan.rejected:
+        console.print(f"[yellow]not sent[/] {p.mapping.name} {p.subject_id}: {p.problem}")
+    for reason, n in sorted(plan.skipped.items()):
+        console.print(f"[yellow]not sent ({SKIP_REASONS[reason]}): {n}[/]")
+    for a in adjustments[:200]:
+        change = "retract" if a.kind == "retraction" else f"restate to {a.new_value:,.2f}"
+        console.print(f"would {change}: {a.source} {a.dedup_id} (was {a.old_value})")
 
 
 def serve(
@@ -134,7 +170,8 @@ def forget(
     email: Annotated[str, typer.Option("--email", help="The person's address (any spelling).")],
     config: ConfigOption = DEFAULT_CONFIG,
 ) -> None:
-    """Erasure request: remove a person's identities, touchpoints and credits from the store."""
+    """Erasure request: remove a person's identities, touchpoints, credits and conversions from
+    the store; nothing about them is sent to an ad platform again."""
     from connector.run.forget import forget_email
     from connector.store.database import make_engine
     from connector.store.lock import job_lock
@@ -146,6 +183,7 @@ def forget(
         engine.dispose()
     console.print(
         f"removed {gone.contacts} contact record(s) with {gone.identities} identities, "
-        f"{gone.touchpoints} touchpoints and {gone.credits} attribution credits; "
-        "erase the person in the CRM too, or the next sync reads them again"
+        f"{gone.touchpoints} touchpoints, {gone.credits} attribution credits and "
+        f"{gone.conversions} ad platform conversions; nothing about them will be sent to an ad "
+        "platform again. Erase the person in the CRM too, or the next sync reads them again"
     )

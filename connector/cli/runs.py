@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -69,7 +70,7 @@ def runs(ctx: typer.Context, config: ConfigOption = DEFAULT_CONFIG, limit: int =
 
 @runs_app.command("show")
 def runs_show(ctx: typer.Context, run_id: int) -> None:
-    """One run in detail, with its per-record write failures."""
+    """One run in detail, with its per-record write failures and rejected conversions."""
     from sqlmodel import Session, select
 
     from connector.store import models
@@ -84,6 +85,9 @@ def runs_show(ctx: typer.Context, run_id: int) -> None:
             raise typer.Exit(1)
         writes = session.exec(
             select(models.FieldWrite).where(models.FieldWrite.run_id == run_id)
+        ).all()
+        conversions = session.exec(
+            select(models.Conversion).where(models.Conversion.run_id == run_id)
         ).all()
     console.print(
         f"run {run.id} · {run.job} · [bold]{run.status}[/] · "
@@ -107,4 +111,23 @@ def runs_show(ctx: typer.Context, run_id: int) -> None:
             table.add_column(name)
         for w in failed[:200]:
             table.add_row(w.crm_object, w.record_id, w.field, w.new_value or "", w.error)
+        console.print(table)
+    print_conversions(list(conversions))
+
+
+def print_conversions(conversions: list[Any]) -> None:
+    """The run's conversions by status, and each rejected one with the platform's reason."""
+    if not conversions:
+        return
+    by_status: dict[str, int] = {}
+    for c in conversions:
+        by_status[c.status] = by_status.get(c.status, 0) + 1
+    console.print("conversions: " + ", ".join(f"{k} {v}" for k, v in sorted(by_status.items())))
+    rejected = [c for c in conversions if c.status == "rejected"]
+    if rejected:
+        table = Table(title="Rejected conversions")
+        for name in ("conversion", "platform", "to", "deal / person", "dedup id", "reason"):
+            table.add_column(name)
+        for c in rejected[:200]:
+            table.add_row(c.name, c.platform, c.destination, c.subject_id, c.dedup_id, c.reason)
         console.print(table)

@@ -49,6 +49,7 @@ def demo(
             ctx, run = run_and_summarise(loaded)
             print_report(console, build_report(loaded))
             _show_contacts(ctx)
+            _show_conversions(ctx)
     finally:
         served = systems.requests_served()
         systems.stop()
@@ -99,6 +100,28 @@ def _show_contacts(ctx: Any) -> None:
         for crm_id in ids:
             table.add_row(f"{obj}/{crm_id}", *[values.get(crm_id, {}).get(f) or "" for f in fields])
     console.print(table)
+
+
+def _show_conversions(ctx: Any) -> None:
+    """How many conversions each ad platform accepted (what its bidding now learns from)."""
+    from sqlmodel import Session, func, select
+
+    from connector.store import models
+
+    conv = models.Conversion
+    with Session(ctx.engine) as session:
+        rows = session.exec(
+            select(conv.platform, conv.status, func.count()).group_by(conv.platform, conv.status)
+        ).all()
+    by_platform: dict[str, dict[str, int]] = {}
+    for platform, status, n in rows:
+        by_platform.setdefault(platform, {})[status] = n
+    parts = [
+        f"{platform} {counts.get('accepted', 0)} accepted"
+        + "".join(f", {n} {status}" for status, n in sorted(counts.items()) if status != "accepted")
+        for platform, counts in sorted(by_platform.items())
+    ]
+    console.print("Won deals sent back as conversions: " + (" · ".join(parts) or "none"))
 
 
 def init(target: Annotated[Path, typer.Argument(help="Folder to create.")] = Path(".")) -> None:
@@ -170,6 +193,8 @@ def doctor(config: ConfigOption = DEFAULT_CONFIG) -> None:
         except ClosedloopError as exc:
             ok = False
             console.print(f"[red]✗[/] {ctx.crm_kind}: {exc}")
+        if ctx.conversions is not None and ctx.conversions.mapping.conversions:
+            ok = _check_conversions(ctx) and ok
         for name, source in ctx.sources.items():
             problems = _source_problems(source)
             ok = ok and not problems
@@ -178,6 +203,21 @@ def doctor(config: ConfigOption = DEFAULT_CONFIG) -> None:
         ctx.close()
     if not ok:
         raise typer.Exit(1)
+
+
+def _check_conversions(ctx: Any) -> bool:
+    """Every conversion action, pixel and rule of conversions.yaml exists and takes uploads."""
+    from connector.run.conversions import preflight_conversions
+
+    try:
+        found = preflight_conversions(ctx)
+    except ClosedloopError as exc:
+        console.print(f"[red]✗[/] conversions: {exc}")
+        return False
+    entries = zip(ctx.conversions.mapping.conversions, found, strict=True)
+    names = ", ".join(f"{m.name} → {d.name or d.id}" for m, d in entries)
+    console.print(f"[green]✓[/] conversions: destinations exist and take uploads ({names})")
+    return True
 
 
 def schema(target: Annotated[Path, typer.Argument()] = Path("schemas")) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import Engine, TextClause, bindparam, text
 from sqlmodel import Session
 
+from connector.report.conversions import conversion_rows, flat
 from connector.store.models import UtcDateTime
 
 _TOUCHES = """
@@ -96,6 +97,7 @@ class ClosedLoopReport:
     pipeline_by_stage: dict[str, dict[str, float]]  # stage -> channel -> open amount
     unmatched_spend: float
     pipeline_by_stage_campaign: dict[str, dict[str, float]] = field(default_factory=dict)
+    conversions: list[dict[str, Any]] = field(default_factory=list)  # sent to the ad platforms
 
     def records(self, rows: list[Row] | None = None, kind: str = "channel") -> list[dict[str, Any]]:
         out = []
@@ -146,6 +148,7 @@ class ClosedLoopReport:
             "campaigns": self.records(self.campaigns, "campaign"),
             "pipeline_by_stage": self.pipeline_by_stage,
             "pipeline_by_stage_campaign": self.pipeline_by_stage_campaign,
+            "conversions": self.conversions,
         }
 
     def to_json(self) -> str:
@@ -158,6 +161,12 @@ class ClosedLoopReport:
             writer = csv.DictWriter(buffer, fieldnames=list(records[0]), lineterminator="\n")
             writer.writeheader()
             writer.writerows(records)
+        if self.conversions:  # a second table, after an empty line: conversions sent back
+            rows = [flat(r) for r in self.conversions]
+            buffer.write("\n")
+            writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows)
         return buffer.getvalue()
 
 
@@ -213,6 +222,7 @@ def build_report(
         for key, row in campaigns.items():
             row.channel = dominant.get(key, (0, ""))[1]
         stages = {dim: _stages(session, dim, model) for dim in ("channel", "campaign_key")}
+        conversions = conversion_rows(session, params)
 
     def order(rows: dict[str, Row]) -> list[Row]:
         return sorted(rows.values(), key=lambda r: (-r.revenue.get(model, 0.0), -r.spend, r.name))
@@ -220,6 +230,7 @@ def build_report(
     return ClosedLoopReport(
         models, model, currency, start, end, order(channels), order(campaigns),
         stages["channel"], unmatched, pipeline_by_stage_campaign=stages["campaign_key"],
+        conversions=conversions,
     )  # fmt: skip
 
 

@@ -107,6 +107,7 @@ def render_html(data: Mapping[str, Any]) -> str:
         "campaign_table": _campaign_table(campaigns, model, money),
         "model_section": _model_section(data, channels, money),
         "pipeline_table": _pipeline_table(data.get("pipeline_by_stage") or {}, money),
+        "conversions_section": _conversions_section(data.get("conversions") or [], money),
         "data": script_json(data),
     }
     return _PLACEHOLDER.sub(lambda m: parts[m[1]], template)
@@ -313,6 +314,41 @@ def _pipeline_table(stages: Mapping[str, Mapping[str, float]], money: Money) -> 
         key: sum(float(r.get(key) or 0) for r in rows) for key in [*names, "total"]
     }
     return _table("pipeline", columns, rows, totals)
+
+
+def _conversions_section(rows: Sequence[Mapping[str, Any]], money: Money) -> str:
+    """Conversions sent back to the ad platforms (only when some were)."""
+    if not rows:
+        return ""
+    columns = [
+        Column("Platform", "platform", _text, numeric=False),
+        Column("Campaign", "campaign", _text, numeric=False),
+        Column("Sent", "sent", count),
+        Column("Accepted", "accepted", count),
+        Column("Rejected", "rejected", count),
+        Column("Reasons", "rejected_reasons", _reasons, numeric=False),
+        Column("Retracted", "retracted", count),
+        Column("Pending", "pending", count),
+        Column("Value sent", "value_sent", money),
+    ]
+    totals = {"platform": "Total", "campaign": ""} | {
+        key: sum(_num(r, key) for r in rows)
+        for key in ("sent", "accepted", "rejected", "retracted", "pending", "value_sent")
+    }
+    return (
+        "<section><h2>Conversions sent to the ad platforms</h2>"
+        '<p class="sub">CRM milestones sent back as offline conversions, by the platform\'s '
+        "campaign of the person's last ad touch. Rejected: refused by the platform, or held "
+        "back because it would refuse them.</p>"
+        + _table("conversions", columns, rows, totals)
+        + "</section>"
+    )
+
+
+def _reasons(value: Any) -> str:
+    if not isinstance(value, Mapping) or not value:
+        return _NONE
+    return escape("; ".join(f"{k} {v}" for k, v in value.items()))
 
 
 def _table(

@@ -7,6 +7,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from connector.report.conversions import COLUMNS, flat
+
 REPORT_COLUMNS = {
     "won_deals": "won",
     "opportunities": "opps",
@@ -54,6 +56,20 @@ def print_report(console: Console, report: Any, by: str = "channel") -> None:
             top = sorted(channels.items(), key=lambda kv: -kv[1])[:3]
             stages.add_row(stage, ", ".join(f"{c} {v:,.0f}" for c, v in top))
         console.print(stages)
+    print_conversions(console, report)
+
+
+def print_conversions(console: Console, report: Any) -> None:
+    """Conversions sent back to the ad platforms, per platform and campaign."""
+    if not report.conversions:
+        return
+    table = Table(title=f"Conversions sent to the ad platforms · value in {report.currency}")
+    for key in ("platform", "campaign", "sent", "accepted", "rejected", "rejected reasons",
+                "retracted", "pending", "value sent"):  # fmt: skip
+        table.add_column(key, justify="left" if key in {"platform", "campaign"} else "right")
+    for rec in map(flat, report.conversions):
+        table.add_row(*[cell(k, rec[k]) for k in COLUMNS])
+    console.print(table)
 
 
 def cell(key: str, value: Any) -> str:

@@ -13,6 +13,7 @@ from sqlmodel import Session
 from connector import systems
 from connector.config.campaigns import CampaignJoin, load_campaign_rules
 from connector.config.channels import ChannelClassifier
+from connector.config.conversions import LoadedConversions, load_conversions, resolve_sources
 from connector.config.loader import LoadedConfig
 from connector.config.mappings import CrmMapping, load_channel_rules, load_crm_mapping
 from connector.kernel.errors import Interrupted
@@ -36,6 +37,9 @@ class RunContext:
     counts: dict[str, Any] = field(default_factory=dict)
     stop: threading.Event = field(default_factory=threading.Event)
     write_plan: Any = None  # the last write-back plan (what --dry-run prints)
+    conversions: LoadedConversions | None = None  # mappings.conversions, when configured
+    conversion_sources: list[str] = field(default_factory=list)  # the source of each entry
+    conversion_run: Any = None  # the last conversions plan (what --dry-run prints)
 
     @property
     def crm_kind(self) -> str:
@@ -45,6 +49,14 @@ class RunContext:
         """Called between batches: honour a requested stop once the batch in flight is saved."""
         if self.stop.is_set():
             raise Interrupted("stopped on request after the batch in flight was saved")
+
+    def sinks(self) -> dict[str, Any]:
+        """Per platform, a source adapter the conversions go through (for hashing)."""
+        found: dict[str, Any] = {}
+        for name in self.conversion_sources:
+            kind = next(s.kind for s in self.loaded.config.sources if s.name == name)
+            found.setdefault(kind, self.sources[name])
+        return found
 
     def count(self, name: str, n: int = 1) -> None:
         self.counts[name] = self.counts.get(name, 0) + n
@@ -74,6 +86,11 @@ def build_context(loaded: LoadedConfig, progress: Progress | None = None) -> Run
     mapping = load_crm_mapping(loaded.resolve(cfg.mappings.crm))
     rules = load_channel_rules(loaded.resolve(cfg.mappings.channels))
     campaigns_path = loaded.resolve(cfg.mappings.campaigns) if cfg.mappings.campaigns else None
+    conversions = None
+    conversion_sources: list[str] = []
+    if cfg.mappings.conversions:
+        conversions = load_conversions(loaded.resolve(cfg.mappings.conversions))
+        conversion_sources = resolve_sources(conversions, cfg)
     crm = systems.crm_class(cfg.crm.kind)(loaded.crm_settings)
     sources = {
         s.name: systems.source_class(s.kind)(loaded.source_settings[s.name]) for s in cfg.sources
@@ -87,4 +104,6 @@ def build_context(loaded: LoadedConfig, progress: Progress | None = None) -> Run
         classifier=ChannelClassifier(rules),
         campaigns=CampaignJoin(load_campaign_rules(campaigns_path)),
         progress=progress or NullProgress(),
+        conversions=conversions,
+        conversion_sources=conversion_sources,
     )

@@ -1,4 +1,5 @@
-"""One sync run: extract -> match -> revenue -> attribute -> write-back, each re-runnable alone.
+"""One sync run: extract -> match -> revenue -> attribute -> conversions -> write-back, each
+re-runnable alone.
 
 The run holds the store lock of its job (one run at a time across processes), is recorded in
 ``sync_run`` with its counts, and ends ``succeeded``, ``failed``, ``incomplete`` (an API budget
@@ -18,6 +19,7 @@ from connector.kernel.errors import BudgetExhausted, Interrupted
 from connector.kernel.timeutil import utcnow
 from connector.run.attribute import run_attribution
 from connector.run.context import RunContext
+from connector.run.conversions import run_conversions
 from connector.run.extract import extract_contacts, extract_sources
 from connector.run.match import run_match
 from connector.run.revenue import extract_deals
@@ -27,9 +29,10 @@ from connector.store.lock import job_lock
 
 log = logging.getLogger(__name__)
 
-Step = Literal["extract", "match", "writeback", "revenue", "attribute"]
-# Write-back comes last so deals can receive their attribution summary too.
-STEPS: tuple[Step, ...] = ("extract", "match", "revenue", "attribute", "writeback")
+Step = Literal["extract", "match", "writeback", "revenue", "attribute", "conversions"]
+# Write-back comes last so deals can receive their attribution summary too; conversions follow
+# revenue (won deals and their amounts) and need nothing of the write-back.
+STEPS: tuple[Step, ...] = ("extract", "match", "revenue", "attribute", "conversions", "writeback")
 
 
 def _extract(ctx: RunContext) -> None:
@@ -43,6 +46,7 @@ _RUNNERS: dict[Step, Callable[[RunContext], object]] = {
     "writeback": run_writeback,
     "revenue": extract_deals,
     "attribute": run_attribution,
+    "conversions": run_conversions,
 }
 
 
