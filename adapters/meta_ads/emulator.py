@@ -267,6 +267,7 @@ class Emulator(EmulatorServer):
             "ad_account_id": self.account_id,
             "access_token": self.access_token if valid_token else "EAAB-invalid-token",
             "endpoint": self.url,
+            "pixel_id": next(iter(self.pixels), None),  # where Conversions API events go
         }
 
     # -- errors ----------------------------------------------------------------------------

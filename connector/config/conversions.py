@@ -145,6 +145,12 @@ class ConversionsMapping(Strict):
         pattern=r"^\d{1,3}$",
         description="Country calling code for phone numbers written without + or 00, e.g. '1'.",
     )
+    batch_size: int | None = Field(
+        None,
+        ge=1,
+        description="Conversions per request (default and cap: each platform's limit: "
+        "Google Ads 2,000, Meta 1,000, LinkedIn 5,000).",
+    )
     conversions: list[ConversionMapping] = Field(default_factory=list)
 
     @field_validator("currency")
@@ -153,14 +159,6 @@ class ConversionsMapping(Strict):
         if value is not None and not re.fullmatch(r"[A-Za-z]{3}", value):
             raise ValueError("expected a 3-letter ISO currency code such as USD")
         return value.upper() if value else None
-
-    @model_validator(mode="after")
-    def _unique(self) -> ConversionsMapping:
-        names = [c.name for c in self.conversions]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"conversion named twice: {', '.join(dupes)}")
-        return self
 
     def consent_for(self, conversion: ConversionMapping) -> Consent | None:
         return conversion.consent or self.consent
@@ -185,7 +183,13 @@ class LoadedConversions:
 
 def load_conversions(path: Path) -> LoadedConversions:
     doc = load_yaml(path)
-    return LoadedConversions(doc, validate(doc, ConversionsMapping, doc.data or {}))
+    loaded = LoadedConversions(doc, validate(doc, ConversionsMapping, doc.data or {}))
+    seen: set[str] = set()
+    for i, conversion in enumerate(loaded.mapping.conversions):
+        if conversion.name in seen:
+            raise ConfigError(f"{loaded.where(i, 'name')}: {conversion.name!r} is used twice")
+        seen.add(conversion.name)
+    return loaded
 
 
 def resolve_sources(loaded: LoadedConversions, config: Config) -> list[str]:

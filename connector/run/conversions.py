@@ -25,6 +25,7 @@ from sqlalchemy import bindparam, update
 from sqlmodel import Session
 
 from connector.config.conversions import PLATFORM_FIELDS
+from connector.kernel.batches import chunks
 from connector.kernel.errors import ConfigError
 from connector.kernel.records import ConversionDestination, ConversionResult
 from connector.kernel.timeutil import utcnow
@@ -185,11 +186,15 @@ def send(ctx: RunContext, planned: Sequence[Planned]) -> None:
     by_source: dict[str, list[Planned]] = defaultdict(list)
     for p in planned:
         by_source[p.source].append(p)
+    assert ctx.conversions is not None
+    wanted = ctx.conversions.mapping.batch_size
     for source, items in by_source.items():
+        sink = ctx.sources[source]
+        size = min(wanted or sink.max_conversions, sink.max_conversions)
         task = ctx.progress.task(f"conversions: {source}", total=len(items))
-        ctx.sources[source].send_conversions(
-            [p.payload() for p in items], on_batch=_settler(ctx, items, task)
-        )
+        settle = _settler(ctx, items, task)
+        for batch in chunks(items, size):
+            sink.send_conversions([p.payload() for p in batch], on_batch=settle)
         task.finish()
 
 

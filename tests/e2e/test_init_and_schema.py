@@ -23,7 +23,8 @@ def test_init_writes_examples_and_doctor_names_missing_secret(
     assert result.exit_code == 0, result.output
     config = tmp_path / "setup" / "config" / "closedloop.yaml"
     assert config.exists() and (tmp_path / "setup" / "mappings" / "channels.yaml").exists()
-    assert "# Which CRM milestones" in (tmp_path / "setup" / "mappings" / "conversions.yaml").read_text()
+    conversions = tmp_path / "setup" / "mappings" / "conversions.yaml"
+    assert "# Which CRM milestones" in conversions.read_text()
     assert "#" in config.read_text()  # commented for the person who edits it
     monkeypatch.delenv("HUBSPOT_ACCESS_TOKEN", raising=False)
     doctor = runner.invoke(app, ["doctor", "-c", str(config)])
