@@ -138,7 +138,7 @@ def load_people(session: Session, crm_ids: Collection[str]) -> dict[str, Person]
         tp.c.campaign_key,
         tp.c.identity_kind,
         tp.c.identity_value,
-    ).where(tp.c.superseded.is_(False))
+    )  # superseded ad clicks too: GA4 saw the session, but the click's time still counts
     rows = select_in(session, stmt, tp.c.contact_id, owner)
     for cid, *values in sorted(rows, key=lambda r: r[1]):
         people[owner[cid]].touches.append(Touch(*values))

@@ -108,7 +108,8 @@ class ConversionPlan:
 
     def skip(self, reason: str, what: str) -> None:
         self.skipped[reason] += 1
-        if len(shown := self.examples.setdefault(reason, [])) < 5:
+        shown = self.examples.setdefault(reason, [])
+        if len(shown) < 5 and what not in shown:
             shown.append(what)
 
 
@@ -141,9 +142,9 @@ class Planner:
     def add(
         self, entry: int, mapping: ConversionMapping, source: str, dest: ConversionDestination
     ) -> None:
+        # the oldest milestone the platform takes; Google's own limit is on the click (checked
+        # per conversion against the action's click-through window)
         max_age: timedelta = self.ctx.sources[source].event_max_age
-        if dest.click_window_days:
-            max_age = min(max_age, timedelta(days=dest.click_window_days))
         since = self.now - max_age
         with Session(self.ctx.engine) as session:
             subjects = self._subjects(session, mapping, since)
@@ -227,7 +228,7 @@ class Planner:
         candidates: list[Person],
         since: datetime,
     ) -> Planned | None:
-        what = f"{'deal' if mapping.per_deal else 'person'} {subject_id}"
+        what = f"{mapping.name}: {'deal' if mapping.per_deal else 'person'} {subject_id}"
         if row is not None:  # a re-send: the same person, time and value as first recorded
             person = next((p for p in candidates if p.crm_id == row["contact_crm_id"]), None)
             if person is None or person.forgotten or not self._consents(mapping, person):
