@@ -323,3 +323,42 @@ def test_doctor_checks_the_conversion_destinations(loop: Loop) -> None:
     broken = runner.invoke(app, ["doctor", "-c", str(loop.systems.config_path)])
     assert broken.exit_code == 1
     assert "pixel 1234567890123456 cannot be used" in " ".join(broken.output.split())
+
+
+def test_meta_test_events_go_live_once_the_test_code_is_removed(loop: Loop) -> None:
+    path = loop.systems.config_path
+    config = yaml.safe_load(path.read_text())
+    meta = next(s for s in config["sources"] if s["kind"] == "meta_ads")
+    meta["settings"]["test_event_code"] = "TEST4242"
+    path.write_text(yaml.safe_dump(config))
+    loop.sync()
+    pixel = emulator(loop, "meta_ads")
+    tested = sorted(e.event_id for e in pixel.test_events)
+    assert tested and pixel.server_events == []  # nothing counted live
+    assert sorted(r.dedup_id for r in ledger(loop) if r.status == "test") == tested
+    loop.sync()
+    assert len(pixel.test_events) == len(tested)  # test events are not repeated every run
+
+    del meta["settings"]["test_event_code"]
+    path.write_text(yaml.safe_dump(config))
+    loop.sync()
+    assert sorted(e.event_id for e in pixel.server_events) == tested
+    assert {r.status for r in ledger(loop) if r.platform == "meta_ads"} == {"accepted"}
+
+
+def test_the_step_on_each_store_backend(loop: Loop, store_url: str) -> None:
+    path = loop.systems.config_path
+    config = yaml.safe_load(path.read_text())
+    config["store"]["url"] = store_url
+    path.write_text(yaml.safe_dump(config))
+    _, run = loop.sync()
+    assert run.status == "succeeded", run.error
+    held = accepted(loop)
+    assert all(held.values()) and all(len(v) == len(set(v)) for v in held.values())
+    _, rerun = loop.sync()
+    assert json.loads(rerun.counts)["conversions_to_send"] == 0 and accepted(loop) == held
+    report = runner.invoke(app, ["report", "-c", str(path), "--format", "json"])
+    rows = json.loads(report.output)["conversions"]
+    assert sum(r["accepted"] for r in rows) == sum(map(len, held.values()))
+    result = runner.invoke(app, ["forget", "--email", "nobody@example.com", "-c", str(path)])
+    assert result.exit_code == 0, result.output
