@@ -184,11 +184,20 @@ class LoadedConversions:
 def load_conversions(path: Path) -> LoadedConversions:
     doc = load_yaml(path)
     loaded = LoadedConversions(doc, validate(doc, ConversionsMapping, doc.data or {}))
-    seen: set[str] = set()
+    names: set[str] = set()
+    same: dict[tuple[str, ...], str] = {}  # two entries would send one conversion twice
     for i, conversion in enumerate(loaded.mapping.conversions):
-        if conversion.name in seen:
+        if conversion.name in names:
             raise ConfigError(f"{loaded.where(i, 'name')}: {conversion.name!r} is used twice")
-        seen.add(conversion.name)
+        names.add(conversion.name)
+        key = (conversion.platform, conversion.destination, conversion.milestone,
+               *sorted(conversion.stages))  # fmt: skip
+        if key in same:
+            raise ConfigError(
+                f"{loaded.where(i, 'milestone')}: the same milestone to the same destination as "
+                f"{same[key]!r}"
+            )
+        same[key] = conversion.name
     return loaded
 
 

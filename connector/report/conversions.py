@@ -2,10 +2,10 @@
 
 Per (platform, campaign): ``sent`` (they reached the platform), ``accepted`` (including those
 later retracted), ``rejected`` (refused by the platform, or held back because it would refuse
-them: the reason says which) with the count of each reason, ``retracted``, ``pending`` (sent by a
-run that stopped before the answer, or to retry) and ``value_sent`` (accepted, not retracted,
-in the report's currency). The campaign is the platform's last ad touch of the person before
-the milestone; conversions are counted in the period of their milestone.
+them: the reason says which) with the count of each reason, ``retracted``, ``pending`` (not
+confirmed: sent by a run that stopped before the answer, or to retry) and ``value_sent``
+(accepted, not retracted, in the report's currency). The campaign is the platform's last ad
+touch of the person before the milestone; conversions count in the period of their milestone.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def conversion_rows(session: Session, params: dict[str, Any]) -> list[dict[str, 
             rec["rejected"] += n
             reasons.setdefault(key, Counter())[reason_key(reason)] += n
         rec["retracted"] += n if status == "retracted" else 0
-        rec["pending"] += n if status in {"pending", "retry"} else 0
+        rec["pending"] += n if status in {"pending", "retry", "unconfirmed"} else 0
     for key, rec in rows.items():
         rec["rejected_reasons"] = dict(reasons.get(key, Counter()).most_common())
         rec["value_sent"] = round(rec["value_sent"], 2)

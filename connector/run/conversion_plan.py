@@ -12,6 +12,7 @@ before it sends.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -102,7 +103,8 @@ class Planned:
 class ConversionPlan:
     send: list[Planned] = field(default_factory=list)
     rejected: list[Planned] = field(default_factory=list)  # recorded, not sent
-    expired: list[tuple[int, str]] = field(default_factory=list)  # (row id, reason): too late
+    # (row id, status, reason): sent by a stopped run or to retry, and not sendable any more
+    expired: list[tuple[int, str, str]] = field(default_factory=list)
     skipped: Counter[str] = field(default_factory=Counter)
     examples: dict[str, list[str]] = field(default_factory=dict)
 
@@ -111,6 +113,9 @@ class ConversionPlan:
         shown = self.examples.setdefault(reason, [])
         if len(shown) < 5 and what not in shown:
             shown.append(what)
+
+
+_HASHED = re.compile(r"^cl-[0-9a-f]{40}$")  # an id too long for the platforms, hashed
 
 
 def dedup_id(mapping: ConversionMapping, subject_id: str) -> str:
@@ -150,7 +155,10 @@ class Planner:
             subjects = self._subjects(session, mapping, since)
             done = self._ledger(session, mapping, [dedup_id(mapping, s) for s in subjects])
             people = load_people(session, {c for s in subjects.values() for c in s["people"]})
+            unsettled = self._unsettled(session, mapping)
         for subject_id, subject in subjects.items():
+            if mapping.milestone == Milestone.LEAD_CREATED and subject_id in people:
+                subject["at"] = people[subject_id].created_at  # converted leads included
             key = dedup_id(mapping, subject_id)
             row = done.get(key)
             if row is not None and not self._resend(row, source):
@@ -159,18 +167,25 @@ class Planner:
             planned = self._conversion(
                 entry, mapping, source, key, subject_id, subject, row, candidates, since
             )
-            if planned is None:
+            if planned is None or planned.occurred_at < since:
                 continue
-            if planned.occurred_at < since and row is not None:
-                self.plan.expired.append(
-                    (
-                        row["id"],
-                        f"not confirmed before the platform's {max_age.days}-day window closed",
-                    )
-                )
-            elif planned.occurred_at >= since:
-                self._google_click_window(planned, dest)
-                (self.plan.rejected if planned.problem else self.plan.send).append(planned)
+            self._google_click_window(planned, dest)
+            (self.plan.rejected if planned.problem else self.plan.send).append(planned)
+        resent = {p.row_id for p in self.plan.send}
+        for row in unsettled:  # sent by a stopped run, or to retry, and now not sendable
+            if row["id"] in resent:
+                continue
+            late = row["occurred_at"] < since
+            why = (
+                f"older than the platform's {max_age.days}-day window"
+                if late
+                else "the person is no longer eligible (consent, deal or contact changed)"
+            )
+            if row["status"] == "retry":
+                self.plan.expired.append((row["id"], "rejected", f"{row['reason']}; now {why}"))
+            else:
+                sent = "a stopped run sent it before the platform answered; not sent again"
+                self.plan.expired.append((row["id"], "unconfirmed", f"{sent}: {why}"))
 
     def _resend(self, row: dict[str, Any], source: str) -> bool:
         if row["status"] in {"pending", "retry"}:
@@ -206,6 +221,19 @@ class Planner:
         for deal_id, contact_id in sorted(select_in(session, pairs, links.c.deal_crm_id, deals)):
             people[deal_id].append(contact_id)
         return {d: {"at": row[at], "deal": row, "people": people[d]} for d, row in deals.items()}
+
+    @staticmethod
+    def _unsettled(session: Session, mapping: ConversionMapping) -> list[dict[str, Any]]:
+        conv = table_of(models.Conversion)
+        stmt = select(conv).where(
+            conv.c.platform == mapping.platform,
+            conv.c.destination == mapping.destination,
+            conv.c.milestone == str(mapping.milestone),
+            conv.c.status.in_(["pending", "retry"]),
+        )
+        prefix = dedup_id(mapping, "")  # "cl-won-", "cl-stage-<its stages>-": this entry's ids
+        rows = [r._asdict() for r in session.execute(stmt).all()]
+        return [r for r in rows if r["dedup_id"].startswith(prefix) or _HASHED.match(r["dedup_id"])]
 
     def _ledger(
         self, session: Session, mapping: ConversionMapping, keys: list[str]

@@ -25,6 +25,7 @@ from sqlalchemy import bindparam, update
 from sqlmodel import Session
 
 from connector.config.conversions import PLATFORM_FIELDS
+from connector.kernel import metrics
 from connector.kernel.batches import chunks
 from connector.kernel.errors import ConfigError
 from connector.kernel.records import ConversionDestination, ConversionResult
@@ -138,10 +139,11 @@ def record(ctx: RunContext, plan: ConversionPlan, now: datetime) -> None:
         for p, row in zip(new, rows, strict=True):
             p.row_id = row.id
         again = [{"rid": p.row_id, "st": "pending", "reason": ""} for p in plan.send]
-        again += [{"rid": rid, "st": "rejected", "reason": why} for rid, why in plan.expired]
+        again += [{"rid": rid, "st": st, "reason": why} for rid, st, why in plan.expired]
         _settle(session, ctx.run_id, now, again)
         session.commit()
-    ctx.count("conversions_rejected", len(plan.rejected) + len(plan.expired))
+    ctx.count("conversions_rejected", len(plan.rejected))
+    ctx.count("conversions_unconfirmed", len(plan.expired))
 
 
 def _row(run_id: int, p: Planned, now: datetime) -> models.Conversion:
@@ -219,6 +221,10 @@ def _settler(
         with Session(ctx.engine) as session:
             _settle(session, ctx.run_id, now, rows)
             session.commit()
+        platform = batch[0].mapping.platform if batch else ""
+        ok = sum(r["st"] in {"accepted", "test"} for r in rows)
+        metrics.RECORDS_WRITTEN.labels(platform).inc(ok)
+        metrics.RECORDS_FAILED.labels(platform).inc(sum(r["st"] == "rejected" for r in rows))
         task.advance(len(results))
         ctx.checkpoint()
 

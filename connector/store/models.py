@@ -215,7 +215,9 @@ class Conversion(SQLModel, table=True):
     value_base: float | None = None
     campaign: str = ""
     matched_by: str = Field(default="", description="gclid, fbclid, li_fat_id, email, ...")
-    status: str = "pending"  # pending | accepted | rejected | retry | test | retracted
+    # pending | accepted | rejected | retry | test | retracted | unconfirmed (sent by a stopped
+    # run, not sendable any more: the platform may or may not hold it)
+    status: str = "pending"
     reason: str = ""
     sent_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     updated_at: datetime = Field(sa_column=_ts())

@@ -362,3 +362,26 @@ def test_the_step_on_each_store_backend(loop: Loop, store_url: str) -> None:
     assert sum(r["accepted"] for r in rows) == sum(map(len, held.values()))
     result = runner.invoke(app, ["forget", "--email", "nobody@example.com", "-c", str(path)])
     assert result.exit_code == 0, result.output
+
+
+def test_an_unconfirmed_conversion_is_not_resent_once_consent_is_withdrawn(loop: Loop) -> None:
+    loop.sync()
+    row = next(r for r in ledger(loop) if r.platform == "linkedin_ads" and r.status == "accepted")
+    engine = make_engine(f"sqlite:///{loop.workdir / 'closedloop.db'}")
+    with Session(engine) as session:  # as a run killed after recording, before the answer
+        stored = session.get(models.Conversion, row.id)
+        assert stored is not None
+        stored.status = "pending"
+        session.add(stored)
+        session.commit()
+    engine.dispose()
+    loop.crm.edit("contacts", row.contact_crm_id, ads_consent="denied")
+    before = {id(r) for r in uploads(loop)}
+
+    _, run = loop.sync()
+    later = b"\n".join(r.body for r in uploads(loop) if id(r) not in before)
+    assert f'"{row.dedup_id}"'.encode() not in later
+    (settled,) = [r for r in ledger(loop) if r.id == row.id]
+    assert settled.status == "unconfirmed"
+    assert "no longer eligible" in settled.reason
+    assert json.loads(run.counts)["conversions_unconfirmed"] == 1

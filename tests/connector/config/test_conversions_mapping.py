@@ -78,6 +78,14 @@ def test_destinations_are_reduced_to_ids_and_sources_found(tmp_path: Path) -> No
         (("/conversionActions/7003", "/conversionActions/abc"), 5, "numeric id"),
         (("name: meta-lead", "name: google-won"), 10, "'google-won' is used twice"),
         (("values: [granted]", "values: []"), 3, "consent.values"),
+        (
+            (
+                "platform: meta_ads\n    milestone: lead_created\n    event_name: Lead",
+                "platform: google_ads\n    milestone: closed_won\n    conversion_action: '7003'",
+            ),
+            12,
+            "the same milestone to the same destination as 'google-won'",
+        ),
     ],
 )
 def test_mistakes_name_file_line_and_field(
