@@ -40,6 +40,7 @@ class RunContext:
     conversions: LoadedConversions | None = None  # mappings.conversions, when configured
     conversion_sources: list[str] = field(default_factory=list)  # the source of each entry
     conversion_run: Any = None  # the last conversions plan (what --dry-run prints)
+    _sinks: dict[str, Any] | None = field(default=None, repr=False)
 
     @property
     def crm_kind(self) -> str:
@@ -52,11 +53,12 @@ class RunContext:
 
     def sinks(self) -> dict[str, Any]:
         """Per platform, a source adapter the conversions go through (for hashing)."""
-        found: dict[str, Any] = {}
-        for name in self.conversion_sources:
-            kind = next(s.kind for s in self.loaded.config.sources if s.name == name)
-            found.setdefault(kind, self.sources[name])
-        return found
+        if self._sinks is None:
+            kinds = {s.name: s.kind for s in self.loaded.config.sources}
+            self._sinks = {}
+            for name in self.conversion_sources:
+                self._sinks.setdefault(kinds[name], self.sources[name])
+        return self._sinks
 
     def count(self, name: str, n: int = 1) -> None:
         self.counts[name] = self.counts.get(name, 0) + n
