@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, select, update
@@ -26,6 +26,7 @@ from connector.store import models
 from connector.store.database import table_of
 
 log = logging.getLogger(__name__)
+ADJUSTABLE_FOR = timedelta(days=90)  # no platform adjusts older conversions (Google: 54 days)
 
 
 @dataclass
@@ -61,7 +62,7 @@ def plan_adjustments(ctx: Any, now: datetime, planner: Any) -> AdjustmentPlan:
     for source, mapping in _value_entries(ctx):
         adjustable = bool(ctx.sources[source].adjustable)
         with Session(ctx.engine) as session:
-            rows = _accepted(session, mapping)
+            rows = _accepted(session, mapping, now)
             deals = _deals(session, [r["subject_id"] for r in rows])
             history = _history(session, [r["id"] for r in rows])
         for row in rows:
@@ -107,13 +108,15 @@ def _value_entries(ctx: Any) -> list[tuple[str, ConversionMapping]]:
     ]
 
 
-def _accepted(session: Session, mapping: ConversionMapping) -> list[dict[str, Any]]:
+def _accepted(session: Session, mapping: ConversionMapping, now: datetime) -> list[dict[str, Any]]:
+    """Accepted conversions recent enough to adjust (Google: up to 54 days after them)."""
     conv = table_of(models.Conversion)
     stmt = select(conv).where(
         conv.c.platform == mapping.platform,
         conv.c.destination == mapping.destination,
         conv.c.milestone == str(mapping.milestone),
         conv.c.status == "accepted",
+        conv.c.occurred_at >= now - ADJUSTABLE_FOR,
     )
     return [r._asdict() for r in session.execute(stmt).all()]
 

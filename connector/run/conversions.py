@@ -37,7 +37,7 @@ from connector.store import models
 from connector.store.database import table_of
 
 log = logging.getLogger(__name__)
-FINAL = {"accepted", "rejected", "retry", "test"}
+RESULT_STATUSES = {"accepted", "rejected", "retry", "test"}  # what a platform may answer
 
 
 @dataclass
@@ -213,7 +213,7 @@ def _settler(
         done["n"] += len(results)
         rows = []
         for p, r in zip(batch, results, strict=True):
-            status = r.status if r.status in FINAL else "rejected"
+            status = r.status if r.status in RESULT_STATUSES else "rejected"
             rows.append({"rid": p.row_id, "st": status, "reason": r.reason, "sent": now})
             ctx.count(f"conversions_{status}")
             if status == "rejected":
