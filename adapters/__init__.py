@@ -18,6 +18,9 @@ SOURCES: dict[str, str] = {
     "csv_files": "adapters.csv_files.adapter:CsvFilesSource",
 }
 
+# Sources that also take CRM outcomes back as offline conversions (ConversionSink).
+SINKS: frozenset[str] = frozenset({"google_ads", "meta_ads", "linkedin_ads"})
+
 CRMS: dict[str, str] = {
     "hubspot": "adapters.hubspot.adapter:HubSpotCrm",
     "salesforce": "adapters.salesforce.adapter:SalesforceCrm",

@@ -5,7 +5,8 @@ response classified once -> :func:`connector.kernel.retry.call_with_retry`.
 
     connection error, timeout, 429, 5xx, vendor "transient"  -> TransientError(retry_after)
     401, 403                                                  -> ConfigError (with the auth hint)
-    any other 4xx                                             -> ConfigError (the vendor's message)
+    any other 4xx                                             -> RequestRejected, a ConfigError
+                                                                 (the vendor's message)
 
 Each vendor supplies an :data:`ErrorReader` that turns its error body into a :class:`VendorError`
 (message, retry delay, transient flag). Credentials travel in headers only, and no message built
@@ -40,6 +41,16 @@ class VendorError:
 ErrorReader = Callable[[requests.Response], VendorError]
 
 
+class RequestRejected(ConfigError):
+    """The API refused the request as such (a 4xx other than 401/403). ``status`` and the
+    vendor's ``detail`` let a caller that sends many records at once (conversion uploads) find
+    the ones at fault."""
+
+    def __init__(self, message: str, status: int, detail: str) -> None:
+        super().__init__(message)
+        self.status, self.detail = status, detail
+
+
 def retry_after_header(response: requests.Response) -> float | None:
     """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date), if any."""
     value = response.headers.get("Retry-After")
@@ -69,7 +80,9 @@ def classify(
         return ConfigError(
             f"{system}: not authorised (HTTP {status}): {detail.message}. {auth_hint}"
         )
-    return ConfigError(f"{system}: request rejected (HTTP {status}): {detail.message}")
+    return RequestRejected(
+        f"{system}: request rejected (HTTP {status}): {detail.message}", status, detail.message
+    )
 
 
 class JsonApi:
@@ -109,14 +122,19 @@ class JsonApi:
         json: Any = None,
         data: Mapping[str, str] | None = None,
         authorised: bool = True,
+        headers: Mapping[str, str] | None = None,
     ) -> Any:
         """Send with retries and return the decoded JSON body.
 
         ``path`` is relative to the base URL (query strings already encoded are kept as they
-        are) or an absolute URL. ``authorised=False`` leaves out the credential headers.
+        are) or an absolute URL. ``authorised=False`` leaves out the credential headers;
+        ``headers`` are added to this request's (``X-RestLi-Method: BATCH_CREATE``).
         """
         url = path if path.startswith(("http://", "https://")) else self.base_url + path
-        return call_with_retry(lambda: self._send(method, url, params, json, data, authorised))
+        extra = dict(headers or {})
+        return call_with_retry(
+            lambda: self._send(method, url, params, json, data, authorised, extra)
+        )
 
     def close(self) -> None:
         if self._session is not None:
@@ -131,10 +149,11 @@ class JsonApi:
         json: Any,
         data: Mapping[str, str] | None,
         authorised: bool,
+        extra: dict[str, str],
     ) -> Any:
         if self._session is None:
             self._session = requests.Session()
-        headers = dict(self._headers()) if authorised else {}
+        headers = {**(self._headers() if authorised else {}), **extra}
         self._limiter.acquire()
         self.calls += 1
         metrics.API_CALLS.labels(self.system).inc()

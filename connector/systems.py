@@ -28,6 +28,11 @@ def source_kinds() -> list[str]:
     return sorted(_registry().SOURCES)
 
 
+def sink_kinds() -> list[str]:
+    """The source names whose adapter also takes conversions back (a ConversionSink)."""
+    return sorted(_registry().SINKS)
+
+
 def crm_class(kind: str) -> Any:
     """The CrmAdapter class registered as ``kind`` (its ``Settings`` validates its config)."""
     return _registry().crm_class(kind)

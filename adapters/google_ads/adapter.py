@@ -14,6 +14,9 @@ Authentication: an OAuth access token, or a refresh token with the OAuth client 
 (exchanged at ``token_uri``), plus the developer token and, for manager access,
 ``login-customer-id``.
 
+Offline conversions (``uploadClickConversions``, ``uploadConversionAdjustments``): see
+:mod:`adapters.google_ads.conversions`.
+
 Reference: https://developers.google.com/google-ads/api/rest/reference/rest/v26/customers.googleAds/searchStream
 and https://developers.google.com/google-ads/api/fields/v26/click_view
 """
@@ -30,6 +33,7 @@ import requests
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from adapters._http import JsonApi, VendorError, json_body
+from adapters.google_ads.conversions import GoogleAdsConversions
 from connector.kernel.ratelimit import RateLimiter
 from connector.kernel.records import IdentityKind, Spend, Touchpoint
 from connector.kernel.timeutil import start_of_day, utcnow
@@ -116,10 +120,12 @@ def read_error(response: requests.Response) -> VendorError:
     return VendorError(message, retry_after=retry_after)
 
 
-class GoogleAdsSource:
-    """SourceAdapter for one Google Ads customer account."""
+class GoogleAdsSource(GoogleAdsConversions):
+    """SourceAdapter for one Google Ads customer account; also a ConversionSink (its offline
+    conversion uploads are in :mod:`adapters.google_ads.conversions`)."""
 
     Settings: ClassVar[type[GoogleAdsSettings]] = GoogleAdsSettings
+    api_version: ClassVar[str] = API_VERSION
 
     def __init__(self, settings: GoogleAdsSettings) -> None:
         self.settings = settings
@@ -199,10 +205,13 @@ class GoogleAdsSource:
 
     def _search(self, query: str) -> Iterator[dict[str, Any]]:
         path = f"/{API_VERSION}/customers/{self.settings.customer_id}/googleAds:searchStream"
+        for batch in self._post(path, {"query": query}):
+            yield from batch.get("results", [])
+
+    def _post(self, path: str, body: dict[str, Any]) -> Any:
         if self._token is None or time.monotonic() >= self._token_expires:
             self._refresh()
-        for batch in self._http.call("POST", path, json={"query": query}):
-            yield from batch.get("results", [])
+        return self._http.call("POST", path, json=body)
 
     def _headers(self) -> dict[str, str]:
         headers = {

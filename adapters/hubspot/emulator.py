@@ -311,6 +311,7 @@ class Emulator(EmulatorServer):
         contact("firstname", label="First Name")
         contact("lastname", label="Last Name")
         contact("company", label="Company Name")
+        contact("phone", "string", "phonenumber", "Phone Number")
         contact(
             "lifecyclestage", "enumeration", "radio", "Lifecycle Stage", options=LIFECYCLE_STAGES
         )

@@ -9,6 +9,8 @@ Streams read:
 - ``touchpoints``: none. LinkedIn has no click-level export; ``li_fat_id`` values captured on
   CRM records are resolved by the core.
 
+Conversions API (CRM outcomes as conversion events): see :mod:`adapters.linkedin_ads.conversions`.
+
 No maintained official Python client exists, so this is a thin REST client on
 :mod:`adapters._http`, with Rest.li 2.0 query encoding built here (``dateRange=(start:(...))``,
 ``accounts=List(<url-encoded urn>)``).
@@ -28,6 +30,7 @@ import requests
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from adapters._http import JsonApi, VendorError, json_body
+from adapters.linkedin_ads.conversions import LinkedInConversions
 from connector.kernel.ratelimit import RateLimiter
 from connector.kernel.records import Spend, Touchpoint
 from connector.kernel.timeutil import utcnow
@@ -89,8 +92,9 @@ def analytics_query(account_id: str, start: date, end: date) -> str:
     )
 
 
-class LinkedInAdsSource:
-    """SourceAdapter for one LinkedIn sponsored ad account."""
+class LinkedInAdsSource(LinkedInConversions):
+    """SourceAdapter for one LinkedIn sponsored ad account; also a ConversionSink (Conversions
+    API events, :mod:`adapters.linkedin_ads.conversions`)."""
 
     Settings: ClassVar[type[LinkedInAdsSettings]] = LinkedInAdsSettings
 
@@ -103,7 +107,8 @@ class LinkedInAdsSource:
             read_error=read_error,
             limiter=RateLimiter(PLATFORM, settings.requests_per_minute, 60.0),
             auth_hint="Check access_token in the linkedin_ads source settings: it must be a valid "
-            "token with the r_ads and r_ads_reporting scopes for this ad account.",
+            "token with the r_ads and r_ads_reporting scopes for this ad account (and "
+            "rw_conversions to send conversions).",
         )
 
     def api_calls(self) -> int:

@@ -7,6 +7,9 @@ Streams read:
 - ``touchpoints``: none. Meta has no click-level export; fbclid values captured on CRM records
   are resolved by the core.
 
+Conversions API (CRM outcomes sent to the ``pixel_id`` dataset): see
+:mod:`adapters.meta_ads.conversions`.
+
 The SDK is used through a dedicated ``FacebookAdsApi`` instance (never ``FacebookAdsApi.init``,
 which installs a crash reporter as ``sys.excepthook`` and sets a process-wide default api).
 SDK errors are classified once in :func:`classify`.
@@ -29,6 +32,7 @@ from facebook_business.exceptions import FacebookRequestError
 from facebook_business.session import FacebookSession
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from adapters.meta_ads.conversions import EVENT_SUBCODES, EventRejected, MetaConversions
 from connector.kernel import metrics
 from connector.kernel.errors import ClosedloopError, ConfigError, TransientError
 from connector.kernel.ratelimit import RateLimiter
@@ -69,6 +73,14 @@ class MetaAdsSettings(BaseModel):
     endpoint: str = "https://graph.facebook.com"
     page_size: int = Field(500, ge=1, le=5000, description="Rows per insights page.")
     requests_per_minute: int = Field(60, ge=1, description="Client-side cap on API requests.")
+    pixel_id: str | None = Field(
+        None, pattern=r"^\d+$",
+        description="Conversions API: the pixel (dataset) that receives conversions.yaml's events.",
+    )  # fmt: skip
+    test_event_code: str | None = Field(
+        None, description="Conversions API: send as test events (Events Manager > Test events), "
+        "not counted live. Remove it to go live: events sent as tests are sent again live.",
+    )  # fmt: skip
 
     @field_validator("ad_account_id")
     @classmethod
@@ -101,6 +113,11 @@ def classify(exc: FacebookRequestError) -> ClosedloopError:
     code = exc.api_error_code()
     status = exc.http_status()
     what = f"meta_ads: Graph API error {code} (HTTP {status}): {exc.api_error_message()}"
+    if code == 100 and exc.api_error_subcode() in EVENT_SUBCODES:
+        body = exc.body() if isinstance(exc.body(), dict) else {}
+        error = body.get("error") or {}
+        title, detail = error.get("error_user_title", ""), error.get("error_user_msg", "")
+        return EventRejected(f"{title}: {detail}" if title else exc.api_error_message())
     if (
         code in THROTTLE_CODES
         or code in TRANSIENT_CODES
@@ -113,8 +130,8 @@ def classify(exc: FacebookRequestError) -> ClosedloopError:
     return ConfigError(what)
 
 
-class MetaAdsSource:
-    """SourceAdapter for one Meta ad account."""
+class MetaAdsSource(MetaConversions):
+    """SourceAdapter for one Meta ad account; also a ConversionSink (Conversions API)."""
 
     Settings: ClassVar[type[MetaAdsSettings]] = MetaAdsSettings
 
@@ -136,11 +153,7 @@ class MetaAdsSource:
         start, end = since.date(), utcnow().date()
         if start > end:
             return
-        session = FacebookSession(
-            access_token=self.settings.access_token.get_secret_value(), timeout=60
-        )
-        session.GRAPH = self.settings.endpoint.rstrip("/")
-        api = FacebookAdsApi(session, api_version=self.settings.api_version)
+        session, api = self._open()
         params = {
             "level": "campaign",
             "time_increment": 1,
@@ -163,6 +176,14 @@ class MetaAdsSource:
                 yield self._spend(row)
         finally:
             session.requests.close()
+
+    def _open(self) -> tuple[FacebookSession, FacebookAdsApi]:
+        """A session and API of this adapter's own (never the SDK's process-wide default)."""
+        session = FacebookSession(
+            access_token=self.settings.access_token.get_secret_value(), timeout=60
+        )
+        session.GRAPH = self.settings.endpoint.rstrip("/")
+        return session, FacebookAdsApi(session, api_version=self.settings.api_version)
 
     def _spend(self, row: Mapping[str, Any]) -> Spend:
         return Spend(

@@ -6,7 +6,8 @@ Serves ``GET /{version}/act_{id}/insights`` with the parameters ``facebook-busin
 ``after``): one row per campaign and day, numbers as strings, cursor paging
 (``paging.cursors.after`` plus ``paging.next`` while rows remain, default ``limit`` 25).
 
-Serves ``POST /{version}/{pixel_or_dataset_id}/events`` (Conversions API) as
+Serves ``GET /{version}/{pixel_id}?fields=id,name`` (the pixel, or 100/33 for an unknown one)
+and ``POST /{version}/{pixel_or_dataset_id}/events`` (Conversions API) as
 ``EventRequest(...).execute()`` / ``AdsPixel(id).create_event(...)`` send it: a form with
 ``data`` (a JSON array of events, each an object or a JSON-encoded object), ``access_token``
 (query or form), optional ``test_event_code`` and ``partner_agent``; a JSON body works too. It
@@ -266,6 +267,7 @@ class Emulator(EmulatorServer):
             "ad_account_id": self.account_id,
             "access_token": self.access_token if valid_token else "EAAB-invalid-token",
             "endpoint": self.url,
+            "pixel_id": next(iter(self.pixels), None),  # where Conversions API events go
         }
 
     # -- errors ----------------------------------------------------------------------------
@@ -386,6 +388,38 @@ class Emulator(EmulatorServer):
                 body["paging"]["next"] = f"{self.url}{req.path}?{urlencode(query)}"
         used = len(self._recent) * 100 // self.rate_limit[0] if self.rate_limit else 1
         return Response(200, body, self._usage_header(used, 0))
+
+    @route("GET", r"/(?P<version>v\d+\.\d+)/(?P<pixel>\d+)")
+    def pixel(self, req: Request) -> Response:
+        """``AdsPixel(id).api_get(fields=[...])``: the pixel's id, name and creation time."""
+        pixel = self.pixels.get(req.params["pixel"])
+        if pixel is None:
+            return self._error(
+                400,
+                100,
+                f"Unsupported get request. Object with ID '{req.params['pixel']}' does not "
+                "exist, cannot be loaded due to missing permissions, or does not support this "
+                "operation. Please read the Graph API documentation at "
+                "https://developers.facebook.com/docs/graph-api",
+                subcode=33,
+                error_type="GraphMethodException",
+            )
+        values = {
+            "id": pixel.id,
+            "name": pixel.name,
+            "creation_time": "2026-01-05T09:00:00+0000",
+            "is_unavailable": False,
+            "data_use_setting": "ADVERTISING_AND_ANALYTICS",
+        }
+        fields = [f for f in (req.arg("fields") or "id").split(",") if f]
+        unknown = [f for f in fields if f not in values]
+        if unknown:
+            return self._error(
+                400,
+                100,
+                f"(#100) Tried accessing nonexisting field ({unknown[0]}) on node type (AdsPixel)",
+            )
+        return Response(200, {"id": pixel.id} | {f: values[f] for f in fields})
 
     @route("POST", r"/(?P<version>v\d+\.\d+)/(?P<pixel>\d+)/events")
     def events(self, req: Request) -> Response:

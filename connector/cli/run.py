@@ -57,6 +57,8 @@ def run_and_summarise(
             console.print(f"  … all of them: closedloop runs show {run.id}")
     if dry_run and ctx.write_plan is not None:
         _print_plan(ctx.write_plan)
+    if dry_run and ctx.conversion_run is not None:
+        print_conversion_plan(ctx.conversion_run)
     if run.error:
         err.print(f"[yellow]{run.error}[/]", highlight=False)
     return ctx, run
@@ -81,17 +83,20 @@ def sync(
         bool,
         typer.Option(
             "--dry-run",
-            help="Do everything but save: print what would be read and written to the CRM; "
-            "the CRM and the store are left as they were.",
+            help="Do everything but save: print what would be read, written to the CRM and "
+            "sent to the ad platforms; the CRM, the ad platforms and the store are left as "
+            "they were.",
         ),
     ] = False,
     only: Annotated[
-        str | None, typer.Option(help="extract | match | revenue | attribute | writeback")
+        str | None,
+        typer.Option(help="extract | match | revenue | attribute | conversions | writeback"),
     ] = None,
     verbose: bool = False,
     log_format: LogFormat = "text",
 ) -> None:
-    """Run one sync: read sources and CRM, match, pull revenue, attribute, write back.
+    """Run one sync: read sources and CRM, match, pull revenue, attribute, send conversions to
+    the ad platforms, write back.
 
     Exit code: 0 succeeded, 1 failed, 2 configuration error (nothing was written), 3
     interrupted, 4 stopped by an API budget (re-run later to resume), 6 partial (finished, but
@@ -109,6 +114,29 @@ def sync(
         ctx.close()
     if run.status != "succeeded":
         raise typer.Exit(EXIT_CODES.get(run.status, 1))
+
+
+def print_conversion_plan(result: Any) -> None:
+    """What the conversions step would send (nothing was sent, nothing recorded)."""
+    from connector.run.conversion_plan import SKIP_REASONS
+
+    plan, adjustments = result.plan, result.adjustments.send
+    shown = "" if len(plan.send) <= 200 else " (the first 200 shown)"
+    table = Table(title=f"Dry run: {len(plan.send)} conversions would be sent{shown}")
+    for col in ("conversion", "platform", "to", "deal / person", "when", "matched by", "value"):
+        table.add_column(col)
+    for p in plan.send[:200]:
+        value = "" if p.value is None else f"{p.value:,.2f} {p.currency}"
+        table.add_row(p.mapping.name, p.source, p.mapping.destination, p.subject_id,
+                      f"{p.occurred_at:%Y-%m-%d %H:%M}", p.matched_by, value)  # fmt: skip
+    console.print(table)
+    for p in plan.rejected:
+        console.print(f"[yellow]not sent[/] {p.mapping.name} {p.subject_id}: {p.problem}")
+    for reason, n in sorted(plan.skipped.items()):
+        console.print(f"[yellow]not sent ({SKIP_REASONS[reason]}): {n}[/]")
+    for a in adjustments[:200]:
+        change = "retract" if a.kind == "retraction" else f"restate to {a.new_value:,.2f}"
+        console.print(f"would {change}: {a.source} {a.dedup_id} (was {a.old_value})")
 
 
 def serve(
@@ -164,7 +192,8 @@ def forget(
     email: Annotated[str, typer.Option("--email", help="The person's address (any spelling).")],
     config: ConfigOption = DEFAULT_CONFIG,
 ) -> None:
-    """Erasure request: remove a person's identities, touchpoints and credits from the store."""
+    """Erasure request: remove a person's identities, touchpoints, credits and conversions from
+    the store; nothing about them is sent to an ad platform again."""
     from connector.run.forget import forget_email
     from connector.store.database import make_engine
     from connector.store.lock import job_lock
@@ -176,6 +205,7 @@ def forget(
         engine.dispose()
     console.print(
         f"removed {gone.contacts} contact record(s) with {gone.identities} identities, "
-        f"{gone.touchpoints} touchpoints and {gone.credits} attribution credits; "
-        "erase the person in the CRM too, or the next sync reads them again"
+        f"{gone.touchpoints} touchpoints, {gone.credits} attribution credits and "
+        f"{gone.conversions} ad platform conversions; nothing about them will be sent to an ad "
+        "platform again. Erase the person in the CRM too, or the next sync reads them again"
     )

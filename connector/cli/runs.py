@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -69,7 +70,8 @@ def runs(ctx: typer.Context, config: ConfigOption = DEFAULT_CONFIG, limit: int =
 
 @runs_app.command("show")
 def runs_show(ctx: typer.Context, run_id: int) -> None:
-    """One run in detail: counts, its per-record write failures and its rejected input rows."""
+    """One run in detail: counts, its per-record write failures, its rejected input rows and
+    its rejected conversions."""
     from sqlmodel import Session, col, select
 
     from connector.store import models
@@ -86,6 +88,9 @@ def runs_show(ctx: typer.Context, run_id: int) -> None:
             select(models.RejectedRow)
             .where(models.RejectedRow.run_id == run_id)
             .order_by(col(models.RejectedRow.id))
+        ).all()
+        conversions = session.exec(
+            select(models.Conversion).where(models.Conversion.run_id == run_id)
         ).all()
     engine.dispose()
     console.print(
@@ -118,3 +123,22 @@ def runs_show(ctx: typer.Context, run_id: int) -> None:
         console.print(f"rejected input rows: {total}{kept}")
         for r in rejected:
             console.print(f"  {r.message}", highlight=False, soft_wrap=True)
+    print_conversions(list(conversions))
+
+
+def print_conversions(conversions: list[Any]) -> None:
+    """The run's conversions by status, and each rejected one with the platform's reason."""
+    if not conversions:
+        return
+    by_status: dict[str, int] = {}
+    for c in conversions:
+        by_status[c.status] = by_status.get(c.status, 0) + 1
+    console.print("conversions: " + ", ".join(f"{k} {v}" for k, v in sorted(by_status.items())))
+    rejected = [c for c in conversions if c.status == "rejected"]
+    if rejected:
+        table = Table(title="Rejected conversions")
+        for name in ("conversion", "platform", "to", "deal / person", "dedup id", "reason"):
+            table.add_column(name)
+        for c in rejected[:200]:
+            table.add_row(c.name, c.platform, c.destination, c.subject_id, c.dedup_id, c.reason)
+        console.print(table)

@@ -75,6 +75,7 @@ def demo(
                     raise _interrupted("the run stopped after its batch in flight")
                 print_report(console, build_report(loaded))
                 _show_contacts(ctx, crm)
+                _show_conversions(ctx)
             finally:
                 ctx.close()
     finally:
@@ -146,6 +147,28 @@ def _show_contacts(ctx: Any, crm: str) -> None:
             person = f"{first} {last}".strip().title() + f"\n{email.strip()}"
             table.add_row(person, *[record.get(f) or "" for f in fields])
     console.print(table)
+
+
+def _show_conversions(ctx: Any) -> None:
+    """How many conversions each ad platform accepted (what its bidding now learns from)."""
+    from sqlmodel import Session, func, select
+
+    from connector.store import models
+
+    conv = models.Conversion
+    with Session(ctx.engine) as session:
+        rows = session.exec(
+            select(conv.platform, conv.status, func.count()).group_by(conv.platform, conv.status)
+        ).all()
+    by_platform: dict[str, dict[str, int]] = {}
+    for platform, status, n in rows:
+        by_platform.setdefault(platform, {})[status] = n
+    parts = [
+        f"{platform} {counts.get('accepted', 0)} accepted"
+        + "".join(f", {n} {status}" for status, n in sorted(counts.items()) if status != "accepted")
+        for platform, counts in sorted(by_platform.items())
+    ]
+    console.print("Won deals sent back as conversions: " + (" · ".join(parts) or "none"))
 
 
 def init(target: Annotated[Path, typer.Argument(help="Folder to create.")] = Path(".")) -> None:

@@ -163,6 +163,13 @@ class IdentityFields(Strict):
     user_id: str | None = None
     gclid: str | None = None
     fbclid: str | None = None
+    gbraid: str | None = Field(None, description="Google Ads app/iOS click id (conversions).")
+    wbraid: str | None = Field(None, description="Google Ads web-to-app click id (conversions).")
+    li_fat_id: str | None = Field(None, description="LinkedIn first-party click id.")
+    meta_lead_id: str | None = Field(None, description="Meta lead ads lead id (conversions).")
+    phone: str | None = Field(
+        None, description="Phone number: hashed for the ad platforms, never stored raw."
+    )
 
 
 class CapturedUtm(Strict):
@@ -215,10 +222,12 @@ def load_crm_mapping(path: Path) -> CrmMapping:
 def json_schemas() -> dict[str, dict[str, Any]]:
     """JSON Schemas of the files people edit, keyed by file stem."""
     from connector.config.campaigns import CampaignRules
+    from connector.config.conversions import ConversionsMapping
     from connector.config.loader import typed_config_model
 
     return {
         "channels": ChannelRules.model_json_schema(by_alias=True),
+        "conversions": ConversionsMapping.model_json_schema(),
         "crm_mapping": CrmMapping.model_json_schema(),
         "campaigns": CampaignRules.model_json_schema(),
         "config": typed_config_model().model_json_schema(),

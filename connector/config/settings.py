@@ -36,6 +36,9 @@ class MappingsConfig(Strict):
     channels: Path = Path("../mappings/channels.yaml")
     crm: Path = Path("../mappings/hubspot.yaml")
     campaigns: Path | None = None
+    conversions: Path | None = Field(
+        None, description="CRM milestones sent back to the ad platforms (conversions.yaml)."
+    )
 
 
 ModelName = Literal[
@@ -109,8 +112,10 @@ class CurrencyConfig(Strict):
         return None if rate is None else amount * rate
 
 
-StepName = Literal["extract", "match", "writeback", "revenue", "attribute"]
-ALL_STEPS: list[StepName] = ["extract", "match", "writeback", "revenue", "attribute"]
+StepName = Literal["extract", "match", "writeback", "revenue", "attribute", "conversions"]
+ALL_STEPS: list[StepName] = [
+    "extract", "match", "writeback", "revenue", "attribute", "conversions"
+]  # fmt: skip
 
 
 class JobConfig(Strict):

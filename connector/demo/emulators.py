@@ -30,6 +30,11 @@ TOKENS = {
     "CLOSEDLOOP_DEMO_LINKEDIN_TOKEN": "AQV-demo-token",
 }
 AD_PLATFORMS = ("google_ads", "meta_ads", "linkedin_ads")
+# Where the demo's won deals go back as conversions (seeded in the ad platform emulators).
+GOOGLE_WON_ACTION = "7003"
+META_PIXEL = "1234567890123456"
+LINKEDIN_WON_RULE = "14488003"
+CONSENT_FIELD = {"hubspot": "ads_consent", "salesforce": "Ads_Consent__c"}
 SF_STAGES = {
     "closedwon": "Closed Won",
     "closedlost": "Closed Lost",
@@ -56,10 +61,27 @@ class DemoSystems:
             emu.stop()
 
 
+def demo_phone(key: int) -> str | None:
+    """A third of the people left a phone number, some without the country code."""
+    if key % 3:
+        return None
+    number = f"415 555 {key % 10_000:04d}"
+    return f"+1 {number}" if key % 2 else f"({number[:3]}) {number[4:]}"
+
+
+def demo_consent(key: int) -> str | None:
+    """Most people agreed to ads measurement; some refused, a few were never asked."""
+    return "denied" if key % 10 == 7 else None if key % 10 == 9 else "granted"
+
+
 def seed_hubspot(emu: Any, company: Company) -> None:
+    emu.add_property("contacts", "ads_consent", "enumeration", "select", "Ads consent",
+                     options=("granted", "denied"))  # fmt: skip
     ids: dict[int, str] = {}
     for p in company.people:
         props = {
+            "phone": demo_phone(p.key),
+            "ads_consent": demo_consent(p.key),
             "email": p.email,
             "firstname": p.first_name,
             "lastname": p.last_name,
@@ -91,6 +113,9 @@ def seed_hubspot(emu: Any, company: Company) -> None:
 def seed_salesforce(emu: Any, company: Company) -> None:
     """People as Leads; a lead that buys (or a share of the rest) is converted to a Contact."""
     emu.install_closedloop_fields()
+    for sobject in ("Lead", "Contact"):
+        emu.add_field(sobject, CONSENT_FIELD["salesforce"], "picklist",
+                      picklist=["granted", "denied"])  # fmt: skip
     emu.enable_multicurrency({"USD": 1.0, "EUR": 0.926, "GBP": 0.787, "CHF": 0.88})
     buyers = {k for d in company.deals for k in d.people}
     accounts: dict[str, str] = {}
@@ -106,6 +131,8 @@ def seed_salesforce(emu: Any, company: Company) -> None:
             "User_ID__c": p.user_id,
             "FBCLID__c": p.fbclid,
             "GCLID__c": p.gclid,
+            "Phone": demo_phone(p.key),
+            CONSENT_FIELD["salesforce"]: demo_consent(p.key),
         }
         if p.utm:
             fields.update(
@@ -165,6 +192,25 @@ def seed_ad_platforms(emulators: dict[str, Any], company: Company) -> None:
         emu.add_daily(row.campaign_id, row.day, row.cost, row.clicks, row.impressions)
     for click in company.clicks:
         emulators["google_ads"].add_click(click.gclid, ids[click.campaign], click.day)
+    emulators["google_ads"].add_conversion_action(GOOGLE_WON_ACTION, "CRM closed won")
+    emulators["meta_ads"].add_pixel(META_PIXEL, "closedloop CRM events")
+    emulators["linkedin_ads"].add_conversion_rule(LINKEDIN_WON_RULE, "CRM closed won", "PURCHASE")
+
+
+def conversions_mapping(crm: str) -> dict[str, Any]:
+    """The demo's mappings/conversions.yaml: every won deal back to the three platforms."""
+    won = {"milestone": "closed_won", "value": "amount"}
+    return {
+        "consent": {"field": CONSENT_FIELD[crm], "values": ["granted"]},
+        "phone_calling_code": "1",
+        "conversions": [
+            {"name": "google-won", "platform": "google_ads", **won,
+             "conversion_action": GOOGLE_WON_ACTION, "enhanced_conversions_for_leads": True},
+            {"name": "meta-won", "platform": "meta_ads", **won, "event_name": "Purchase"},
+            {"name": "linkedin-won", "platform": "linkedin_ads", **won,
+             "conversion_rule": LINKEDIN_WON_RULE},
+        ],
+    }  # fmt: skip
 
 
 def write_offline_files(folder: Path, company: Company) -> tuple[Path, Path]:
@@ -209,6 +255,7 @@ def _sources(emulators: dict[str, Any]) -> list[dict[str, Any]]:
     ads["google_ads"]["access_token"] = "${CLOSEDLOOP_DEMO_GOOGLE_ADS_TOKEN}"
     ads["google_ads"]["developer_token"] = "${CLOSEDLOOP_DEMO_GOOGLE_ADS_DEVELOPER_TOKEN}"
     ads["meta_ads"]["access_token"] = "${CLOSEDLOOP_DEMO_META_TOKEN}"
+    ads["meta_ads"]["pixel_id"] = META_PIXEL
     ads["linkedin_ads"]["access_token"] = "${CLOSEDLOOP_DEMO_LINKEDIN_TOKEN}"
     return [
         {"name": "ga4", "kind": "ga4", "settings": {
@@ -232,6 +279,7 @@ def _config(emulators: dict[str, Any], crm: str) -> dict[str, Any]:
             "channels": "mappings/channels.yaml",
             "crm": f"mappings/{crm}.yaml",
             "campaigns": "mappings/campaigns.yaml",
+            "conversions": "mappings/conversions.yaml",
         },  # fmt: skip
         "sync": {
             "initial_days": 200,
@@ -290,6 +338,11 @@ def start_demo(workdir: Path, crm: str = "hubspot", company: Company | None = No
     prepare_folder(workdir)
     for name in ("channels.yaml", "campaigns.yaml", f"{crm}.yaml"):
         shutil.copy(shipped_folder("mappings") / name, workdir / "mappings" / name)
+    (workdir / "mappings" / "conversions.yaml").write_text(
+        "# Written by `closedloop demo`: won deals back to the ad platforms as conversions\n"
+        "# (see mappings/conversions.yaml in the repository for every option).\n"
+        + dump_yaml(conversions_mapping(crm))
+    )
     secrets = workdir / "secrets.yaml"  # what an admin keeps out of the repo, chmod 600
     secrets.write_text(dump_yaml(TOKENS))
     secrets.chmod(0o600)

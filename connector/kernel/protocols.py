@@ -1,14 +1,19 @@
-"""The two small protocols every adapter implements: a source reads, a CRM reads and writes."""
+"""The small protocols adapters implement: a source reads, a CRM reads and writes, and an ad
+platform source may also take conversions back (a sink)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
 from connector.kernel.records import (
+    Conversion,
+    ConversionAdjustment,
+    ConversionDestination,
+    ConversionResult,
     CrmDeal,
     CrmRecord,
     FieldSpec,
@@ -97,3 +102,40 @@ class CrmAdapter(Protocol):
     def api_calls(self) -> int: ...
 
     def close(self) -> None: ...
+
+
+class ConversionSink(Protocol):
+    """An ad platform source that also takes CRM outcomes back as offline conversions.
+
+    The core hashes identifiers with :meth:`hash_email` / :meth:`hash_phone` when it reads the
+    CRM (raw values never reach the store), checks :meth:`conversion_destinations` before the
+    first send, then sends in the API's batches; ``on_batch`` sees each batch's results as they
+    land, so they are recorded before the next batch goes out.
+    """
+
+    max_conversions: ClassVar[int]  # per request
+    event_max_age: ClassVar[timedelta]  # the oldest conversion the platform takes
+    adjustable: ClassVar[bool]  # value restatements and retractions supported
+
+    @property
+    def test_mode(self) -> bool:
+        """True while conversions go to the platform's test tool instead of counting live."""
+        ...
+
+    def hash_email(self, email: str) -> str: ...
+
+    def hash_phone(self, e164_digits: str) -> str: ...
+
+    def conversion_destinations(self, ids: Sequence[str]) -> dict[str, ConversionDestination]: ...
+
+    def send_conversions(
+        self,
+        conversions: Sequence[Conversion],
+        on_batch: Callable[[list[ConversionResult]], None] | None = None,
+    ) -> list[ConversionResult]: ...
+
+    def adjust_conversions(
+        self,
+        adjustments: Sequence[ConversionAdjustment],
+        on_batch: Callable[[list[ConversionResult]], None] | None = None,
+    ) -> list[ConversionResult]: ...

@@ -17,8 +17,12 @@ class IdentityKind(StrEnum):
     USER_ID = "user_id"
     EMAIL_SHA256 = "email_sha256"
     GCLID = "gclid"
+    GBRAID = "gbraid"
+    WBRAID = "wbraid"
     FBCLID = "fbclid"
     LI_FAT_ID = "li_fat_id"
+    META_LEAD_ID = "meta_lead_id"
+    PHONE_SHA256 = "phone_sha256"
     CRM_ID = "crm_id"
 
 
@@ -144,3 +148,71 @@ class WriteResult:
     crm_id: str
     ok: bool
     error: str = ""
+
+
+# -- offline conversions (CRM outcomes sent back to the ad platforms) -----------------------
+@dataclass(frozen=True, slots=True)
+class Conversion:
+    """One CRM outcome (a lead, an opportunity, a won deal) for an ad platform.
+
+    ``destination`` names where it goes: a Google Ads conversion action id, a Meta event name
+    (on the pixel of the source settings), a LinkedIn conversion rule id. ``dedup_id`` is the
+    platform's deduplication key (Google ``orderId``, Meta ``event_id``, LinkedIn ``eventId``):
+    sent twice, it counts once. Emails and phones arrive normalised and SHA-256 hashed the
+    platform's way; click ids as the ad click carried them.
+    """
+
+    dedup_id: str
+    destination: str
+    occurred_at: datetime
+    value: float | None = None
+    currency: str | None = None
+    gclid: str = ""
+    gbraid: str = ""
+    wbraid: str = ""
+    fbclid: str = ""
+    fbclid_at: datetime | None = None  # when the click id was captured (Meta's fbc needs it)
+    li_fat_id: str = ""
+    lead_id: str = ""  # a Meta lead ads lead id
+    email_sha256: str = ""
+    phone_sha256: str = ""
+    consent: bool | None = None  # the person's ad consent; None: no consent field is mapped
+
+
+@dataclass(frozen=True, slots=True)
+class ConversionAdjustment:
+    """A later change to an accepted conversion: its new value, or ``value=None`` to retract
+    it (the deal was lost or reopened)."""
+
+    dedup_id: str
+    destination: str
+    adjusted_at: datetime
+    value: float | None = None
+    currency: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConversionResult:
+    """What the platform said about one conversion or adjustment.
+
+    ``status``: ``accepted`` (also when the platform already had it: a re-send after a crash),
+    ``rejected`` (with the platform's reason), ``retry`` (not yet: send again on a later run) or
+    ``test`` (taken as a test event, not counted live).
+    """
+
+    dedup_id: str
+    status: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ConversionDestination:
+    """A conversion action / event / rule as the platform knows it (checked before sending).
+
+    ``problem`` says why nothing can be sent there ("" when it is usable);
+    ``click_window_days`` is how long after a click a conversion still counts (Google Ads)."""
+
+    id: str
+    name: str = ""
+    problem: str = ""
+    click_window_days: int | None = None

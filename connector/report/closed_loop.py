@@ -109,6 +109,7 @@ class ClosedLoopReport:
     stage_totals: dict[str, float] = field(default_factory=dict)  # stage -> open amount
     period: tuple[date | None, date | None] = (None, None)  # first and last day with data
     journey: dict[str, Any] = field(default_factory=dict)  # how journeys were cut
+    conversions: list[dict[str, Any]] = field(default_factory=list)  # sent to the ad platforms
 
     def rows(self, by: str = "channel") -> list[Row]:
         return self.campaigns if by == "campaign" else self.channels
@@ -252,6 +253,7 @@ class ClosedLoopReport:
             "totals": self.reconciliation(by),
             "pipeline_by_stage": self.stages(by),
             "pipeline_stage_totals": {s: cents(v) / 100 for s, v in self.stage_totals.items()},
+            "conversions": self.conversions,
         }
 
     def to_json(self, by: str = "channel") -> str:

@@ -16,73 +16,30 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from functools import partial
 from html import escape
 from importlib import resources
-from typing import Any, NamedTuple
+from typing import Any
 
+from connector.report.cells import (
+    NONE,
+    Column,
+    Money,
+    count,
+    credit,
+    model_name,
+    multiple,
+    num,
+    percent,
+    table,
+    text,
+)
 from connector.report.closed_loop import VIEWS
 
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 _INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.S)
-_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "INR": "₹", "CAD": "CA$", "AUD": "A$"}
-_NONE = "–"
 _MAX_NAMES = 20
-
-
-@dataclass(frozen=True)
-class Money:
-    """How amounts of the report's currency are written: ``$1,234`` or ``1,234 CHF``."""
-
-    prefix: str
-    suffix: str
-
-    @classmethod
-    def of(cls, currency: str) -> Money:
-        code = currency.strip().upper()
-        if code in _SYMBOLS:
-            return cls(_SYMBOLS[code], "")
-        return cls("", f" {code}" if code else "")
-
-    def __call__(self, value: float | None, decimals: int = 0) -> str:
-        if value is None:
-            return _NONE
-        sign = "-" if value < 0 and round(value, decimals) != 0 else ""
-        return f"{sign}{self.prefix}{abs(value):,.{decimals}f}{self.suffix}"
-
-
-def count(value: float | None) -> str:
-    return _NONE if value is None else f"{value:,.0f}"
-
-
-def credit(value: float | None) -> str:
-    """Fractional model credit (opportunities, won deals): one decimal."""
-    return _NONE if value is None else f"{value:,.1f}"
-
-
-def percent(value: float | None) -> str:
-    return _NONE if value is None else f"{value * 100:,.1f}%"
-
-
-def multiple(value: float | None) -> str:
-    return _NONE if value is None else f"{value:,.2f}x"
-
-
-def _text(value: Any) -> str:
-    return escape(str(value)) if value not in (None, "") else _NONE
-
-
-def model_name(model: str) -> str:
-    return model.replace("_", " ").capitalize()
-
-
-class Column(NamedTuple):
-    header: str
-    key: str
-    cell: Callable[[Any], str]
-    numeric: bool = True
 
 
 def render_html(data: Mapping[str, Any]) -> str:
@@ -97,7 +54,7 @@ def render_html(data: Mapping[str, Any]) -> str:
         "csp": _csp(template),
         "title": "Closed-loop revenue report",
         "period": escape(_period(data)),
-        "currency": escape(str(data.get("currency") or _NONE)),
+        "currency": escape(str(data.get("currency") or NONE)),
         "model": escape(model_name(model)),
         "dimension": by,
         "dimensions": VIEWS[by],
@@ -111,6 +68,7 @@ def render_html(data: Mapping[str, Any]) -> str:
         "model_section": _model_section(data, rows, totals, by, money),
         "pipeline_table": _pipeline_table(data, by, money),
         "journey": _journey(data.get("journey") or {}),
+        "conversions_section": _conversions_section(data.get("conversions") or [], money),
         "data": script_json(data),
     }
     return _PLACEHOLDER.sub(lambda m: parts[m[1]], template)
@@ -154,41 +112,36 @@ def _period(data: Mapping[str, Any]) -> str:
     return "no dated data in the store"
 
 
-def _num(row: Mapping[str, Any], key: str) -> float:
-    value = row.get(key)
-    return float(value) if isinstance(value, int | float) and math.isfinite(value) else 0.0
-
-
 def _kpis(data: Mapping[str, Any], by: str, money: Money) -> str:
     """The headline: the CRM's closed-won revenue and how much of it touches explain, then paid
     ROI (rows with spend) apart from revenue with no spend behind it, then the deals."""
     totals: Mapping[str, Any] = data.get("totals") or {}
     paid: Mapping[str, Any] = data.get("paid") or {}
     model = str(data.get("model") or "")
-    won = _num(totals, "won_total")
-    attributed = _num(totals.get("attributed") or {}, model)
+    won = num(totals, "won_total")
+    attributed = num(totals.get("attributed") or {}, model)
     share = f" ({attributed / won:.0%})" if won else ""
     roi = paid.get("roi")
     groups = [
         ("Closed-won revenue (CRM)", [
             ("CRM closed-won total", money(won, 2), False),
             ("Attributed to touches" + share, money(attributed, 2), False),
-            ("Unattributed (no touch)", money(_num(totals.get("unattributed") or {}, model), 2),
+            ("Unattributed (no touch)", money(num(totals.get("unattributed") or {}, model), 2),
              False),
-            ("With no spend behind it", money(_num(paid, "revenue_without_spend"), 2), False),
+            ("With no spend behind it", money(num(paid, "revenue_without_spend"), 2), False),
         ]),
         (f"Paid ROI ({by}s with spend)", [
-            ("Paid revenue", money(_num(paid, "revenue"), 2), False),
-            ("Spend", money(_num(paid, "spend"), 2), False),
+            ("Paid revenue", money(num(paid, "revenue"), 2), False),
+            ("Spend", money(num(paid, "spend"), 2), False),
             ("Paid ROI", percent(roi), isinstance(roi, int | float) and roi < 0),
             ("Paid ROAS", multiple(paid.get("roas")), False),
         ]),
         ("Deals", [
-            ("Won deals (CRM)", count(_num(totals, "won_deals")), False),
-            ("Open pipeline (CRM)", money(_num(totals, "pipeline_total"), 2), False),
+            ("Won deals (CRM)", count(num(totals, "won_deals")), False),
+            ("Open pipeline (CRM)", money(num(totals, "pipeline_total"), 2), False),
             ("Pipeline unattributed",
-             money(_num(totals.get("pipeline_unattributed") or {}, model), 2), False),
-            ("Open deals (CRM)", count(_num(totals, "open_deals")), False),
+             money(num(totals.get("pipeline_unattributed") or {}, model), 2), False),
+            ("Open deals (CRM)", count(num(totals, "open_deals")), False),
         ]),
     ]  # fmt: skip
     return "".join(
@@ -252,19 +205,19 @@ def _footer(
     """Attributed total (the rows' sums), Unattributed (no touch) and the CRM's total; revenue
     per model in ``models``, won deals and pipeline under ``model``."""
     attributed: dict[str, Any] = {by: "Attributed total"} | {
-        k: sum(_num(r, k) for r in rows)
+        k: sum(num(r, k) for r in rows)
         for k in ("spend", "touches", "leads", "opportunities", "won_deals", "pipeline")
     }
     gap: dict[str, Any] = {by: "Unattributed (no touch)"}
     total: dict[str, Any] = {by: "CRM total", "spend": attributed["spend"]}
     for m in models:
-        attributed[f"revenue_{m}"] = _num(totals.get("attributed") or {}, m)
-        gap[f"revenue_{m}"] = _num(totals.get("unattributed") or {}, m)
-        total[f"revenue_{m}"] = _num(totals, "won_total")
-    gap["won_deals"] = _num(totals.get("unattributed_won_deals") or {}, model)
-    gap["pipeline"] = _num(totals.get("pipeline_unattributed") or {}, model)
-    total["won_deals"] = _num(totals, "won_deals")
-    total["pipeline"] = _num(totals, "pipeline_total")
+        attributed[f"revenue_{m}"] = num(totals.get("attributed") or {}, m)
+        gap[f"revenue_{m}"] = num(totals.get("unattributed") or {}, m)
+        total[f"revenue_{m}"] = num(totals, "won_total")
+    gap["won_deals"] = num(totals.get("unattributed_won_deals") or {}, model)
+    gap["pipeline"] = num(totals.get("pipeline_unattributed") or {}, model)
+    total["won_deals"] = num(totals, "won_deals")
+    total["pipeline"] = num(totals, "pipeline_total")
     return [attributed, gap, total]
 
 
@@ -278,13 +231,13 @@ def _main_table(
     def name(row: Mapping[str, Any]) -> str:
         platforms = str(row.get("platforms") or "")
         small = f"<small>{escape(platforms)}</small>" if platforms else ""
-        return f"{_text(row.get(by))}{small}"
+        return f"{text(row.get(by))}{small}"
 
     columns = [Column(by.capitalize(), "", name, numeric=False)]
     if by == "campaign":
-        columns.append(Column("Channel", "channel", _text, numeric=False))
+        columns.append(Column("Channel", "channel", text, numeric=False))
     columns += _metric_columns(model, money)
-    return _table(VIEWS[by], columns, rows, _footer(rows, totals, by, [model], model))
+    return table(VIEWS[by], columns, rows, _footer(rows, totals, by, [model], model))
 
 
 def _model_section(
@@ -296,7 +249,7 @@ def _model_section(
         return ""
     chosen = str(data.get("model") or "")
     cent = partial(money, decimals=2)
-    columns = [Column(by.capitalize(), by, _text, numeric=False)] + [
+    columns = [Column(by.capitalize(), by, text, numeric=False)] + [
         Column(model_name(m) + (" (used above)" if m == chosen else ""), f"revenue_{m}", cent)
         for m in models
     ]
@@ -304,7 +257,7 @@ def _model_section(
         "<section><h2>Revenue by attribution model</h2>"
         '<p class="sub">The same won revenue, credited by each model; under every model the '
         "rows plus the unattributed line make the CRM's closed-won total.</p>"
-        + _table("models", columns, rows, _footer(rows, totals, by, models, chosen))
+        + table("models", columns, rows, _footer(rows, totals, by, models, chosen))
         + "</section>"
     )
 
@@ -325,7 +278,7 @@ def _pipeline_table(data: Mapping[str, Any], by: str, money: Money) -> str:
         for c, amounts in sorted(by_name.items(), key=lambda kv: (-sum(kv[1].values()), kv[0]))
     ]
     cent = partial(money, decimals=2)
-    columns = [Column(by.capitalize(), by, _text, numeric=False)]
+    columns = [Column(by.capitalize(), by, text, numeric=False)]
     columns += [Column(s, s, cent) for s in names]
     columns.append(Column("Total", "total", cent))
     attributed = {by: "Attributed total"} | {
@@ -333,7 +286,7 @@ def _pipeline_table(data: Mapping[str, Any], by: str, money: Money) -> str:
     }
     unattributed = {by: "Unattributed (no touch)", **gap, "total": sum(gap.values())}
     crm = {by: "CRM total", **stage_totals, "total": sum(stage_totals.values())}
-    return _table("pipeline", columns, rows, [attributed, unattributed, crm])
+    return table("pipeline", columns, rows, [attributed, unattributed, crm])
 
 
 def _journey(journey: Mapping[str, Any]) -> str:
@@ -356,34 +309,36 @@ def _journey(journey: Mapping[str, Any]) -> str:
     )
 
 
-def _table(
-    kind: str,
-    columns: Sequence[Column],
-    rows: Sequence[Mapping[str, Any]],
-    footer: Sequence[Mapping[str, Any]] = (),
-) -> str:
-    head = "".join(
-        f'<th scope="col" class="{"num" if c.numeric else "name"}">{escape(c.header)}</th>'
-        for c in columns
-    )
-
-    def line(row: Mapping[str, Any]) -> str:
-        cells = []
-        for c in columns:
-            value = row.get(c.key) if c.key else row
-            if not c.numeric:
-                cells.append(f'<td class="name">{c.cell(value)}</td>')
-                continue
-            negative = isinstance(value, int | float) and value < 0
-            cells.append(
-                f'<td class="num{" neg" if negative else ""}">{escape(c.cell(value))}</td>'
-            )
-        return "<tr>" + "".join(cells) + "</tr>"
-
-    body = "".join(line(r) for r in rows)
-    compact = ' class="compact"' if len(columns) <= 8 else ""
-    foot = f"<tfoot>{''.join(line(r) for r in footer)}</tfoot>" if footer else ""
+def _conversions_section(rows: Sequence[Mapping[str, Any]], money: Money) -> str:
+    """Conversions sent back to the ad platforms (only when some were)."""
+    if not rows:
+        return ""
+    columns = [
+        Column("Platform", "platform", text, numeric=False),
+        Column("Campaign", "campaign", text, numeric=False),
+        Column("Sent", "sent", count),
+        Column("Accepted", "accepted", count),
+        Column("Rejected", "rejected", count),
+        Column("Reasons", "rejected_reasons", _reasons, numeric=False),
+        Column("Retracted", "retracted", count),
+        Column("Pending", "pending", count),
+        Column("Value sent", "value_sent", money),
+    ]
+    totals = {"platform": "Total", "campaign": ""} | {
+        key: sum(num(r, key) for r in rows)
+        for key in ("sent", "accepted", "rejected", "retracted", "pending", "value_sent")
+    }
     return (
-        f'<div class="table-wrap"><table data-table="{kind}"{compact}>'
-        f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody>{foot}</table></div>"
+        "<section><h2>Conversions sent to the ad platforms</h2>"
+        '<p class="sub">CRM milestones sent back as offline conversions, by the platform\'s '
+        "campaign of the person's last ad touch. Rejected: refused by the platform, or held "
+        "back because it would refuse them.</p>"
+        + table("conversions", columns, rows, [totals])
+        + "</section>"
     )
+
+
+def _reasons(value: Any) -> str:
+    if not isinstance(value, Mapping) or not value:
+        return NONE
+    return escape("; ".join(f"{k} {v}" for k, v in value.items()))

@@ -19,6 +19,7 @@ from sqlalchemy import Engine, TextClause, bindparam, func, select, text
 from sqlmodel import Session
 
 from connector.report.closed_loop import NO_CAMPAIGN, ClosedLoopReport, Row, Totals
+from connector.report.conversions import conversion_rows
 from connector.store import models
 from connector.store.database import table_of
 from connector.store.models import UtcDateTime
@@ -137,6 +138,7 @@ def build_report(
         }
         totals, stage_totals = _totals(session, params)
         period = _period(session, start, end)
+        conversions = conversion_rows(session, params)
 
     def order(rows: dict[str, Row]) -> list[Row]:
         return sorted(
@@ -148,6 +150,7 @@ def build_report(
         models_, model, currency, start, end, order(channels), order(campaigns),
         stages["channel"], unmatched, pipeline_by_stage_campaign=stages["campaign_key"],
         totals=totals, stage_totals=stage_totals, period=period, journey=journey or {},
+        conversions=conversions,
     )  # fmt: skip
 
 

@@ -10,6 +10,7 @@ from rich.console import Console, RenderableType
 from rich.table import Table
 
 from connector.report.closed_loop import CRM_TOTAL, UNATTRIBUTED, ClosedLoopReport
+from connector.report.conversions import COLUMNS, flat
 
 REPORT_COLUMNS = {
     "won_deals": "won (credit)",
@@ -102,6 +103,7 @@ def print_report(console: Console, report: ClosedLoopReport, by: str = "channel"
             "have no rate to the base currency: add one under currency.rates[/]"
         )
     print_stages(console, report, by)
+    print_conversions(console, report)
 
 
 def print_stages(console: Console, report: ClosedLoopReport, by: str) -> None:
@@ -127,6 +129,19 @@ def print_stages(console: Console, report: ClosedLoopReport, by: str) -> None:
 
 def line_cell(key: str, value: Any) -> str:
     return "" if value is None else cell(key, value)
+
+
+def print_conversions(console: Console, report: Any) -> None:
+    """Conversions sent back to the ad platforms, per platform and campaign."""
+    if not report.conversions:
+        return
+    table = Table(title=f"Conversions sent to the ad platforms · value in {report.currency}")
+    for key in ("platform", "campaign", "sent", "accepted", "rejected", "rejected reasons",
+                "retracted", "pending", "value sent"):  # fmt: skip
+        table.add_column(key, justify="left" if key in {"platform", "campaign"} else "right")
+    for rec in map(flat, report.conversions):
+        table.add_row(*[cell(k, rec[k]) for k in COLUMNS])
+    show(console, table)
 
 
 def cell(key: str, value: Any) -> str:

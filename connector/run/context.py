@@ -13,6 +13,7 @@ from sqlmodel import Session
 from connector import systems
 from connector.config.campaigns import CampaignJoin, load_campaign_rules
 from connector.config.channels import ChannelClassifier
+from connector.config.conversions import LoadedConversions, load_conversions, resolve_sources
 from connector.config.loader import LoadedConfig
 from connector.config.mappings import CrmMapping, load_channel_rules, load_crm_mapping
 from connector.kernel.errors import Interrupted
@@ -39,6 +40,10 @@ class RunContext:
     stop: threading.Event = field(default_factory=threading.Event)
     write_plan: Any = None  # the last write-back plan (what --dry-run prints)
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (source, row: why)
+    conversions: LoadedConversions | None = None  # mappings.conversions, when configured
+    conversion_sources: list[str] = field(default_factory=list)  # the source of each entry
+    conversion_run: Any = None  # the last conversions plan (what --dry-run prints)
+    _sinks: dict[str, Any] | None = field(default=None, repr=False)
 
     @property
     def crm_kind(self) -> str:
@@ -48,6 +53,15 @@ class RunContext:
         """Called between batches: honour a requested stop once the batch in flight is saved."""
         if self.stop.is_set():
             raise Interrupted("stopped on request after the batch in flight was saved")
+
+    def sinks(self) -> dict[str, Any]:
+        """Per platform, a source adapter the conversions go through (for hashing)."""
+        if self._sinks is None:
+            kinds = {s.name: s.kind for s in self.loaded.config.sources}
+            self._sinks = {}
+            for name in self.conversion_sources:
+                self._sinks.setdefault(kinds[name], self.sources[name])
+        return self._sinks
 
     def count(self, name: str, n: int = 1) -> None:
         self.counts[name] = self.counts.get(name, 0) + n
@@ -86,6 +100,11 @@ def build_context(
     mapping = load_crm_mapping(loaded.resolve(cfg.mappings.crm))
     rules = load_channel_rules(loaded.resolve(cfg.mappings.channels))
     campaigns_path = loaded.resolve(cfg.mappings.campaigns) if cfg.mappings.campaigns else None
+    conversions = None
+    conversion_sources: list[str] = []
+    if cfg.mappings.conversions:
+        conversions = load_conversions(loaded.resolve(cfg.mappings.conversions))
+        conversion_sources = resolve_sources(conversions, cfg)
     crm = systems.crm_class(cfg.crm.kind)(loaded.crm_settings)
     sources = {
         s.name: systems.source_class(s.kind)(loaded.source_settings[s.name]) for s in cfg.sources
@@ -99,4 +118,6 @@ def build_context(
         classifier=ChannelClassifier(rules),
         campaigns=CampaignJoin(load_campaign_rules(campaigns_path)),
         progress=progress or NullProgress(),
+        conversions=conversions,
+        conversion_sources=conversion_sources,
     )

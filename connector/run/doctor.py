@@ -69,7 +69,32 @@ def diagnose(loaded: LoadedConfig) -> list[Finding]:
                 found += _source_findings(name, adapter)
         finally:
             adapter.close()
+    if cfg.mappings.conversions is not None and not unset:
+        found += _conversion_findings(loaded)
     return found
+
+
+def _conversion_findings(loaded: LoadedConfig) -> list[Finding]:
+    """Every conversion action, pixel and rule of conversions.yaml exists and takes uploads,
+    every consent field exists (the conversions step's own preflight)."""
+    from connector.run.context import build_context
+    from connector.run.conversions import preflight_conversions
+
+    try:
+        ctx = build_context(loaded, create_store=False, must_exist=False)
+    except ClosedloopError as exc:
+        return [("fail", f"conversions: {exc}")]
+    try:
+        if ctx.conversions is None or not ctx.conversions.mapping.conversions:
+            return []
+        found = preflight_conversions(ctx)
+        entries = zip(ctx.conversions.mapping.conversions, found, strict=True)
+    except ClosedloopError as exc:
+        return [("fail", f"conversions: {exc}")]
+    finally:
+        ctx.close()
+    names = ", ".join(f"{m.name} → {d.name or d.id}" for m, d in entries)
+    return [("ok", f"conversions: destinations exist and take uploads ({names})")]
 
 
 def _attempt(found: list[Finding], load: Callable[[], Any], prefix: str = "") -> Any:

@@ -33,6 +33,7 @@ from connector.kernel.records import (
 )
 from connector.kernel.timeutil import utcnow
 from connector.run.context import RunContext
+from connector.run.conversion_people import consent_rows, hashed_identities
 from connector.store import models
 from connector.store.database import get_cursor, insert_rows, set_cursor, table_of, upsert
 
@@ -216,10 +217,14 @@ def _identities(ctx: RunContext, record: CrmRecord) -> list[tuple[str, str]]:
         (IdentityKind.USER_ID, fields.user_id),
         (IdentityKind.GCLID, fields.gclid),
         (IdentityKind.FBCLID, fields.fbclid),
+        (IdentityKind.GBRAID, fields.gbraid),
+        (IdentityKind.WBRAID, fields.wbraid),
+        (IdentityKind.LI_FAT_ID, fields.li_fat_id),
+        (IdentityKind.META_LEAD_ID, fields.meta_lead_id),
     ):
         if prop and (value := normalise_id(props.get(prop))):
             found.append((str(kind), value))
-    return found
+    return found + hashed_identities(ctx, record)
 
 
 # The sources of the touches a CRM record carries itself.
@@ -303,6 +308,14 @@ def store_contacts(ctx: RunContext, session: Session, batch: list[CrmRecord]) ->
             for kind, value in dict.fromkeys(_identities(ctx, r))
         ],
     )
+    if ctx.conversions is not None:
+        consent = table_of(models.ContactConsent)
+        session.execute(delete(consent).where(consent.c.contact_id.in_(list(ids.values()))))
+        insert_rows(
+            session,
+            models.ContactConsent,
+            [row for r in batch for row in consent_rows(ctx, r, ids[r.crm_id])],
+        )
     touches = [t for r in batch for t in _record_touchpoints(ctx, r)]
     store_touchpoints(session, touches, ctx.crm_kind)
     # A record whose captured UTMs or click id were cleared (or a lead since converted) no
@@ -318,10 +331,16 @@ def store_contacts(ctx: RunContext, session: Session, batch: list[CrmRecord]) ->
     session.execute(delete(tp).where(tp.c.id.in_(gone)))
 
 
+def read_properties(ctx: RunContext) -> list[str]:
+    """The person fields read: identities, captured UTMs and conversions.yaml's consent."""
+    consent = ctx.conversions.mapping.consent_fields() if ctx.conversions else []
+    return list(dict.fromkeys([*ctx.mapping.read_properties(), *consent]))
+
+
 def extract_contacts(ctx: RunContext) -> None:
     n = read_stream(
         ctx, ctx.crm_kind, "contacts",
-        lambda since: ctx.crm.contacts(since, ctx.mapping.read_properties()),
+        lambda since: ctx.crm.contacts(since, read_properties(ctx)),
         lambda session, batch: store_contacts(ctx, session, batch),
         batch=1000,
     )  # fmt: skip

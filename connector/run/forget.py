@@ -1,21 +1,25 @@
 """Erasure requests: remove a person's identities, touchpoints and credits from the store.
 
-The CRM keeps its own record (erase it there too); closedloop forgets what it derived. Audit rows
-of CRM writes stay: they hold field values (channels, campaigns), not the person's identity.
+The CRM keeps its own record (erase it there too); closedloop forgets what it derived, and the
+person's conversions sent or waiting to be sent to the ad platforms. The email's hash and the
+CRM ids go to the ``forgotten`` list, so nothing about the person is sent to an ad platform
+again, even if the CRM still holds them. Audit rows of CRM writes stay: they hold field values
+(channels, campaigns), not the person's identity.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from connector.kernel.identity import email_hash
 from connector.kernel.records import IdentityKind
+from connector.kernel.timeutil import utcnow
 from connector.store import models
-from connector.store.database import table_of
+from connector.store.database import table_of, upsert
 
 
 @dataclass
@@ -24,6 +28,7 @@ class Forgotten:
     identities: int = 0
     touchpoints: int = 0
     credits: int = 0
+    conversions: int = 0
 
 
 def forget_email(engine: Engine, email: str) -> Forgotten:
@@ -61,7 +66,29 @@ def forget_email(engine: Engine, email: str) -> Forgotten:
             touchpoints=run(delete(touch).where(touch.c.id.in_(touch_ids))).rowcount,
             identities=run(delete(identity).where(identity.c.contact_id.in_(contact_ids))).rowcount,
         )
+        crm_ids = set(run(select(contact.c.crm_id).where(contact.c.id.in_(contact_ids))).scalars())
+        result.conversions = _forget_conversions(session, crm_ids)
+        consent = table_of(models.ContactConsent)
+        run(delete(consent).where(consent.c.contact_id.in_(contact_ids)))
         run(delete(journey).where(journey.c.contact_id.in_(contact_ids)))
         run(delete(contact).where(contact.c.id.in_(contact_ids)))
+        now = utcnow()
+        forgotten = [(str(IdentityKind.EMAIL_SHA256), hashed), *(("crm_id", c) for c in crm_ids)]
+        rows = [{"kind": k, "value": v, "forgotten_at": now} for k, v in forgotten]
+        upsert(session, models.Forgotten, rows, ["kind", "value"])
         session.commit()
     return result
+
+
+def _forget_conversions(session: Session, crm_ids: set[str]) -> int:
+    """The conversions about the person (as the one whose identifiers went, or whose creation
+    was the milestone), with their adjustments."""
+    conv, adj = table_of(models.Conversion), table_of(models.ConversionAdjustment)
+    run = session.connection().execute
+    about = or_(
+        conv.c.contact_crm_id.in_(crm_ids),
+        and_(conv.c.milestone == "lead_created", conv.c.subject_id.in_(crm_ids)),
+    )
+    ids = set(run(select(conv.c.id).where(about)).scalars())
+    run(delete(adj).where(adj.c.conversion_id.in_(ids)))
+    return int(run(delete(conv).where(conv.c.id.in_(ids))).rowcount)

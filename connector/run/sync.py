@@ -1,4 +1,5 @@
-"""One sync run: extract -> match -> revenue -> attribute -> write-back, each re-runnable alone.
+"""One sync run: extract -> match -> revenue -> attribute -> conversions -> write-back, each
+re-runnable alone.
 
 The run holds the store lock of its job (one run at a time across processes), checks every
 system and field it will use before its first step (:func:`preflight_run`), is recorded in
@@ -27,6 +28,7 @@ from connector.kernel.errors import BudgetExhausted, Interrupted
 from connector.kernel.timeutil import utcnow
 from connector.run.attribute import run_attribution
 from connector.run.context import RunContext
+from connector.run.conversions import run_conversions
 from connector.run.extract import extract_contacts, extract_sources
 from connector.run.match import run_match
 from connector.run.preflight import preflight_run
@@ -38,9 +40,10 @@ from connector.store.lock import job_lock
 
 log = logging.getLogger(__name__)
 
-Step = Literal["extract", "match", "writeback", "revenue", "attribute"]
-# Write-back comes last so deals can receive their attribution summary too.
-STEPS: tuple[Step, ...] = ("extract", "match", "revenue", "attribute", "writeback")
+Step = Literal["extract", "match", "writeback", "revenue", "attribute", "conversions"]
+# Write-back comes last so deals can receive their attribution summary too; conversions follow
+# revenue (won deals and their amounts) and need nothing of the write-back.
+STEPS: tuple[Step, ...] = ("extract", "match", "revenue", "attribute", "conversions", "writeback")
 
 
 def _extract(ctx: RunContext) -> None:
@@ -54,6 +57,7 @@ _RUNNERS: dict[Step, Callable[[RunContext], object]] = {
     "writeback": run_writeback,
     "revenue": extract_deals,
     "attribute": run_attribution,
+    "conversions": run_conversions,
 }
 
 

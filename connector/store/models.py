@@ -209,3 +209,71 @@ class RejectedRow(SQLModel, table=True):
     run_id: int = Field(index=True)
     source: str
     message: str  # file:line:column: reason
+
+
+# -- offline conversions (conversions.yaml) --------------------------------------------------
+class ContactConsent(SQLModel, table=True):
+    """A consent field's value on a CRM person (the fields conversions.yaml names)."""
+
+    __tablename__ = "contact_consent"
+    contact_id: int = Field(primary_key=True)
+    field: str = Field(primary_key=True)
+    value: str = ""
+
+
+class Conversion(SQLModel, table=True):
+    """Every conversion sent to an ad platform, recorded ``pending`` before it is sent.
+
+    One row per (platform, destination, dedup_id): ``dedup_id`` is stable per milestone and
+    deal or person, so a re-run or a re-send after a crash never makes a second conversion.
+    ``value`` is the current value (after accepted restatements). Identifiers are not kept here:
+    they are read from the person at send time, so ``forget`` reaches them.
+    """
+
+    __table_args__ = (UniqueConstraint("platform", "destination", "dedup_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(index=True, description="The run that last sent or settled it")
+    name: str = Field(description="The conversions.yaml entry")
+    platform: str
+    destination: str = Field(description="Conversion action id, Meta event name, rule id")
+    milestone: str
+    subject_id: str = Field(index=True, description="The deal's or the person's CRM id")
+    contact_crm_id: str = Field(index=True, description="The person whose identifiers are sent")
+    dedup_id: str
+    occurred_at: datetime = Field(sa_column=_ts())
+    value: float | None = None
+    currency: str | None = None
+    value_base: float | None = None
+    campaign: str = ""
+    matched_by: str = Field(default="", description="gclid, fbclid, li_fat_id, email, ...")
+    # pending | accepted | rejected | retry | test | retracted | unconfirmed (sent by a stopped
+    # run, not sendable any more: the platform may or may not hold it)
+    status: str = "pending"
+    reason: str = ""
+    sent_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    updated_at: datetime = Field(sa_column=_ts())
+
+
+class ConversionAdjustment(SQLModel, table=True):
+    """A restatement (new value) or retraction of an accepted conversion, recorded before it is
+    sent; ``adjusted_at`` is kept so a re-send is the same adjustment."""
+
+    __tablename__ = "conversion_adjustment"
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(index=True)
+    conversion_id: int = Field(index=True)
+    kind: str  # restatement | retraction
+    old_value: float | None = None
+    new_value: float | None = None
+    adjusted_at: datetime = Field(sa_column=_ts())
+    status: str = "pending"  # pending | accepted | rejected | retry
+    reason: str = ""
+
+
+class Forgotten(SQLModel, table=True):
+    """People erased with ``closedloop forget``: nothing about them is sent to an ad platform
+    again, even while the CRM still holds them. ``kind`` is email_sha256 or crm_id."""
+
+    kind: str = Field(primary_key=True)
+    value: str = Field(primary_key=True)
+    forgotten_at: datetime = Field(sa_column=_ts())

@@ -24,6 +24,8 @@ def test_init_writes_examples_and_doctor_names_missing_secret(
     assert result.exit_code == 0, result.output
     config = tmp_path / "setup" / "config" / "closedloop.yaml"
     assert config.exists() and (tmp_path / "setup" / "mappings" / "channels.yaml").exists()
+    conversions = tmp_path / "setup" / "mappings" / "conversions.yaml"
+    assert "# Which CRM milestones" in conversions.read_text()
     assert "#" in config.read_text()  # commented for the person who edits it
     monkeypatch.delenv("HUBSPOT_ACCESS_TOKEN", raising=False)
     doctor = runner.invoke(app, ["doctor", "-c", str(config)])
@@ -37,10 +39,10 @@ def test_json_schemas_validate_the_shipped_files(tmp_path: Path) -> None:
     result = runner.invoke(app, ["schema", str(tmp_path)])
     assert result.exit_code == 0, result.output
     schemas = {p.name.split(".")[0]: json.loads(p.read_text()) for p in tmp_path.glob("*.json")}
-    assert set(schemas) == {"channels", "crm_mapping", "campaigns", "config"}
+    assert set(schemas) == {"channels", "crm_mapping", "campaigns", "config", "conversions"}
     folder = shipped_folder("mappings")
     cases = {"channels": ["channels.yaml"], "crm_mapping": ["hubspot.yaml", "salesforce.yaml"],
-             "campaigns": ["campaigns.yaml"]}  # fmt: skip
+             "campaigns": ["campaigns.yaml"], "conversions": ["conversions.yaml"]}  # fmt: skip
     for schema, files in cases.items():
         for name in files:
             jsonschema.validate(yaml.safe_load((folder / name).read_text()), schemas[schema])
@@ -49,6 +51,10 @@ def test_json_schemas_validate_the_shipped_files(tmp_path: Path) -> None:
     broken = {"fields": [{"field": "x", "value": "touch_count", "policy": "sometimes"}]}
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(broken, schemas["crm_mapping"])
+    wrong_milestone = {"conversions": [{"name": "x", "platform": "meta_ads", "milestone": "paid",
+                                        "event_name": "Lead"}]}  # fmt: skip
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(wrong_milestone, schemas["conversions"])
 
 
 def test_init_writes_every_file_its_example_config_names(tmp_path: Path) -> None:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import quote, quote_plus
 
 from sqlmodel import Session, select
 from typer.testing import CliRunner
 
 from connector.cli import app
-from connector.demo.emulators import TOKENS
+from connector.demo.emulators import AD_PLATFORMS, TOKENS, demo_phone
 from connector.demo.synthetic import generate
-from connector.kernel.identity import email_hash
+from connector.kernel.identity import email_hash, normalise_phone, sha256_hex
 from connector.store import models
 from connector.store.database import make_engine
 from tests.e2e.crm_loop import start_loop
@@ -75,5 +76,32 @@ def test_forget_removes_a_person_from_the_store(tmp_path: Path) -> None:
                 models.Credit.touchpoint_id.in_(touches))).all() == []  # type: ignore[attr-defined]  # fmt: skip
             assert session.get(models.Contact, contact_id) is None
         engine.dispose()
+    finally:
+        loop.systems.stop()
+
+
+def test_raw_emails_and_phones_never_leave_unhashed_nor_reach_the_store(tmp_path: Path) -> None:
+    company = generate(seed=5, contacts=150, visits=1500, deals=40)
+    loop = start_loop(tmp_path / "demo", "hubspot", company)
+    try:
+        _, run = loop.sync()
+        assert run.status == "succeeded", run.error
+        stored = b"".join(p.read_bytes() for p in loop.workdir.glob("closedloop.db*"))
+        requests = [r for name in AD_PLATFORMS for r in loop.systems.emulators[name].log]
+        sent = b"\n".join(r.body + r.raw_query.encode() for r in requests)
+        assert email_hash(company.people[0].email).encode() in stored
+        assert any(email_hash(p.email).encode() in sent for p in company.people)  # hashed: yes
+        phones = [normalise_phone(demo_phone(p.key), "1") for p in company.people]
+        assert any(sha256_hex("+" + d).encode() in sent for d in phones if d)  # Google's form
+        for person in company.people:
+            email = person.email.strip()
+            forms = {email, email.lower(), quote(email.lower()), quote_plus(email.lower())}
+            phone = demo_phone(person.key)
+            if phone:
+                digits = normalise_phone(phone, "1")
+                forms |= {phone, digits, "+" + digits, quote_plus(phone)}
+            for form in forms:
+                assert form.encode() not in stored, form
+                assert form.encode() not in sent, form
     finally:
         loop.systems.stop()

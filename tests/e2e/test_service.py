@@ -42,10 +42,12 @@ def spawn(*args: str) -> subprocess.Popen[str]:
 
 
 def edit_config(loop: Loop, **sections: Any) -> str:
-    """Keep only the GA4 and offline sources (fast runs), and set config sections."""
+    """Keep only the GA4 and offline sources (fast runs; so no conversions to the ad platforms),
+    and set config sections."""
     path = loop.systems.config_path
     config = yaml.safe_load(path.read_text())
     config["sources"] = [s for s in config["sources"] if s["kind"] in {"ga4", "csv_files"}]
+    config["mappings"].pop("conversions", None)
     config.update(sections)
     path.write_text(yaml.safe_dump(config))
     return str(path)

@@ -287,3 +287,17 @@ def test_throttling_is_the_app_rate_limit(emu: Emulator) -> None:
     assert (error.api_error_code(), error.api_transient_error()) == (4, True)
     assert json.loads(error.http_headers()["X-App-Usage"])["call_count"] == 100
     assert [e.event_id for e in emu.events_for(PIXEL)] == ["first"]
+
+
+def test_a_pixel_reads_back_by_id_and_an_unknown_one_is_graph_method_100_33(
+    emu: Emulator, api: FacebookAdsApi
+) -> None:
+    pixel = AdsPixel(PIXEL, api=api).api_get(fields=["id", "name"])
+    assert (pixel["id"], pixel["name"]) == (PIXEL, "CRM events")
+    with pytest.raises(FacebookRequestError) as info:
+        AdsPixel("999", api=api).api_get(fields=["name"])
+    assert (info.value.api_error_code(), info.value.api_error_subcode()) == (100, 33)
+    assert info.value.api_error_type() == "GraphMethodException"
+    with pytest.raises(FacebookRequestError) as info:
+        AdsPixel(PIXEL, api=api).api_get(fields=["owner_business"])
+    assert "nonexisting field" in info.value.api_error_message()

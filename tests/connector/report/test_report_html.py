@@ -18,8 +18,9 @@ from typing import Any
 
 import pytest
 
+from connector.report.cells import Money, multiple, percent
 from connector.report.closed_loop import ClosedLoopReport, Row, Totals
-from connector.report.html import Money, multiple, percent, render_html, script_json
+from connector.report.html import render_html, script_json
 
 EVIL = '</script><img src=x onerror="document.title=\'pwned\'"> & "q"'
 MODELS = ["first_touch", "last_touch", "linear"]
