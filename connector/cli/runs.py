@@ -15,6 +15,7 @@ from connector.cli.common import (
     err,
     friendly_errors,
 )
+from connector.kernel.redact import redact
 from connector.report.terminal import cell
 
 runs_app = typer.Typer(help="Run history.", invoke_without_command=True)
@@ -62,7 +63,7 @@ def runs(ctx: typer.Context, config: ConfigOption = DEFAULT_CONFIG, limit: int =
             str(r.api_calls),
             str(counts.get("records_written", 0)),
             str(counts.get("records_failed", 0)),
-            r.error[:60],
+            redact(r.error)[:60],  # rows stored before redaction existed too
         )
     console.print(table)
 
@@ -91,7 +92,7 @@ def runs_show(ctx: typer.Context, run_id: int) -> None:
         f" · {run.api_calls} API calls"
     )
     if run.error:
-        console.print(f"error: {run.error}")
+        console.print(f"error: {redact(run.error)}", markup=False)
     for key, value in sorted(json.loads(run.counts or "{}").items()):
         console.print(f"  {key}: {value}")
     by_status: dict[str, int] = {}
@@ -106,5 +107,5 @@ def runs_show(ctx: typer.Context, run_id: int) -> None:
         for name in ("object", "record", "field", "value", "error"):
             table.add_column(name)
         for w in failed[:200]:
-            table.add_row(w.crm_object, w.record_id, w.field, w.new_value or "", w.error)
+            table.add_row(w.crm_object, w.record_id, w.field, w.new_value or "", redact(w.error))
         console.print(table)

@@ -18,6 +18,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from connector import systems
 from connector.config.settings import Config
 from connector.config.yamlfile import Loc, YamlDocument, load_yaml
+from connector.kernel import redact
 from connector.kernel.errors import ConfigError
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -84,7 +85,9 @@ def _secrets(path: Path | None) -> dict[str, str]:
     data = load_yaml(path).data or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of NAME: value")
-    return {str(k): str(v) for k, v in data.items()}
+    # `echo TOKEN > file` and YAML block scalars leave a newline no API accepts (and which an
+    # HTTP client would quote, token and all, in its error)
+    return {str(k): str(v).strip() for k, v in data.items()}
 
 
 def _interpolate(doc: YamlDocument, value: Any, loc: Loc, secrets: dict[str, str]) -> Any:
@@ -97,15 +100,26 @@ def _interpolate(doc: YamlDocument, value: Any, loc: Loc, secrets: dict[str, str
 
     def substitute(match: re.Match[str]) -> str:
         name = match.group(1)
-        found = os.environ.get(name, secrets.get(name))
+        found = _secret_value(name, secrets)
         if found is None:
             raise ConfigError(
                 f"{doc.where(loc)}: secret ${{{name}}} is not set: export {name}=... "
                 "or add it to the secrets_file"
             )
+        if any(ord(c) < 32 or ord(c) == 127 for c in found):
+            raise ConfigError(  # no HTTP header or URL can carry it; the value is not shown
+                f"{doc.where(loc)}: secret ${{{name}}} contains a line break or another control "
+                "character inside it; expected a single-line value"
+            )
         return found
 
     return _ENV.sub(substitute, value)
+
+
+def _secret_value(name: str, secrets: dict[str, str]) -> str | None:
+    """``${NAME}``: the environment first, then the secrets file; surrounding whitespace off."""
+    found = os.environ.get(name, secrets.get(name))
+    return None if found is None else found.strip()
 
 
 def warn_if_readable_by_others(path: Path) -> None:
@@ -128,6 +142,8 @@ def load_config(path: Path) -> LoadedConfig:
     secrets_path = (path.parent / raw_secrets) if raw_secrets else None
     secrets = _secrets(secrets_path)
     data = _interpolate(doc, doc.data, (), secrets)
+    interpolated = _found_values(doc.data, secrets)
+    redact.register(interpolated)  # before validation: its errors may quote a value
     config: Config = validate(doc, Config, data)
     if config.crm.kind not in systems.crm_kinds():
         known = ", ".join(systems.crm_kinds())
@@ -153,17 +169,21 @@ def load_config(path: Path) -> LoadedConfig:
         model = systems.source_class(source.kind).Settings
         settings = validate(doc, model, source.settings, ("sources", i, "settings"))
         sources[source.name] = _relative_to(path.parent, settings)
-    interpolated = _found_values(doc.data, secrets)
     inline = [
-        value
+        value.get_secret_value()
         for model in (crm_settings, *sources.values())
         for _, value in model
         if isinstance(value, SecretStr) and value.get_secret_value() not in interpolated
     ]
     if inline:
         warn_if_readable_by_others(path)  # secrets written in the file itself
+    redact.register(inline)
     return LoadedConfig(
-        path.resolve(), config, _relative_to(path.parent, crm_settings), sources, interpolated
+        path.resolve(),
+        config,
+        _relative_to(path.parent, crm_settings),
+        sources,
+        interpolated | set(inline),
     )
 
 
@@ -171,7 +191,7 @@ def _found_values(data: Any, secrets: dict[str, str]) -> set[str]:
     """The values ``${NAME}`` placeholders in ``data`` stand for."""
     text = json.dumps(data, default=str)
     names = set(_ENV.findall(text))
-    return {v for n in names if (v := os.environ.get(n, secrets.get(n)))}
+    return {v for n in names if (v := _secret_value(n, secrets))}
 
 
 def _relative_to(folder: Path, settings: BaseModel) -> BaseModel:
