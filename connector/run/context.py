@@ -19,6 +19,7 @@ from connector.kernel.errors import Interrupted
 from connector.run.progress import NullProgress, Progress
 from connector.store import models
 from connector.store.database import make_engine
+from connector.store.lock import Lease
 
 
 @dataclass
@@ -36,6 +37,7 @@ class RunContext:
     counts: dict[str, Any] = field(default_factory=dict)
     stop: threading.Event = field(default_factory=threading.Event)
     write_plan: Any = None  # the last write-back plan (what --dry-run prints)
+    lease: Lease | None = None  # the store lock the run holds
 
     @property
     def crm_kind(self) -> str:
@@ -45,6 +47,11 @@ class RunContext:
         """Called between batches: honour a requested stop once the batch in flight is saved."""
         if self.stop.is_set():
             raise Interrupted("stopped on request after the batch in flight was saved")
+        if self.lease is not None and self.lease.lost.is_set():
+            raise Interrupted(
+                "another process took the store lock over (this one did not renew it in time); "
+                "stopped after the batch in flight was saved"
+            )
 
     def count(self, name: str, n: int = 1) -> None:
         self.counts[name] = self.counts.get(name, 0) + n
