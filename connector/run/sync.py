@@ -2,19 +2,22 @@
 
 The run holds the store lock of its job (one run at a time across processes), is recorded in
 ``sync_run`` with its counts, and ends ``succeeded``, ``failed``, ``incomplete`` (an API budget
-stopped it: re-run later to resume) or ``interrupted``.
+stopped it: re-run later to resume) or ``interrupted``; a run whose process died is marked
+``killed`` by the process that takes its lock over.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from typing import Literal
+from datetime import timedelta
 
 from sqlmodel import Session
 
+from connector.config.settings import ALL_STEPS, StepName
 from connector.kernel import metrics
 from connector.kernel.errors import BudgetExhausted, Interrupted
+from connector.kernel.redact import redact
 from connector.kernel.timeutil import utcnow
 from connector.run.attribute import run_attribution
 from connector.run.context import RunContext
@@ -27,9 +30,8 @@ from connector.store.lock import job_lock
 
 log = logging.getLogger(__name__)
 
-Step = Literal["extract", "match", "writeback", "revenue", "attribute"]
-# Write-back comes last so deals can receive their attribution summary too.
-STEPS: tuple[Step, ...] = ("extract", "match", "revenue", "attribute", "writeback")
+Step = StepName
+STEPS = ALL_STEPS  # defined once, in the config models, for `sync` and `serve` alike
 
 
 def _extract(ctx: RunContext) -> None:
@@ -49,8 +51,9 @@ _RUNNERS: dict[Step, Callable[[RunContext], object]] = {
 def run_sync(
     ctx: RunContext, only: Step | None = None, job: str = "sync", steps: Sequence[Step] = STEPS
 ) -> models.SyncRun:
-    """Run the steps (or ``only`` one) under the store lock; return the finished run record."""
-    chosen = [only] if only else list(steps)
+    """Run the steps (or ``only`` one) under the store lock, always in the order of ``STEPS``;
+    return the finished run record."""
+    chosen = [only] if only else [step for step in STEPS if step in steps]
 
     def work(ctx: RunContext) -> None:
         for step in chosen:
@@ -65,13 +68,18 @@ def run_job(
     ctx: RunContext, job: str, work: Callable[[RunContext], object], lock: str = "sync"
 ) -> models.SyncRun:
     """Run ``work`` as a recorded run holding the store lock ``lock`` (CRM writers share one)."""
-    with job_lock(ctx.engine, lock):
+    stale_after = timedelta(seconds=ctx.loaded.config.store.lock_stale_seconds)
+    with job_lock(ctx.engine, lock, stale_after) as lease:
         with Session(ctx.engine) as session:
             run = models.SyncRun(job=job, dry_run=ctx.dry_run, started_at=utcnow())
             session.add(run)
             session.commit()
             session.refresh(run)
             ctx.run_id = run.id
+        assert run.id is not None
+        lease.attach_run(run.id)
+        ctx.lease = lease
+        metrics.RUNS_IN_PROGRESS.labels(job).inc()
         status, error = "succeeded", ""
         try:
             work(ctx)
@@ -88,7 +96,12 @@ def run_job(
             status, error = "failed", f"{type(exc).__name__}: {exc}"
             raise
         finally:
+            metrics.RUNS_IN_PROGRESS.labels(job).dec()
             record = _finish(ctx, status, error)
+            metrics.RUN_DURATION.labels(job).observe(
+                ((record.finished_at or record.started_at) - record.started_at).total_seconds()
+            )
+            ctx.lease = None
         return record
 
 
@@ -96,7 +109,8 @@ def _finish(ctx: RunContext, status: str, error: str) -> models.SyncRun:
     with Session(ctx.engine) as session:
         record = session.get(models.SyncRun, ctx.run_id)
         assert record is not None
-        record.status, record.error, record.finished_at = status, error, utcnow()
+        # error texts may quote a request (a header, a URL): no secret is stored
+        record.status, record.error, record.finished_at = status, redact(error), utcnow()
         session.add(record)
         ctx.save_counts(session)
         session.commit()
