@@ -61,7 +61,7 @@ def run_scheduled(config_path: str, job_name: str) -> None:
         run = run_sync(ctx, job=job.name, steps=job.steps)
         log.info("job %s: run %s %s (%s API calls)", job.name, run.id, run.status, run.api_calls)
     except LockHeld as exc:
-        log.info("job %s skipped: %s", job.name, exc)
+        log.warning("job %s skipped: %s", job.name, exc)
     except Exception:
         log.exception("job %s failed", job.name)
     finally:
