@@ -85,6 +85,8 @@ class EmulatorServer:
         self.log: list[Request] = []
         self.faults: list[Fault] = []
         self._lock = threading.RLock()
+        self._in_flight = 0
+        self._idle = threading.Condition(self._lock)
         self._recent: deque[float] = deque()
         self._routes = [
             getattr(self, n)._route + (getattr(self, n),)
@@ -163,6 +165,11 @@ class EmulatorServer:
         with self._lock:
             self.log.clear()
 
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        """Wait until no request is being handled (one whose client died included)."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._in_flight == 0, timeout)
+
     # -- hooks for subclasses --------------------------------------------------------------
     def check_auth(self, req: Request) -> Response | None:
         """Return an error response when the request is not authorised."""
@@ -200,6 +207,16 @@ class EmulatorServer:
             return False
 
     def _dispatch(self, http: BaseHTTPRequestHandler) -> None:
+        with self._lock:
+            self._in_flight += 1
+        try:
+            self._answer(http)
+        finally:
+            with self._idle:
+                self._in_flight -= 1
+                self._idle.notify_all()
+
+    def _answer(self, http: BaseHTTPRequestHandler) -> None:
         parts = urlsplit(http.path)
         length = int(http.headers.get("Content-Length") or 0)
         body = http.rfile.read(length) if length else b""

@@ -6,6 +6,7 @@ import logging
 import signal
 import sys
 import threading
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,9 +14,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from connector.kernel.errors import ClosedloopError, ConfigError
+from connector.kernel.errors import ClosedloopError, ConfigError, LockHeld
+from connector.kernel.redact import redact
 
 if TYPE_CHECKING:  # rich.progress loads only for commands that draw bars (fast --help)
     from rich.progress import Progress
@@ -23,6 +26,7 @@ if TYPE_CHECKING:  # rich.progress loads only for commands that draw bars (fast 
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
+    pretty_exceptions_show_locals=False,  # locals hold tokens (older Typers showed them)
     help="Close the loop between marketing touchpoints and CRM revenue.",
 )
 # Piped output (CI logs, files) gets room for the report instead of 80 columns.
@@ -84,20 +88,34 @@ def rich_progress() -> Iterator[RichProgress]:
 
 @contextmanager
 def friendly_errors() -> Iterator[None]:
+    """An error becomes a message and an exit code; no text printed here carries a secret."""
     try:
         yield
     except ConfigError as exc:
-        err.print(f"[bold red]configuration error[/]\n{exc}", highlight=False)
+        err.print("[bold red]configuration error[/]", highlight=False)
+        err.print(redact(str(exc)), highlight=False, markup=False)
         raise typer.Exit(2) from None
+    except LockHeld as exc:
+        err.print(f"[bold red]error[/] {escape(redact(str(exc)))}", highlight=False)
+        raise typer.Exit(EXIT_CODES["lock_held"]) from None
     except ClosedloopError as exc:
-        err.print(f"[bold red]error[/] {exc}", highlight=False)
+        err.print(f"[bold red]error[/] {escape(redact(str(exc)))}", highlight=False)
+        raise typer.Exit(1) from None
+    except Exception as exc:
+        if isinstance(exc, typer.Abort) or hasattr(exc, "exit_code"):
+            raise  # Typer's (and Click's) own exits and usage errors
+        # unexpected: the traceback helps a bug report, but may quote a header or a URL
+        err.print(redact(traceback.format_exc()), highlight=False, markup=False)
         raise typer.Exit(1) from None
 
 
 LogFormat = Annotated[str, typer.Option("--log-format", help="text | json (JSON lines)")]
-# Exit codes of the commands that run (sync, rollback), by how the run ended; 2 is a
-# configuration or usage error (nothing was written). The README's "Exit codes" repeats this.
-EXIT_CODES = {"succeeded": 0, "failed": 1, "interrupted": 3, "incomplete": 4, "partial": 6}
+# The one table of exit codes of the commands that run (sync, rollback), by how the run ended,
+# and "lock_held" (another process runs a job); 2 is a configuration or usage error (nothing
+# was written). The README's "Exit codes" repeats this.
+EXIT_CODES = {
+    "succeeded": 0, "failed": 1, "interrupted": 3, "incomplete": 4, "lock_held": 5, "partial": 6,
+}  # fmt: skip
 
 
 def run_summary(run: Any, counts: dict[str, Any], dry_run: bool = False) -> Table:

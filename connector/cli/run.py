@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 from typing import Annotated, Any
 
 import typer
@@ -99,8 +100,9 @@ def sync(
     the ad platforms, write back.
 
     Exit code: 0 succeeded, 1 failed, 2 configuration error (nothing was written), 3
-    interrupted, 4 stopped by an API budget (re-run later to resume), 6 partial (finished, but
-    some records failed or input rows were rejected: closedloop runs show ID).
+    interrupted, 4 stopped by an API budget (re-run later to resume), 5 another process holds
+    the store lock (try again later), 6 partial (finished, but some records failed or input
+    rows were rejected: closedloop runs show ID).
     """
     from connector.run.sync import STEPS
 
@@ -143,8 +145,10 @@ def serve(
     config: ConfigOption = DEFAULT_CONFIG, verbose: bool = True, log_format: LogFormat = ""
 ) -> None:
     """Run the scheduled jobs of `service.jobs`, with /healthz and /metrics, until SIGTERM."""
+    from connector.service.scheduler import catch_stop_signals
     from connector.service.scheduler import serve as run_service
 
+    catch_stop_signals()  # first: a SIGTERM while the config loads still stops the service
     with friendly_errors():
         loaded = _load(config)
         _setup_logging(verbose, log_format or loaded.config.service.log_format, loaded.secrets)
@@ -199,8 +203,9 @@ def forget(
     from connector.store.lock import job_lock
 
     with friendly_errors():
-        engine = make_engine(_load(config).store_url())
-        with job_lock(engine, "sync"):
+        loaded = _load(config)
+        engine = make_engine(loaded.store_url())
+        with job_lock(engine, "sync", timedelta(seconds=loaded.config.store.lock_stale_seconds)):
             gone = forget_email(engine, email)
         engine.dispose()
     console.print(

@@ -16,6 +16,7 @@ from connector.cli.common import (
     friendly_errors,
     require_run,
 )
+from connector.kernel.redact import redact
 from connector.report.terminal import cell
 
 runs_app = typer.Typer(help="Run history.", invoke_without_command=True)
@@ -63,7 +64,7 @@ def runs(ctx: typer.Context, config: ConfigOption = DEFAULT_CONFIG, limit: int =
             str(r.api_calls),
             str(counts.get("records_written", 0)),
             str(counts.get("records_failed", 0)),
-            r.error[:60],
+            redact(r.error)[:60],  # rows stored before redaction existed too
         )
     console.print(table)
 
@@ -99,7 +100,7 @@ def runs_show(ctx: typer.Context, run_id: int) -> None:
         f" · {run.api_calls} API calls"
     )
     if run.error:
-        console.print(f"error: {run.error}", highlight=False)
+        console.print(f"error: {redact(run.error)}", markup=False)
     counts = json.loads(run.counts or "{}")
     for key, value in sorted(counts.items()):
         console.print(f"  {key}: {value}")
@@ -115,7 +116,7 @@ def runs_show(ctx: typer.Context, run_id: int) -> None:
         for name in ("object", "record", "field", "value", "error"):
             table.add_column(name)
         for w in failed[:200]:
-            table.add_row(w.crm_object, w.record_id, w.field, w.new_value or "", w.error)
+            table.add_row(w.crm_object, w.record_id, w.field, w.new_value or "", redact(w.error))
         console.print(table)
     total = sum(v for k, v in counts.items() if k.endswith(".rows_rejected"))
     if total:

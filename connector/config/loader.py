@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field, SecretStr, ValidationError, create_model
 from connector import systems
 from connector.config.settings import Config, CrmConfig, SourceConfig
 from connector.config.yamlfile import Loc, YamlDocument, load_yaml
+from connector.kernel import redact
 from connector.kernel.errors import ConfigError
 
 Missing = tuple[Loc, str]  # where a ${NAME} is not set, and the message saying so
@@ -86,7 +87,9 @@ def _secrets(path: Path | None) -> dict[str, str]:
     data = load_yaml(path).data or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of NAME: value")
-    return {str(k): str(v) for k, v in data.items()}
+    # `echo TOKEN > file` and YAML block scalars leave a newline no API accepts (and which an
+    # HTTP client would quote, token and all, in its error)
+    return {str(k): str(v).strip() for k, v in data.items()}
 
 
 def _interpolate(
@@ -103,7 +106,7 @@ def _interpolate(
 
     def substitute(match: re.Match[str]) -> str:
         name = match.group(1)
-        found = os.environ.get(name, secrets.get(name))
+        found = _secret_value(name, secrets)
         if found is None:
             missing.append(
                 (
@@ -113,9 +116,20 @@ def _interpolate(
                 )
             )
             return match.group(0)  # kept as written: never sent, never read as a path
+        if any(ord(c) < 32 or ord(c) == 127 for c in found):
+            raise ConfigError(  # no HTTP header or URL can carry it; the value is not shown
+                f"{doc.where(loc)}: secret ${{{name}}} contains a line break or another control "
+                "character inside it; expected a single-line value"
+            )
         return found
 
     return _ENV.sub(substitute, value)
+
+
+def _secret_value(name: str, secrets: dict[str, str]) -> str | None:
+    """``${NAME}``: the environment first, then the secrets file; surrounding whitespace off."""
+    found = os.environ.get(name, secrets.get(name))
+    return None if found is None else found.strip()
 
 
 def warn_if_readable_by_others(path: Path) -> None:
@@ -143,6 +157,8 @@ def load_config(path: Path, allow_missing_secrets: bool = False) -> LoadedConfig
     secrets = _secrets(secrets_path)
     missing: list[Missing] = []
     data = _interpolate(doc, doc.data, (), secrets, missing)
+    interpolated = _found_values(doc.data, secrets)
+    redact.register(interpolated)  # before validation: its errors may quote a value
     problems = [] if allow_missing_secrets else [message for _, message in missing]
     try:
         config: Config = validate(doc, Config, data)
@@ -178,9 +194,8 @@ def load_config(path: Path, allow_missing_secrets: bool = False) -> LoadedConfig
             sources[source.name] = _relative_to(path.parent, settings)
     if problems:
         raise ConfigError("\n".join(problems))
-    interpolated = _found_values(doc.data, secrets)
     inline = [
-        value
+        value.get_secret_value()
         for model in (crm_settings, *sources.values())
         for _, value in model
         if isinstance(value, SecretStr)
@@ -189,8 +204,13 @@ def load_config(path: Path, allow_missing_secrets: bool = False) -> LoadedConfig
     ]
     if inline:
         warn_if_readable_by_others(path)  # secrets written in the file itself
+    redact.register(inline)
     loaded = LoadedConfig(
-        path.resolve(), config, _relative_to(path.parent, crm_settings), sources, interpolated
+        path.resolve(),
+        config,
+        _relative_to(path.parent, crm_settings),
+        sources,
+        interpolated | set(inline),
     )
     loaded.missing_secrets = missing
     return loaded
@@ -210,7 +230,7 @@ def _found_values(data: Any, secrets: dict[str, str]) -> set[str]:
     """The values ``${NAME}`` placeholders in ``data`` stand for."""
     text = json.dumps(data, default=str)
     names = set(_ENV.findall(text))
-    return {v for n in names if (v := os.environ.get(n, secrets.get(n)))}
+    return {v for n in names if (v := _secret_value(n, secrets))}
 
 
 def _relative_to(folder: Path, settings: BaseModel) -> BaseModel:

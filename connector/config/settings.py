@@ -19,6 +19,12 @@ class Strict(BaseModel):
 
 class StoreConfig(Strict):
     url: str = Field("sqlite:///closedloop.db", description="Any SQLAlchemy URL; SQLite uses WAL.")
+    lock_stale_seconds: int = Field(
+        60,
+        ge=1,
+        description="A run renews its lock every sixth of this; a lock not renewed for this "
+        "long (its process died) is taken over and its run marked killed.",
+    )
 
 
 class CrmConfig(Strict):
@@ -112,17 +118,22 @@ class CurrencyConfig(Strict):
         return None if rate is None else amount * rate
 
 
-StepName = Literal["extract", "match", "writeback", "revenue", "attribute", "conversions"]
-ALL_STEPS: list[StepName] = [
-    "extract", "match", "writeback", "revenue", "attribute", "conversions"
-]  # fmt: skip
+# The one step order, used by `sync`, `serve`'s jobs and `--only`: conversions are sent once the
+# run's revenue and attribution are known; write-back comes last so deals receive the
+# attribution summary of the same run.
+StepName = Literal["extract", "match", "revenue", "attribute", "conversions", "writeback"]
+ALL_STEPS: tuple[StepName, ...] = get_args(StepName)
 
 
 class JobConfig(Strict):
     """One scheduled job of ``closedloop serve``: which steps, and when (cron or interval)."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    steps: list[StepName] = Field(default_factory=lambda: list(ALL_STEPS), min_length=1)
+    steps: list[StepName] = Field(
+        default_factory=lambda: list(ALL_STEPS),
+        min_length=1,
+        description="Which steps; they always run in the order " + " -> ".join(ALL_STEPS) + ".",
+    )
     cron: str | None = Field(None, description="Five-field crontab, UTC: '15 * * * *'.")
     interval_minutes: int | None = Field(None, ge=1)
     run_on_start: bool = Field(False, description="Also run once when the service starts.")

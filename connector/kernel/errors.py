@@ -6,6 +6,7 @@
      ├── TransientError   worth retrying: 429, 5xx, dropped connection (carries ``retry_after``)
      ├── BudgetExhausted  the configured share of an API quota is used: stop cleanly, resume later
      ├── Interrupted      a stop was asked for (SIGTERM): the batch in flight finished first
+     ├── LockHeld         another process runs a job on this store right now
      └── RecordError      one record fails, the run goes on
 
 Adapters translate their client library's exceptions into these; retries live in
@@ -37,6 +38,10 @@ class BudgetExhausted(ClosedloopError):
 
 class Interrupted(ClosedloopError):
     """The run stopped at a batch boundary because a stop was requested."""
+
+
+class LockHeld(ClosedloopError):
+    """Another process holds the store lock (``closedloop sync`` exits 5)."""
 
 
 class RecordError(ClosedloopError):

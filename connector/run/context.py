@@ -20,6 +20,7 @@ from connector.kernel.errors import Interrupted
 from connector.run.progress import NullProgress, Progress
 from connector.store import models
 from connector.store.database import make_engine
+from connector.store.lock import Lease
 
 
 @dataclass
@@ -44,6 +45,7 @@ class RunContext:
     conversion_sources: list[str] = field(default_factory=list)  # the source of each entry
     conversion_run: Any = None  # the last conversions plan (what --dry-run prints)
     _sinks: dict[str, Any] | None = field(default=None, repr=False)
+    lease: Lease | None = None  # the store lock the run holds
 
     @property
     def crm_kind(self) -> str:
@@ -53,6 +55,11 @@ class RunContext:
         """Called between batches: honour a requested stop once the batch in flight is saved."""
         if self.stop.is_set():
             raise Interrupted("stopped on request after the batch in flight was saved")
+        if self.lease is not None and self.lease.lost.is_set():
+            raise Interrupted(
+                "another process took the store lock over (this one did not renew it in time); "
+                "stopped after the batch in flight was saved"
+            )
 
     def sinks(self) -> dict[str, Any]:
         """Per platform, a source adapter the conversions go through (for hashing)."""

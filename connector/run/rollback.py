@@ -1,7 +1,8 @@
 """Rollback: restore the values a run overwrote, where the CRM still holds what closedloop wrote.
 
 A value someone changed since is left alone and reported. The rollback is itself a run whose
-writes are audited like any other, so it can be rolled back in turn.
+writes are audited like any other, so it can be rolled back in turn; the rows it restored are
+marked ``rolled_back`` in the audit of the run it undid.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from sqlalchemy import exists, update
 from sqlmodel import Session, col, select
 
 from connector.kernel.errors import ConfigError
@@ -16,6 +18,7 @@ from connector.run.context import RunContext
 from connector.run.values import canonical
 from connector.run.writeback import Change, WritePlan, execute
 from connector.store import models
+from connector.store.database import table_of
 
 
 @dataclass
@@ -56,11 +59,34 @@ def plan_rollback(ctx: RunContext, run_id: int) -> RollbackResult:
     return result
 
 
+def _mark_rolled_back(ctx: RunContext, run_id: int) -> None:
+    """Mark ``rolled_back`` the writes of ``run_id`` whose old value this run put back (its own
+    write of it confirmed ``ok``), so a second rollback leaves them alone."""
+    fw = table_of(models.FieldWrite)
+    mine = fw.alias("restoring")
+    restored = exists().where(
+        mine.c.run_id == ctx.run_id,
+        mine.c.status == "ok",
+        mine.c.record_id == fw.c.record_id,
+        mine.c.field == fw.c.field,
+    )
+    with Session(ctx.engine) as session:
+        session.execute(
+            update(fw)
+            .where(fw.c.run_id == run_id, fw.c.status == "ok", restored)
+            .values(status="rolled_back", error=f"restored by run {ctx.run_id}")
+        )
+        session.commit()
+
+
 def rollback(ctx: RunContext, run_id: int) -> RollbackResult:
     """Plan and (unless ``ctx.dry_run``) execute the rollback of ``run_id``."""
     result = plan_rollback(ctx, run_id)
     if not ctx.dry_run and result.restored:
-        execute(ctx, WritePlan(changes=result.restored))
+        try:
+            execute(ctx, WritePlan(changes=result.restored))
+        finally:  # an interrupted rollback marks what it did restore
+            _mark_rolled_back(ctx, run_id)
     ctx.count("rollback_restored", len(result.restored))
     ctx.count("rollback_left_alone", len(result.left_alone))
     return result

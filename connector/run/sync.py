@@ -6,7 +6,8 @@ system and field it will use before its first step (:func:`preflight_run`), is r
 ``sync_run`` with its counts, and ends ``succeeded``, ``partial`` (it finished, but some records
 failed to write or some input rows were rejected: ``closedloop runs show`` lists them),
 ``failed``, ``incomplete`` (an API budget stopped it: re-run later to resume) or
-``interrupted``.
+``interrupted``; a run whose process died is marked ``killed`` by the process that takes its
+lock over.
 
 A dry run (``ctx.dry_run``) runs every step on one store connection whose transaction is rolled
 back at the end: it computes exactly what a real run would, sends no write to the CRM, and
@@ -18,13 +19,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
-from typing import Literal
+from datetime import timedelta
 
 from sqlalchemy import Engine, inspect
 from sqlmodel import Session
 
+from connector.config.settings import ALL_STEPS, StepName
 from connector.kernel import metrics
 from connector.kernel.errors import BudgetExhausted, Interrupted
+from connector.kernel.redact import redact
 from connector.kernel.timeutil import utcnow
 from connector.run.attribute import run_attribution
 from connector.run.context import RunContext
@@ -40,10 +43,8 @@ from connector.store.lock import job_lock
 
 log = logging.getLogger(__name__)
 
-Step = Literal["extract", "match", "writeback", "revenue", "attribute", "conversions"]
-# Write-back comes last so deals can receive their attribution summary too; conversions follow
-# revenue (won deals and their amounts) and need nothing of the write-back.
-STEPS: tuple[Step, ...] = ("extract", "match", "revenue", "attribute", "conversions", "writeback")
+Step = StepName
+STEPS = ALL_STEPS  # defined once, in the config models, for `sync` and `serve` alike
 
 
 def _extract(ctx: RunContext) -> None:
@@ -64,8 +65,9 @@ _RUNNERS: dict[Step, Callable[[RunContext], object]] = {
 def run_sync(
     ctx: RunContext, only: Step | None = None, job: str = "sync", steps: Sequence[Step] = STEPS
 ) -> models.SyncRun:
-    """Run the steps (or ``only`` one) under the store lock; return the finished run record."""
-    chosen = [only] if only else list(steps)
+    """Run the steps (or ``only`` one) under the store lock, always in the order of ``STEPS``;
+    return the finished run record."""
+    chosen = [only] if only else [step for step in STEPS if step in steps]
 
     def work(ctx: RunContext) -> None:
         preflight_run(ctx, chosen)
@@ -85,13 +87,20 @@ def run_job(
     assert isinstance(engine, Engine), "a run starts from the store's engine"
     # A dry run on a store that does not exist yet makes none, not even its lock table.
     new_store = ctx.dry_run and not inspect(engine).has_table(table_of(models.Lock).name)
-    with nullcontext() if new_store else job_lock(engine, lock), _store_for(ctx):
+    stale_after = timedelta(seconds=ctx.loaded.config.store.lock_stale_seconds)
+    lock_held = nullcontext() if new_store else job_lock(engine, lock, stale_after)
+    with lock_held as lease, _store_for(ctx):
         with Session(ctx.engine) as session:
             run = models.SyncRun(job=job, dry_run=ctx.dry_run, started_at=utcnow())
             session.add(run)
             session.commit()
             session.refresh(run)
             ctx.run_id = run.id
+        assert run.id is not None
+        if lease is not None and not ctx.dry_run:  # a dry run's row is rolled back with it
+            lease.attach_run(run.id)
+        ctx.lease = lease
+        metrics.RUNS_IN_PROGRESS.labels(job).inc()
         status, error = "succeeded", ""
         try:
             work(ctx)
@@ -108,9 +117,14 @@ def run_job(
             status, error = "failed", f"{type(exc).__name__}: {exc}"
             raise
         finally:
+            metrics.RUNS_IN_PROGRESS.labels(job).dec()
             if status == "succeeded":
                 status, error = _partial(ctx)
             record = _finish(ctx, status, error)
+            metrics.RUN_DURATION.labels(job).observe(
+                ((record.finished_at or record.started_at) - record.started_at).total_seconds()
+            )
+            ctx.lease = None
         return record
 
 
@@ -150,7 +164,8 @@ def _finish(ctx: RunContext, status: str, error: str) -> models.SyncRun:
     with Session(ctx.engine) as session:
         record = session.get(models.SyncRun, ctx.run_id)
         assert record is not None
-        record.status, record.error, record.finished_at = status, error, utcnow()
+        # error texts may quote a request (a header, a URL): no secret is stored
+        record.status, record.error, record.finished_at = status, redact(error), utcnow()
         session.add(record)
         ctx.save_counts(session)
         rejected = [

@@ -8,7 +8,8 @@ A field closedloop wrote whose value is gone (the person no longer has a journey
 longer has credits, a touch no longer has a campaign) is cleared, as its policy allows.
 
 Nothing reaches the CRM before the preflight passed and before its audit row is committed, so
-every change can be rolled back and a killed run re-runs to the same end state.
+every change can be rolled back and a killed run re-runs to the same end state: the next plan
+settles the killed run's pending rows against the CRM values it reads anyway.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from sqlmodel import Session, col, select
 from connector.config.mappings import Policy
 from connector.kernel import metrics
 from connector.kernel.records import FieldSpec, RecordUpdate, WriteResult
+from connector.kernel.redact import redact
 from connector.run.context import RunContext
 from connector.run.preflight import preflight, targets
 from connector.run.values import canonical, desired_values
@@ -47,6 +49,7 @@ class WritePlan:
     changes: list[Change] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     records_considered: int = 0
+    settled: int = 0  # a killed run's unconfirmed writes, settled against the same read
 
     def by_object(self) -> dict[str, dict[str, dict[str, str | None]]]:
         grouped: dict[str, dict[str, dict[str, str | None]]] = defaultdict(dict)
@@ -92,13 +95,59 @@ def _converted(session: Session) -> set[str]:
     return set(session.exec(select(c.crm_id).where(col(c.merged_into).is_not(None))).all())
 
 
+def _unsettled(session: Session, run_id: int | None) -> dict[str, list[models.FieldWrite]]:
+    """Per object: writes an earlier run recorded but never confirmed (it was killed)."""
+    fw = models.FieldWrite
+    rows = session.exec(
+        select(fw).where(fw.status == "pending", fw.run_id != run_id).order_by(col(fw.id))
+    ).all()
+    by_object: dict[str, list[models.FieldWrite]] = defaultdict(list)
+    for w in rows:
+        by_object[w.crm_object].append(w)
+    return by_object
+
+
+def _settle(
+    rows: list[models.FieldWrite],
+    current: dict[str, dict[str, Any]],
+    specs: dict[str, FieldSpec],
+    last: dict[tuple[str, str, str], str | None],
+) -> list[dict[str, Any]]:
+    """ok where the CRM holds the value (it landed, maybe after its run died), else not_applied;
+    values that landed count as closedloop's own for ``fill_if_empty``."""
+    settled = []
+    for w in rows:
+        spec = specs.get(w.field)
+        now = current.get(w.record_id, {}).get(w.field)
+        landed = canonical(now, spec) == canonical(w.new_value, spec)
+        if landed:
+            last[(w.crm_object, w.record_id, w.field)] = w.new_value
+        error = "" if landed else f"run {w.run_id} stopped before this value reached the CRM"
+        settled.append({"wid": w.id, "st": "ok" if landed else "not_applied", "err": error})
+    return settled
+
+
+def _save_settled(ctx: RunContext, settled: list[dict[str, Any]]) -> None:
+    tbl = table_of(models.FieldWrite)
+    stmt = update(tbl).where(tbl.c.id == bindparam("wid"), tbl.c.status == "pending")
+    with Session(ctx.engine) as session:
+        session.execute(stmt.values(status=bindparam("st"), error=bindparam("err")), settled)
+        session.commit()
+
+
 def plan(ctx: RunContext, specs: dict[str, dict[str, FieldSpec]]) -> WritePlan:
-    """The changes to send: desired values that differ from the CRM's, as each policy allows."""
+    """The changes to send: desired values that differ from the CRM's, as each policy allows.
+
+    The same read of the CRM's current values settles the writes a killed run left pending, so
+    the audit and the plan agree: a value found in the CRM is ``ok`` and not sent again; one not
+    found is ``not_applied`` and sent again if still wanted. (Not in a dry run: it saves
+    nothing.)"""
     result = WritePlan()
     desired = desired_values(ctx, specs, result.problems)
     with Session(ctx.engine) as session:
         last = last_written(session)
         converted = _converted(session)
+        unsettled = _unsettled(session, ctx.run_id)
     clear = {
         obj: _to_clear(obj, desired.get(obj, {}), last, {m.field for m in mappings}, converted)
         for obj, _, mappings in targets(ctx)
@@ -107,22 +156,27 @@ def plan(ctx: RunContext, specs: dict[str, dict[str, FieldSpec]]) -> WritePlan:
         "write-back: read current values",
         total=sum(len({*desired.get(obj, {}), *records}) for obj, records in clear.items()),
     )
+    settled: list[dict[str, Any]] = []
     for obj, _, mappings in targets(ctx):
         records = desired.get(obj, {})
-        if not records and not clear[obj]:
+        pending = unsettled.pop(obj, [])
+        if not records and not clear[obj] and not pending:
             continue
         policies = {m.field: m.policy for m in mappings}
-        current = ctx.crm.read_values(obj, [*records, *clear[obj]], list(policies))
-        for crm_id, fields in clear[obj].items():
+        ids = list(dict.fromkeys([*records, *clear[obj], *(w.record_id for w in pending)]))
+        fields = list(dict.fromkeys([*policies, *(w.field for w in pending)]))
+        current = ctx.crm.read_values(obj, ids, fields)
+        settled += _settle(pending, current, specs.get(obj, {}), last)
+        for crm_id, cleared in clear[obj].items():
             if crm_id in current:  # a record deleted in the CRM has nothing left to clear
-                records.setdefault(crm_id, {}).update(fields)
-        for crm_id, fields in records.items():
+                records.setdefault(crm_id, {}).update(cleared)
+        for crm_id, fields_ in records.items():
             result.records_considered += 1
             now = current.get(crm_id)
             if now is None:
                 result.problems.append(f"{obj} {crm_id}: not found in the CRM (deleted?)")
                 continue
-            for name, new in fields.items():
+            for name, new in fields_.items():
                 spec = specs.get(obj, {}).get(name)
                 old = canonical(now.get(name), spec)
                 if old == canonical(new, spec):
@@ -132,7 +186,14 @@ def plan(ctx: RunContext, specs: dict[str, dict[str, FieldSpec]]) -> WritePlan:
                     continue  # a person or another tool set it: leave it
                 result.changes.append(Change(obj, crm_id, name, now.get(name), new))
         task.advance(len(records))
+    for obj, pending in unsettled.items():  # objects closedloop no longer writes to
+        fields = sorted({w.field for w in pending})
+        current = ctx.crm.read_values(obj, sorted({w.record_id for w in pending}), fields)
+        settled += _settle(pending, current, specs.get(obj, {}), last)
     task.finish()
+    result.settled = len(settled)
+    if settled and not ctx.dry_run:
+        _save_settled(ctx, settled)
     return result
 
 
@@ -154,7 +215,9 @@ def settle_batch(session: Session, run_id: int, obj: str, results: list[WriteRes
         )
         .values(status=bindparam("st"), error=bindparam("err"))
     )
-    rows = [{"rid": r.crm_id, "st": "ok" if r.ok else "failed", "err": r.error} for r in results]
+    rows = [
+        {"rid": r.crm_id, "st": "ok" if r.ok else "failed", "err": redact(r.error)} for r in results
+    ]
     session.execute(stmt, rows)
 
 
@@ -201,45 +264,11 @@ def execute(ctx: RunContext, write_plan: WritePlan) -> None:
         task.finish()
 
 
-def reconcile_pending(ctx: RunContext, specs: dict[str, dict[str, FieldSpec]]) -> int:
-    """Settle writes a killed run recorded but never confirmed: ok if the CRM holds the value."""
-    fw = models.FieldWrite
-    with Session(ctx.engine) as session:
-        pending = session.exec(
-            select(fw).where(fw.status == "pending", fw.run_id != ctx.run_id)
-        ).all()
-    by_object: dict[str, list[models.FieldWrite]] = defaultdict(list)
-    for w in pending:
-        by_object[w.crm_object].append(w)
-    settled = []
-    for obj, rows in by_object.items():
-        fields = sorted({w.field for w in rows})
-        current = ctx.crm.read_values(obj, sorted({w.record_id for w in rows}), fields)
-        for w in rows:
-            spec = specs.get(obj, {}).get(w.field)
-            now = current.get(w.record_id, {}).get(w.field)
-            landed = canonical(now, spec) == canonical(w.new_value, spec)
-            settled.append(
-                {
-                    "wid": w.id,
-                    "st": "ok" if landed else "not_applied",
-                    "err": "" if landed else f"run {w.run_id} stopped before this write was sent",
-                }
-            )
-    if settled:
-        tbl = table_of(fw)
-        stmt = update(tbl).where(tbl.c.id == bindparam("wid"))
-        with Session(ctx.engine) as session:
-            session.execute(stmt.values(status=bindparam("st"), error=bindparam("err")), settled)
-            session.commit()
-    return len(settled)
-
-
 def run_writeback(ctx: RunContext) -> WritePlan:
     specs = preflight(ctx)
-    if not ctx.dry_run:
-        ctx.count("writes_reconciled", reconcile_pending(ctx, specs))
     write_plan = plan(ctx, specs)
+    if write_plan.settled:
+        ctx.count("writes_reconciled", write_plan.settled)
     ctx.count("writeback_records_considered", write_plan.records_considered)
     ctx.count("writeback_changes", len(write_plan.changes))
     ctx.count("writeback_problems", len(write_plan.problems))

@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from connector.config.loader import LoadedConfig
+from connector.kernel.errors import ConfigError
 from connector.store import models
 
 log = logging.getLogger(__name__)
@@ -40,37 +41,57 @@ def health(
     return (200 if body["status"] == "ok" else 503), body
 
 
-def start_http(
-    loaded: LoadedConfig, scheduler: BackgroundScheduler, engine: Engine, stop: threading.Event
-) -> ThreadingHTTPServer:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: Any) -> None:
-            pass
+class HealthServer(ThreadingHTTPServer):
+    """Bound at start-up, before any job runs; serves once the scheduler is there."""
 
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-            if self.path == "/metrics":
-                status, payload, kind = 200, generate_latest(), CONTENT_TYPE_LATEST
-            elif self.path == "/healthz":
-                status, body = health(engine, scheduler, stop)
-                payload, kind = json.dumps(body).encode(), "application/json"
-            else:
-                status, payload, kind = 404, b"not found\n", "text/plain"
-            self.send_response(status)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
+    daemon_threads = True
+    scheduler: BackgroundScheduler
+    engine: Engine
+    stop: threading.Event
 
-    class Server(ThreadingHTTPServer):
-        daemon_threads = True
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # through logging (JSON lines, secrets redacted), not socketserver's print to stderr
+        log.warning("health/metrics request from %s failed", client_address[0], exc_info=True)
 
-        def handle_error(self, request: Any, client_address: Any) -> None:
-            # through logging (JSON lines, secrets redacted), not socketserver's print to stderr
-            log.warning("health/metrics request from %s failed", client_address[0], exc_info=True)
 
+class _Handler(BaseHTTPRequestHandler):
+    server: HealthServer
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        if self.path == "/metrics":
+            status, payload, kind = 200, generate_latest(), CONTENT_TYPE_LATEST
+        elif self.path == "/healthz":
+            status, body = health(self.server.engine, self.server.scheduler, self.server.stop)
+            payload, kind = json.dumps(body).encode(), "application/json"
+        else:
+            status, payload, kind = 404, b"not found\n", "text/plain"
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+def bind_http(loaded: LoadedConfig) -> HealthServer:
+    """Listen on ``service.host:port``; a port in use is a configuration error."""
     svc = loaded.config.service
-    server = Server((svc.host, svc.port), Handler)
+    try:
+        return HealthServer((svc.host, svc.port), _Handler)
+    except OSError as exc:
+        raise ConfigError(
+            f"{loaded.path}: service.port: cannot listen on {svc.host}:{svc.port} for /healthz "
+            f"and /metrics ({exc.strerror or exc}); stop the process using it (another "
+            "`closedloop serve`?) or choose another service.host/service.port"
+        ) from None
+
+
+def start_http(
+    server: HealthServer, scheduler: BackgroundScheduler, engine: Engine, stop: threading.Event
+) -> None:
+    server.scheduler, server.engine, server.stop = scheduler, engine, stop
     threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True
     ).start()
-    return server

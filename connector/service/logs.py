@@ -8,24 +8,28 @@ import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-REDACTED = "***"
+from connector.kernel import redact
 
 
 class RedactSecrets(logging.Filter):
-    """Replace every known secret value in a record's message (tokens must never be logged)."""
+    """Replace every known secret in a record's message and traceback (tokens are never logged).
 
-    def __init__(self, secrets: Iterable[str]) -> None:
+    ``secrets`` join the process-wide list of :mod:`connector.kernel.redact`, which the config
+    loader fills, so a line is redacted the same way as an error text or a stored run error."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
         super().__init__()
-        self.secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+        redact.register(secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         if record.exc_info:
             message += "\n" + logging.Formatter().formatException(record.exc_info)
             record.exc_info = None
-        for secret in self.secrets:
-            message = message.replace(secret, REDACTED)
-        record.msg, record.args = message, None
+        if record.stack_info:
+            message += "\n" + record.stack_info
+            record.stack_info = None
+        record.msg, record.args = redact.redact(message), None
         return True
 
 

@@ -2,8 +2,8 @@
 
 APScheduler runs the jobs (job store in the store database, coalescing, one instance per job,
 a misfire grace time). The store lock keeps two processes — two ``serve``s, or ``serve`` and a
-manual ``sync`` — from running at once. SIGTERM/SIGINT let the batch in flight finish, record the
-run as interrupted, and exit 0.
+manual ``sync`` — from running at once. The health port is bound before any job starts.
+SIGTERM/SIGINT let the batch in flight finish, record the run as interrupted, and exit 0.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,14 +25,28 @@ from apscheduler.triggers.interval import IntervalTrigger
 from connector.config.loader import load_config
 from connector.config.settings import JobConfig
 from connector.kernel import metrics
+from connector.kernel.errors import LockHeld
 from connector.run.context import build_context
 from connector.run.sync import run_sync
-from connector.service.http import start_http
+from connector.service.http import bind_http, start_http
 from connector.store.database import make_engine
-from connector.store.lock import LockHeld
 
 log = logging.getLogger(__name__)
-STOP = threading.Event()  # set by SIGTERM/SIGINT; every scheduled run checks it between batches
+STOP = threading.Event()  # set on SIGTERM/SIGINT; every scheduled run checks it between batches
+WAIT_SLICE = 0.2  # seconds: the longest a signal waits to be seen
+_signals: list[int] = []  # signals received, appended by the handler
+
+
+def _note_signal(signum: int, _frame: object) -> None:
+    # No lock here (not even Event.set): the handler runs in the main thread between two
+    # bytecodes, possibly while that thread holds the same lock, and would deadlock it.
+    _signals.append(signum)
+
+
+def catch_stop_signals() -> None:
+    """Make SIGTERM/SIGINT a stop request that :func:`serve`'s main loop acts on."""
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _note_signal)
 
 
 def run_scheduled(config_path: str, job_name: str) -> None:
@@ -46,7 +61,7 @@ def run_scheduled(config_path: str, job_name: str) -> None:
         run = run_sync(ctx, job=job.name, steps=job.steps)
         log.info("job %s: run %s %s (%s API calls)", job.name, run.id, run.status, run.api_calls)
     except LockHeld as exc:
-        log.info("job %s skipped: %s", job.name, exc)
+        log.warning("job %s skipped: %s", job.name, exc)
     except Exception:
         log.exception("job %s failed", job.name)
     finally:
@@ -61,14 +76,14 @@ def trigger(job: JobConfig) -> Any:
 
 def serve(config_path: Path) -> int:
     """Run until SIGTERM/SIGINT; return the exit code (0 after a clean stop)."""
+    catch_stop_signals()
     loaded = load_config(config_path)
     svc = loaded.config.service
+    server = bind_http(loaded)  # before anything runs: a port in use stops here, not mid-sync
     if not svc.jobs:
         log.warning("no jobs under service.jobs in %s: only /healthz and /metrics run", config_path)
     engine = make_engine(loaded.store_url())  # the store exists before any job touches it
     STOP.clear()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: STOP.set())
     scheduler = BackgroundScheduler(
         jobstores={
             "default": SQLAlchemyJobStore(url=loaded.store_url(), tablename="scheduler_job")
@@ -87,19 +102,24 @@ def serve(config_path: Path) -> int:
             run_scheduled, trigger(job), args=[str(loaded.path), job.name], id=job.name,
             name=job.name, replace_existing=True, **first,
         )  # fmt: skip
-
+    metrics.declare_jobs([job.name for job in svc.jobs])
     scheduler.start()
-    server = start_http(loaded, scheduler, engine, STOP)
+    start_http(server, scheduler, engine, STOP)
     log.info("serving %d jobs; health and metrics on http://%s:%d", len(svc.jobs), svc.host,
              server.server_address[1])  # fmt: skip
     metrics.SERVICE_UP.set(1)
-    STOP.wait()
+    while not (_signals or STOP.is_set()):
+        # short slices: a signal the kernel hands to another thread wakes no wait of this one
+        time.sleep(WAIT_SLICE)
+    STOP.set()
+    _signals.clear()
     log.info("stopping: waiting up to %ss for the batch in flight", svc.shutdown_timeout_seconds)
     stopper = threading.Thread(target=scheduler.shutdown, kwargs={"wait": True}, daemon=True)
     stopper.start()
     stopper.join(svc.shutdown_timeout_seconds)
     finished = not stopper.is_alive()
     server.shutdown()
+    server.server_close()
     engine.dispose()
     metrics.SERVICE_UP.set(0)
     if not finished:

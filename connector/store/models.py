@@ -163,7 +163,8 @@ class SyncRun(SQLModel, table=True):
     __tablename__ = "sync_run"
     id: int | None = Field(default=None, primary_key=True)
     job: str = "sync"
-    status: str = "running"  # running | succeeded | partial | failed | incomplete | interrupted
+    # running | succeeded | partial | failed | incomplete | interrupted | killed
+    status: str = "running"
     dry_run: bool = False
     started_at: datetime = Field(sa_column=_ts())
     finished_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
@@ -183,7 +184,7 @@ class FieldWrite(SQLModel, table=True):
     field: str
     old_value: str | None = None
     new_value: str | None = None
-    status: str = "pending"  # pending | ok | failed | rolled_back
+    status: str = "pending"  # pending | ok | failed | not_applied | rolled_back
     error: str = ""
 
 
@@ -196,9 +197,16 @@ class Cursor(SQLModel, table=True):
 
 
 class Lock(SQLModel, table=True):
+    """A held store lock. Its holder renews ``heartbeat_at`` while it lives (see store.lock)."""
+
+    __tablename__ = "job_lock"  # the older `lock` table (owner + 6-hour expiry) is not read
     name: str = Field(primary_key=True)
-    owner: str
-    expires_at: datetime = Field(sa_column=_ts())
+    token: str = Field(description="Unique per acquisition: only its holder renews or frees it")
+    owner: str = Field(description="host and pid, for people")
+    process: str = Field(default="", description="boot id, pid namespace, pid, start time")
+    run_id: int | None = None
+    acquired_at: datetime = Field(sa_column=_ts())
+    heartbeat_at: datetime = Field(sa_column=_ts())
 
 
 class RejectedRow(SQLModel, table=True):

@@ -19,7 +19,10 @@ from connector.demo.emulators import shipped_folder
 from connector.demo.synthetic import Company, generate
 from connector.kernel.identity import email_hash
 from connector.report.queries import build_report
+from connector.run.rollback import rollback
+from connector.run.sync import run_job
 from connector.store import models
+from connector.store.database import make_engine
 from tests.e2e.crm_loop import Loop, start_loop
 
 
@@ -225,9 +228,6 @@ def test_rollback_restores_only_what_still_holds_closedloops_value(loop: Loop) -
     loop.probe.edit(edited, **{last: "Set by a rep"})
     ctx = loop.context()
     try:
-        from connector.run.rollback import rollback
-        from connector.run.sync import run_job
-
         holder: dict[str, Any] = {}
         run = run_job(ctx, "rollback", lambda c: holder.update(r=rollback(c, first.id or 0)))
     finally:
@@ -241,3 +241,17 @@ def test_rollback_restores_only_what_still_holds_closedloops_value(loop: Loop) -
         if not (rid == edited and f == last) and f != "LeadSource"
     }  # fmt: skip
     assert others <= {None, ""}  # HubSpot stores a cleared property as ""
+    restored = {(c.record_id, c.field) for c in holder["r"].restored}
+    engine = make_engine(f"sqlite:///{loop.workdir / 'closedloop.db'}")
+    with Session(engine) as session:
+        audit = session.exec(select(models.FieldWrite).where(models.FieldWrite.run_id == first.id))
+        statuses = {(w.record_id, w.field): w.status for w in audit}
+    engine.dispose()
+    assert restored and {statuses[key] for key in restored} == {"rolled_back"}
+    assert statuses[(edited, last)] == "ok"  # left alone: still what that run wrote
+    ctx = loop.context()
+    try:  # a second rollback finds nothing left to restore
+        again = run_job(ctx, "rollback", lambda c: holder.update(r=rollback(c, first.id or 0)))
+    finally:
+        ctx.close()
+    assert again.status == "succeeded" and holder["r"].restored == []

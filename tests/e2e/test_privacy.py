@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, quote_plus
 
+import pytest
 from sqlmodel import Session, select
 from typer.testing import CliRunner
 
@@ -12,6 +14,7 @@ from connector.cli import app
 from connector.demo.emulators import AD_PLATFORMS, TOKENS, demo_phone
 from connector.demo.synthetic import generate
 from connector.kernel.identity import email_hash, normalise_phone, sha256_hex
+from connector.run.sync import run_job
 from connector.store import models
 from connector.store.database import make_engine
 from tests.e2e.crm_loop import start_loop
@@ -19,10 +22,29 @@ from tests.e2e.crm_loop import start_loop
 runner = CliRunner()
 
 
-def test_no_output_of_a_full_run_contains_a_secret(tmp_path: Path) -> None:
+def spellings(secret: str) -> set[str]:
+    """A secret as it may leak: itself, URL-encoded (a query string), escaped in a repr."""
+    return {secret, quote(secret, safe=""), quote_plus(secret), repr(secret)[1:-1]}
+
+
+def test_no_output_of_a_full_run_contains_a_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     loop = start_loop(
         tmp_path / "demo", "hubspot", generate(seed=21, contacts=60, visits=600, deals=15)
     )
+    # secrets as admins hand them over: `echo TOKEN > file` leaves a newline, a paste leaves
+    # spaces; Meta's token, sent in the query string, has characters URL encoding changes
+    meta_token = "EAAB/demo+token=="
+    loop.systems.emulators["meta_ads"].access_token = meta_token
+    handed = {
+        "CLOSEDLOOP_DEMO_HUBSPOT_TOKEN": TOKENS["CLOSEDLOOP_DEMO_HUBSPOT_TOKEN"] + "\n",
+        "CLOSEDLOOP_DEMO_GA4_TOKEN": f"  {TOKENS['CLOSEDLOOP_DEMO_GA4_TOKEN']} ",
+        "CLOSEDLOOP_DEMO_META_TOKEN": f"{meta_token}\n",
+    }
+    for name, value in handed.items():
+        monkeypatch.setenv(name, value)
+    secrets = {*TOKENS.values(), meta_token, *handed.values()}
     try:
         # faults make every adapter log retries with the errors it met (Meta puts the token in
         # its query string, so its errors are the likeliest to leak it)
@@ -40,11 +62,55 @@ def test_no_output_of_a_full_run_contains_a_secret(tmp_path: Path) -> None:
                      ["runs", "-c", config], ["runs", "-c", config, "show", "1"],
                      ["doctor", "-c", config]):  # fmt: skip
             outputs.append(runner.invoke(app, args))
+        # a line break inside a token: refused before any request, the value not shown
+        monkeypatch.setenv("CLOSEDLOOP_DEMO_LINKEDIN_TOKEN", "AQV-demo\ntoken")
+        broken = runner.invoke(app, ["sync", "-c", config])
+        assert broken.exit_code == 2, broken.output
+        assert "CLOSEDLOOP_DEMO_LINKEDIN_TOKEN" in broken.output
+        assert "line break" in broken.output
+        outputs.append(broken)
+        secrets.add("AQV-demo\ntoken")
         text = "\n".join(r.output for r in outputs)
         stored = b"".join(p.read_bytes() for p in loop.workdir.glob("closedloop.db*"))
-        for secret in TOKENS.values():
-            assert secret not in text, secret
-            assert secret.encode() not in stored, secret
+        for secret in secrets:
+            for spelling in spellings(secret.strip()) | spellings(secret):
+                assert spelling not in text, spelling
+                assert spelling.encode() not in stored, spelling
+    finally:
+        loop.systems.stop()
+
+
+def test_an_error_quoting_a_secret_is_redacted_when_printed_stored_and_shown(
+    tmp_path: Path,
+) -> None:
+    """The same error text everywhere: the CLI's message, the run's stored error, `runs`."""
+    company = generate(seed=23, contacts=20, visits=100, deals=4)
+    loop = start_loop(tmp_path / "demo", "hubspot", company)
+    token = TOKENS["CLOSEDLOOP_DEMO_HUBSPOT_TOKEN"]
+    try:
+        config = str(loop.systems.config_path)
+
+        def fail_quoting_the_token(ctx: Any) -> None:  # as an HTTP client's error may
+            raise RuntimeError(f"Authorization: Bearer {token}\n?token={quote_plus(token)}")
+
+        ctx = loop.context()
+        try:
+            with pytest.raises(RuntimeError):
+                run_job(ctx, "sync", fail_quoting_the_token)
+        finally:
+            ctx.close()
+        outputs = [runner.invoke(app, ["runs", "-c", config]),
+                   runner.invoke(app, ["runs", "-c", config, "show", "1"])]  # fmt: skip
+        assert "RuntimeError: Authorization: Bearer ***" in outputs[1].output
+        engine = make_engine(f"sqlite:///{loop.workdir / 'closedloop.db'}")
+        with Session(engine) as session:
+            run = session.get(models.SyncRun, 1)
+            assert run is not None and run.status == "failed"
+            assert run.error == "RuntimeError: Authorization: Bearer ***\n?token=***"
+        engine.dispose()
+        text = "\n".join(r.output for r in outputs)
+        for spelling in spellings(token):
+            assert spelling not in text
     finally:
         loop.systems.stop()
 

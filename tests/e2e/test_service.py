@@ -117,9 +117,15 @@ def test_serve_runs_jobs_serves_health_and_metrics_and_stops_on_sigterm(loop: Lo
         status, text = get(f"http://127.0.0.1:{port}/metrics")
         assert status == 200
         assert 'closedloop_runs_total{status="succeeded"} 1.0' in text
+        assert 'closedloop_runs_total{status="failed"} 0.0' in text
+        assert 'closedloop_run_duration_seconds_count{job="hourly"} 1.0' in text
+        assert 'closedloop_runs_in_progress{job="hourly"} 0.0' in text
         assert 'closedloop_records_written_total{system="hubspot"}' in text
         assert 'closedloop_api_calls_total{system="ga4"}' in text
         assert "closedloop_last_success_timestamp_seconds" in text
+        # the default steps write back last: the first run already gives won deals their summary
+        summaries = loop.probe.deal_channels()
+        assert summaries and any(summaries.values()), summaries
     finally:
         started = time.monotonic()
         proc.send_signal(signal.SIGTERM)
@@ -131,6 +137,48 @@ def test_serve_runs_jobs_serves_health_and_metrics_and_stops_on_sigterm(loop: Lo
     assert any(line["message"] == "stopped" for line in lines)
     for secret in ("pat-na1-demo", "ya29.demo"):
         assert secret not in err + out
+
+
+def test_metrics_are_there_from_start_up_at_zero(loop: Loop) -> None:
+    port = free_port()
+    config = edit_config(loop, service={
+        "port": port, "jobs": [{"name": "nightly", "cron": "0 3 * * *"}],
+    })  # fmt: skip
+    proc = spawn("serve", "-c", config)
+    try:
+        deadline, text = time.monotonic() + 60, ""
+        while time.monotonic() < deadline and proc.poll() is None and not text:
+            try:
+                text = get(f"http://127.0.0.1:{port}/metrics")[1]
+            except OSError:
+                time.sleep(0.2)  # not listening yet
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert text, err
+    for status in ("succeeded", "failed", "incomplete", "interrupted", "killed"):
+        assert f'closedloop_runs_total{{status="{status}"}} 0.0' in text
+    assert 'closedloop_runs_in_progress{job="nightly"} 0.0' in text
+    assert 'closedloop_run_duration_seconds_count{job="nightly"} 0.0' in text
+    assert proc.returncode == 0, err
+
+
+def test_a_port_in_use_stops_serve_before_any_job_runs(loop: Loop) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        job = {"name": "hourly", "interval_minutes": 60, "run_on_start": True}
+        config = edit_config(loop, service={"port": port, "jobs": [job]})
+        proc = spawn("serve", "-c", config)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2, err
+    assert (
+        "configuration error" in err and f"service.port: cannot listen on 127.0.0.1:{port}" in err
+    )
+    assert "Traceback" not in err
+    assert loop.crm.log == [] and loop.ga4.log == []  # nothing was read or written
+    assert runs(loop) == []
 
 
 def test_two_processes_never_run_at_once(loop: Loop) -> None:
@@ -155,8 +203,8 @@ def test_two_processes_never_run_at_once(loop: Loop) -> None:
     finally:
         second_done.set()
     _, first_err = first.communicate(timeout=120)
-    assert second.returncode == 1
-    assert "already running" in second_err
+    assert second.returncode == 5, second_err  # "lock held", not "failed"
+    assert "already running" in second_err and "run 1" in second_err
     assert first.returncode == 0, first_err
     assert [r.status for r in runs(loop)] == ["succeeded"]
 
@@ -222,8 +270,13 @@ def test_killed_at_any_point_reruns_to_the_same_state_and_audit(
             proc.communicate(timeout=120)
             assert proc.returncode == -signal.SIGKILL, f"not killed at request {point}"
             loop.crm.on_request = loop.ga4.on_request = None
+            # the request the process died in still lands (a batch applied after its client
+            # died): let it, so the rerun meets one CRM state, not a race with it
+            assert loop.crm.wait_idle() and loop.ga4.wait_idle()
             _, rerun = loop.sync()
             assert rerun.status == "succeeded", (point, rerun.error)
+            killed = runs(loop)[0]  # its lock was taken over (a dead PID of this machine)
+            assert killed.status == "killed" and killed.finished_at is not None, point
             assert loop.crm_state() == expected_state, f"killed at request {point}"
             assert audit(loop) == expected_audit, f"killed at request {point}"
         finally:

@@ -6,6 +6,7 @@ import io
 import json
 import logging
 
+from connector.kernel import redact
 from connector.service.logs import JsonFormatter, RedactSecrets
 
 
@@ -30,4 +31,5 @@ def test_secret_values_are_redacted_from_messages_and_tracebacks() -> None:
     assert lines[0]["level"] == "warning" and lines[0]["logger"] == "test.redact"
     assert "pat-na1-secret-123" not in stream.getvalue()
     assert "RuntimeError: 401 for token ***" in lines[1]["message"]
-    assert "abc" not in RedactSecrets(["abc"]).secrets  # too short to redact without harm
+    RedactSecrets(["abc"])
+    assert "abc" not in redact.registered()  # too short to redact without harm
