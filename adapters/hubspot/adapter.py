@@ -113,6 +113,7 @@ class HubSpotCrm:
         self._properties = crm.properties.core_api
         self._groups = crm.properties.groups_api
         self._associations = crm.associations.v4.batch_api
+        self._schemas = crm.schemas.core_api  # custom objects: touch_records.py
         self._limiter = RateLimiter(SYSTEM, TEN_SECOND_LIMIT, 10.0, settings.rate_limit_share)
         self._search_limiter = RateLimiter(SYSTEM, settings.search_per_second, 1.0)
         self._calls = 0
@@ -153,7 +154,7 @@ class HubSpotCrm:
         """Close the connection pools (the adapter is unusable afterwards)."""
         for api in (
             self._objects, self._search, self._batch, self._properties, self._groups,
-            self._associations,
+            self._associations, self._schemas,
         ):  # fmt: skip
             api.api_client.rest_client.pool_manager.clear()
 

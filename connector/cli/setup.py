@@ -42,13 +42,14 @@ def demo(
         f"seeded {len(company.people):,} contacts, {len(company.visits):,} GA4 sessions, "
         f"{len(company.deals):,} deals"
     )
-    systems = start_demo(workdir, crm, company)
+    systems = start_demo(workdir, crm, company, touchpoint_records=True)
     try:
         with friendly_errors():
             loaded = _load(systems.config_path)
             ctx, run = run_and_summarise(loaded)
             print_report(console, build_report(loaded))
             _show_contacts(ctx)
+            _show_journey(ctx)
     finally:
         served = systems.requests_served()
         systems.stop()
@@ -99,6 +100,64 @@ def _show_contacts(ctx: Any) -> None:
         for crm_id in ids:
             table.add_row(f"{obj}/{crm_id}", *[values.get(crm_id, {}).get(f) or "" for f in fields])
     console.print(table)
+
+
+def _show_journey(ctx: Any) -> None:
+    """One contact's touchpoint records, read back from the CRM, in time order with credits."""
+    from sqlalchemy import func, select
+    from sqlmodel import Session
+
+    from connector.run.touch_records import writer_of
+    from connector.store import models
+    from connector.store.database import table_of
+
+    outcome = ctx.touch_plan
+    if outcome is None or outcome.skipped:
+        console.print(f"touchpoint records: {outcome.skipped if outcome else 'off'}")
+        return
+    tr = table_of(models.TouchRecord)
+    with Session(ctx.engine) as session:  # the person with the most opportunity-level records
+        person = session.execute(
+            select(tr.c.person_id)
+            .where(tr.c.key.startswith("cl-o-"))
+            .group_by(tr.c.person_id)
+            .order_by(func.count().desc(), tr.c.person_id)
+            .limit(1)
+        ).scalar()
+        keys = session.execute(select(tr.c.key).where(tr.c.person_id == person)).scalars().all()
+    cfg = ctx.mapping.touchpoint_records
+    by_value = {m.value: m.field for m in cfg.active_fields() if m.value}
+    shown = [
+        by_value[v] for v in ("occurred_at", "channel", "campaign", "position") if v in by_value
+    ]
+    credits = [(m.model, m.credit_field) for m in cfg.models]
+    writer = writer_of(ctx)
+    records = writer.read(list(keys), [*shown, *(f for _, f in credits)])
+    deal = ctx.crm.deal_object
+    table = Table(
+        title=f"The journey of contact {person} as {writer.object_name} records, read back from "
+        "the CRM (credit: the deal's share per model)"
+    )
+    for name in [*shown, deal, *(model for model, _ in credits)]:
+        table.add_column(name, justify="right" if name in dict(credits) else "left")
+    order = by_value.get("occurred_at", "")
+    for record in sorted(records.values(), key=lambda r: (r.values.get(order) or "", r.crm_id)):
+        table.add_row(
+            *[_cell(f == order, record.values.get(f)) for f in shown],
+            record.links.get(deal) or "",
+            *[_percent(record.values.get(f)) for _, f in credits],
+        )
+    console.print(table)
+
+
+def _cell(is_time: bool, value: str | None) -> str:
+    """A record's value as the table shows it (times to the minute)."""
+    text = value or ""
+    return text[:16].replace("T", " ") if is_time else text
+
+
+def _percent(value: str | None) -> str:
+    return "" if value is None else f"{float(value):.0%}"
 
 
 def init(target: Annotated[Path, typer.Argument(help="Folder to create.")] = Path(".")) -> None:
@@ -170,6 +229,9 @@ def doctor(config: ConfigOption = DEFAULT_CONFIG) -> None:
         except ClosedloopError as exc:
             ok = False
             console.print(f"[red]✗[/] {ctx.crm_kind}: {exc}")
+        fits, line = _touch_records_check(ctx)
+        ok = ok and fits
+        console.print(line)
         for name, source in ctx.sources.items():
             problems = _source_problems(source)
             ok = ok and not problems
@@ -178,6 +240,31 @@ def doctor(config: ConfigOption = DEFAULT_CONFIG) -> None:
         ctx.close()
     if not ok:
         raise typer.Exit(1)
+
+
+def _touch_records_check(ctx: Any) -> tuple[bool, str]:
+    """Doctor's line on touchpoint records: off, skipped (the CRM cannot hold them), to be
+    created on the first sync, or the object with every mapped field."""
+    from connector.kernel.errors import Unavailable
+    from connector.run.touch_records import preflight, writer_of
+
+    if not ctx.mapping.touchpoint_records.enabled:
+        return True, "[green]✓[/] touchpoint records: off (touchpoint_records.enabled)"
+    try:
+        schema = preflight(ctx, writer_of(ctx))
+    except Unavailable as exc:
+        return True, f"[yellow]![/] touchpoint records will be skipped: {exc}"
+    except ClosedloopError as exc:
+        return False, f"[red]✗[/] touchpoint records: {exc}"
+    if schema.pending:
+        return True, (
+            f"[yellow]![/] touchpoint records: the {schema.object} object will be created on "
+            "the first sync, with every mapped field"
+        )
+    return True, (
+        f"[green]✓[/] touchpoint records: {schema.object} exists; every mapped field is there "
+        "and writable"
+    )
 
 
 def schema(target: Annotated[Path, typer.Argument()] = Path("schemas")) -> None:

@@ -6,6 +6,8 @@
      ├── TransientError   worth retrying: 429, 5xx, dropped connection (carries ``retry_after``)
      ├── BudgetExhausted  the configured share of an API quota is used: stop cleanly, resume later
      ├── Interrupted      a stop was asked for (SIGTERM): the batch in flight finished first
+     ├── Unavailable      the CRM cannot hold what an optional feature needs (its tier): the
+     │                    feature is skipped with this message, the run goes on
      └── RecordError      one record fails, the run goes on
 
 Adapters translate their client library's exceptions into these; retries live in
@@ -37,6 +39,11 @@ class BudgetExhausted(ClosedloopError):
 
 class Interrupted(ClosedloopError):
     """The run stopped at a batch boundary because a stop was requested."""
+
+
+class Unavailable(ClosedloopError):
+    """An optional feature the CRM account cannot support (e.g. HubSpot custom objects below
+    Enterprise): skipped with this message, not an error of the run."""
 
 
 class RecordError(ClosedloopError):

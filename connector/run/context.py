@@ -36,6 +36,7 @@ class RunContext:
     counts: dict[str, Any] = field(default_factory=dict)
     stop: threading.Event = field(default_factory=threading.Event)
     write_plan: Any = None  # the last write-back plan (what --dry-run prints)
+    touch_plan: Any = None  # the touchpoint records' part of it (run.touch_records)
 
     @property
     def crm_kind(self) -> str:

@@ -1,7 +1,9 @@
 """Erasure requests: remove a person's identities, touchpoints and credits from the store.
 
-The CRM keeps its own record (erase it there too); closedloop forgets what it derived. Audit rows
-of CRM writes stay: they hold field values (channels, campaigns), not the person's identity.
+The CRM keeps its own record (erase it there too); closedloop forgets what it derived, and the
+touchpoint records it wrote under the person go with it (:func:`.touch_undo.forget_records`).
+Audit rows of CRM writes stay: they hold field values (channels, campaigns), not the person's
+identity.
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ class Forgotten:
     credits: int = 0
 
 
-def forget_email(engine: Engine, email: str) -> Forgotten:
-    """Delete everything derived from the person with ``email`` (any spelling of it)."""
+def forget_email(engine: Engine, email: str, dry_run: bool = False) -> Forgotten:
+    """Delete everything derived from the person with ``email`` (any spelling of it); a dry
+    run counts what would go and keeps it."""
     identity, touch = table_of(models.Identity), table_of(models.Touchpoint)
     credit, journey = table_of(models.Credit), table_of(models.ContactJourney)
     contact = table_of(models.Contact)
@@ -63,5 +66,8 @@ def forget_email(engine: Engine, email: str) -> Forgotten:
         )
         run(delete(journey).where(journey.c.contact_id.in_(contact_ids)))
         run(delete(contact).where(contact.c.id.in_(contact_ids)))
-        session.commit()
+        if dry_run:
+            session.rollback()
+        else:
+            session.commit()
     return result

@@ -55,7 +55,9 @@ class WritePlan:
 def _last_written(session: Session) -> dict[tuple[str, str], str | None]:
     fw = models.FieldWrite
     rows = session.exec(
-        select(fw.record_id, fw.field, fw.new_value).where(fw.status == "ok").order_by(col(fw.id))
+        select(fw.record_id, fw.field, fw.new_value)
+        .where(fw.status == "ok", fw.field != models.WHOLE_RECORD)  # touch records: their own
+        .order_by(col(fw.id))
     ).all()
     return {(r, f): v for r, f, v in rows}
 
@@ -156,7 +158,11 @@ def reconcile_pending(ctx: RunContext, specs: dict[str, dict[str, FieldSpec]]) -
     fw = models.FieldWrite
     with Session(ctx.engine) as session:
         pending = session.exec(
-            select(fw).where(fw.status == "pending", fw.run_id != ctx.run_id)
+            select(fw).where(
+                fw.status == "pending",
+                fw.run_id != ctx.run_id,
+                fw.field != models.WHOLE_RECORD,  # touch records: run.touch_records.reconcile
+            )
         ).all()
     by_object: dict[str, list[models.FieldWrite]] = defaultdict(list)
     for w in pending:

@@ -151,8 +151,14 @@ class SyncRun(SQLModel, table=True):
     api_calls: int = 0
 
 
+WHOLE_RECORD = "*"
+"""``FieldWrite.field`` of a touchpoint record's create, update or delete: ``record_id`` is its
+key, ``old_value`` / ``new_value`` the JSON of the whole record before / after (None: absent)."""
+
+
 class FieldWrite(SQLModel, table=True):
-    """Audit of every CRM write, recorded before it is sent."""
+    """Audit of every CRM write, recorded before it is sent (a field, or a whole touchpoint
+    record: :data:`WHOLE_RECORD`)."""
 
     __tablename__ = "field_write"
     id: int | None = Field(default=None, primary_key=True)
@@ -164,6 +170,19 @@ class FieldWrite(SQLModel, table=True):
     new_value: str | None = None
     status: str = "pending"  # pending | ok | failed | rolled_back
     error: str = ""
+
+
+class TouchRecord(SQLModel, table=True):
+    """What closedloop last wrote to each touchpoint record in the CRM: a sync diffs against it
+    instead of reading every record back. Changed in the transaction that settles the write."""
+
+    __tablename__ = "touch_record"
+    key: str = Field(primary_key=True, description="The record's external id in the CRM")
+    crm_id: str | None = None
+    values_hash: str
+    written: str = Field(description="JSON {fields, links} as last written")
+    person_id: str = Field(index=True, description="CRM id of the person it hangs under")
+    run_id: int
 
 
 class Cursor(SQLModel, table=True):
