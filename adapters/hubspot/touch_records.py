@@ -138,26 +138,36 @@ class HubSpotTouchRecords:
     def upsert(
         self, records: Sequence[TouchRecordWrite], on_batch: Report | None = None
     ) -> list[TouchRecordResult]:
-        """Upsert in 100s, then link each group of 2,000 records in one call per object; a
-        group's results are reported once its links are made."""
+        """Upsert in 100s, and associate in 2,000s per linked object, pairs gathered across
+        upsert batches (the fewest calls); a record is reported once its links are made."""
         self._ensure()
         report = on_batch or (lambda results: None)
-        results: dict[str, TouchRecordResult] = {}
-        for group in chunks(records, LINK_BATCH):
-            outcome: dict[str, TouchRecordResult] = {}
+        outcome: dict[str, TouchRecordResult] = {}
+        waiting: dict[str, set[tuple[str, str]]] = {}  # key -> its (action, object) to send
+        queues: dict[tuple[str, str], list[tuple[str, str, str]]] = {}
+        for chunk in chunks(records, RECORD_BATCH):
             created: set[str] = set()
-            for chunk in chunks(group, RECORD_BATCH):
-                outcome.update(self._upsert_batch(chunk, created))
-            written = [
-                r if r.key not in created else TouchRecordWrite(r.key, r.values, r.links)
-                for r in group
-                if outcome[r.key].ok
-            ]  # a record created anew (deleted in HubSpot meanwhile) has no links yet
-            self._relink(written, outcome)
-            batch = [outcome[r.key] for r in group]
-            results.update((r.key, r) for r in batch)
-            report(batch)
-        return [results[r.key] for r in records]
+            outcome.update(self._upsert_batch(chunk, created))
+            ready = []
+            for r in chunk:
+                crm_id = outcome[r.key].crm_id
+                old = {} if r.key in created else r.old_links  # created anew: no links yet
+                for obj in self.links:
+                    if crm_id is None or r.links.get(obj) == old.get(obj):
+                        continue
+                    for action, other in (("archive", old.get(obj)), ("create", r.links.get(obj))):
+                        if other:
+                            queues.setdefault((action, obj), []).append((r.key, crm_id, other))
+                            waiting.setdefault(r.key, set()).add((action, obj))
+                if r.key not in waiting:
+                    ready.append(r.key)
+            ready += self._flush(queues, waiting, outcome, full_only=True)
+            if ready:
+                report([outcome[k] for k in ready])
+        rest = self._flush(queues, waiting, outcome, full_only=False)
+        if rest:
+            report([outcome[k] for k in rest])
+        return [outcome[r.key] for r in records]
 
     def _upsert_batch(
         self, chunk: list[TouchRecordWrite], created: set[str]
@@ -192,27 +202,46 @@ class HubSpotTouchRecords:
             for r in chunk
         }
 
-    def _relink(
-        self, written: list[TouchRecordWrite], outcome: dict[str, TouchRecordResult]
-    ) -> None:
-        """Associate each written record with its contact and deal where that changed, and
-        drop the associations closedloop made before that no longer hold."""
-        for obj in self.links:
-            moved = [r for r in written if r.links.get(obj) != r.old_links.get(obj)]
-            ids = {r.key: str(outcome[r.key].crm_id) for r in moved}
-            stale = [(ids[r.key], str(r.old_links[obj])) for r in moved if r.old_links.get(obj)]
-            new = [(r.key, ids[r.key], str(r.links[obj])) for r in moved if r.links.get(obj)]
-            if stale:
-                self.crm._call(
-                    f"remove touchpoint-{obj} associations",
-                    self.crm._associations.archive_with_http_info,
-                    self._type_id,
-                    obj,
-                    {"inputs": [{"from": {"id": t}, "to": [{"id": o}]} for t, o in stale]},
-                )
-            if new:
-                for key, error in self._associate(obj, new).items():
-                    outcome[key] = TouchRecordResult(key, False, outcome[key].crm_id, error)
+    def _flush(
+        self,
+        queues: dict[tuple[str, str], list[tuple[str, str, str]]],
+        waiting: dict[str, set[tuple[str, str]]],
+        outcome: dict[str, TouchRecordResult],
+        full_only: bool,
+    ) -> list[str]:
+        """Send the association batches that are full (every one, when not ``full_only``;
+        stale links are removed first); the keys whose links are now all made."""
+        done = []
+        for action, obj in sorted(queues):  # "archive" before "create"
+            pairs = queues[(action, obj)]
+            while pairs and (len(pairs) >= LINK_BATCH or not full_only):
+                batch, pairs[:] = pairs[:LINK_BATCH], pairs[LINK_BATCH:]
+                send = self._unlink if action == "archive" else self._associate
+                failed = send(obj, batch)
+                for key, _, _ in batch:
+                    if key in failed:
+                        outcome[key] = TouchRecordResult(
+                            key, False, outcome[key].crm_id, failed[key]
+                        )
+                    waiting[key].discard((action, obj))
+                    if not waiting[key]:
+                        del waiting[key]
+                        done.append(key)
+        return done
+
+    def _unlink(self, obj: str, pairs: list[tuple[str, str, str]]) -> dict[str, str]:
+        """Remove the (touchpoint, ``obj``) associations closedloop made that no longer hold."""
+        try:
+            self.crm._call(
+                f"remove {len(pairs)} touchpoint-{obj} associations",
+                self.crm._associations.archive_with_http_info,
+                self._type_id,
+                obj,
+                {"inputs": [{"from": {"id": t}, "to": [{"id": o}]} for _, t, o in pairs]},
+            )
+        except RecordError as exc:
+            return {k: str(exc) for k, _, _ in pairs}
+        return {}
 
     def _associate(self, obj: str, pairs: list[tuple[str, str, str]]) -> dict[str, str]:
         """Create (touchpoint, ``obj``) associations; returns the keys that failed, with why.

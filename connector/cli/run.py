@@ -110,7 +110,7 @@ def _print_touch_plan(ctx: Any) -> None:
     )
     for col in ("action", "key", "linked to", "values"):
         table.add_column(col)
-    for c in plan.changes[:200]:
+    for c in outcome.preview:
         record = json.loads(c.new) if c.new else {"fields": {}, "links": {}}
         links = ", ".join(f"{o} {i}" for o, i in sorted(record["links"].items()) if i)
         values = " · ".join(str(v) for _, v in sorted(record["fields"].items()) if v)

@@ -38,7 +38,7 @@ from connector.kernel.records import (
     TouchSchema,
 )
 from connector.run.context import RunContext
-from connector.run.touch_plan import TouchChange, TouchPlan, digest, plan
+from connector.run.touch_plan import TouchChange, TouchPlan, digest, plan, rendered
 from connector.run.values import canonical
 from connector.store import models
 from connector.store.database import insert_rows, table_of, upsert
@@ -46,6 +46,7 @@ from connector.store.database import insert_rows, table_of, upsert
 log = logging.getLogger(__name__)
 
 EXECUTE_CHUNK = 100_000  # changes audited, then sent, at a time (a Bulk API job's worth)
+PREVIEW = 200  # changes a dry run lists
 IN_CHUNK = 500  # keys per IN (...) of a store query
 TYPES_FOR = {"number": {"number", "string"}, "datetime": {"datetime", "string"}}
 
@@ -196,7 +197,7 @@ def execute(
     assert ctx.run_id is not None
     counts = {"touch_records_written": 0, "touch_records_failed": 0}
     task = ctx.progress.task("touchpoint records: write", total=len(changes))
-    writes = [c for c in changes if c.action != "delete"]
+    writes = [c for c in changes if c.action != "delete" and c.new is not None]
     removals = [c for c in changes if c.action == "delete"]
     for part in chunks(writes, EXECUTE_CHUNK):
         part = _with_state(ctx, part, keep_old)
@@ -238,8 +239,9 @@ def _settler(
     def settle(results: list[TouchRecordResult]) -> None:
         landed = [r for r in results if r.ok]
         states = [
-            {"key": r.key, "crm_id": r.crm_id, "values_hash": digest(new), "written": new,
-             "person_id": _person(new, deal_object), "run_id": ctx.run_id}
+            {"key": r.key, "crm_id": r.crm_id, "inputs_hash": by_key[r.key].inputs,
+             "values_hash": digest(new), "written": new, "person_id": _person(new, deal_object),
+             "run_id": ctx.run_id}
             for r in landed
             if (new := by_key[r.key].new) is not None
         ]  # fmt: skip
@@ -315,8 +317,9 @@ def reconcile(ctx: RunContext, prepared: Prepared) -> int:
         if landed and new is None:
             removed.append(key)
         elif landed and now is not None and new is not None:
-            states.append({"key": key, "crm_id": now.crm_id, "values_hash": digest(new),
-                           "written": new, "person_id": _person(new, ctx.crm.deal_object),
+            states.append({"key": key, "crm_id": now.crm_id, "inputs_hash": 0,
+                           "values_hash": digest(new), "written": new,
+                           "person_id": _person(new, ctx.crm.deal_object),
                            "run_id": run_id})  # fmt: skip
     tr = table_of(models.TouchRecord)
     with Session(ctx.engine) as session:
@@ -329,6 +332,16 @@ def reconcile(ctx: RunContext, prepared: Prepared) -> int:
     return len(settled)
 
 
+def _refresh(ctx: RunContext, refreshed: list[tuple[str, int]]) -> None:
+    """Remember the new inputs of records whose JSON did not change (nothing to send)."""
+    if refreshed:
+        tr = table_of(models.TouchRecord)
+        stmt = update(tr).where(tr.c.key == bindparam("k")).values(inputs_hash=bindparam("i"))
+        with Session(ctx.engine) as session:
+            session.execute(stmt, [{"k": key, "i": inputs} for key, inputs in refreshed])
+            session.commit()
+
+
 # -- the step ------------------------------------------------------------------------------
 @dataclass
 class TouchOutcome:
@@ -337,6 +350,7 @@ class TouchOutcome:
     plan: TouchPlan | None = None
     skipped: str = ""
     counts: dict[str, int] = field(default_factory=dict)
+    preview: list[TouchChange] = field(default_factory=list)  # a dry run's first changes
 
 
 def run_touch_records(ctx: RunContext, prepared: Prepared | Skipped | None) -> TouchOutcome:
@@ -350,16 +364,25 @@ def run_touch_records(ctx: RunContext, prepared: Prepared | Skipped | None) -> T
     if not ctx.dry_run:
         ctx.count("touch_records_reconciled", reconcile(ctx, prepared))
     touch_plan = plan(ctx, prepared.schema)
+    outcome = TouchOutcome(plan=touch_plan)
+    ctx.touch_plan = outcome
     for action in ("create", "update", "delete"):
         ctx.count(f"touch_records_to_{action}", touch_plan.count(action))
     ctx.count("touch_records_unchanged", touch_plan.unchanged)
+    planned = [c for c in touch_plan.changes if c.action != "create"]
+    if ctx.dry_run:  # render every create (its problems count) and keep the first to show
+        for part in rendered(ctx, touch_plan, EXECUTE_CHUNK):
+            outcome.preview.extend(part[: PREVIEW - len(outcome.preview)])
+        outcome.preview.extend(planned[: PREVIEW - len(outcome.preview)])
+    else:
+        _refresh(ctx, touch_plan.refreshed)
+        outcome.counts = execute(ctx, prepared.writer, touch_plan.object, planned)
+        for part in rendered(ctx, touch_plan, EXECUTE_CHUNK):  # sent before the next renders
+            for key, value in execute(ctx, prepared.writer, touch_plan.object, part).items():
+                outcome.counts[key] = outcome.counts.get(key, 0) + value
+        for key, value in outcome.counts.items():
+            ctx.count(key, value)
     ctx.count("touch_records_problems", len(touch_plan.problems))
     for problem in touch_plan.problems[:20]:
         log.warning("not written: %s", problem)
-    outcome = TouchOutcome(plan=touch_plan)
-    ctx.touch_plan = outcome
-    if not ctx.dry_run and touch_plan.changes:
-        outcome.counts = execute(ctx, prepared.writer, touch_plan.object, touch_plan.changes)
-        for key, value in outcome.counts.items():
-            ctx.count(key, value)
     return outcome

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Dialect, TypeDecorator, UniqueConstraint
+from sqlalchemy import BigInteger, Column, DateTime, Dialect, TypeDecorator, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -174,12 +174,14 @@ class FieldWrite(SQLModel, table=True):
 
 class TouchRecord(SQLModel, table=True):
     """What closedloop last wrote to each touchpoint record in the CRM: a sync diffs against it
-    instead of reading every record back. Changed in the transaction that settles the write."""
+    instead of reading every record back. Changed in the transaction that settles the write.
+    ``inputs_hash`` signs what the record was rendered from, ``values_hash`` its JSON."""
 
     __tablename__ = "touch_record"
     key: str = Field(primary_key=True, description="The record's external id in the CRM")
     crm_id: str | None = None
-    values_hash: str
+    inputs_hash: int = Field(sa_column=Column(BigInteger, nullable=False))  # 0: unknown
+    values_hash: int = Field(sa_column=Column(BigInteger, nullable=False))
     written: str = Field(description="JSON {fields, links} as last written")
     person_id: str = Field(index=True, description="CRM id of the person it hangs under")
     run_id: int

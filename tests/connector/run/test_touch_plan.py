@@ -22,7 +22,8 @@ from connector.kernel.records import TouchSchema
 from connector.run.attribute import run_attribution
 from connector.run.context import RunContext, build_context
 from connector.run.match import run_match
-from connector.run.touch_plan import TouchPlan, digest, plan, record_key
+from connector.run.touch_plan import TouchPlan, digest, record_key, rendered
+from connector.run.touch_plan import plan as plan_only
 from connector.store import models
 from connector.store.database import table_of, upsert
 
@@ -105,6 +106,14 @@ def ctx(tmp_path: Path, store_url: str, engine: Engine) -> Any:
     context.close()
 
 
+def plan(ctx: RunContext, schema: TouchSchema, now: datetime) -> TouchPlan:
+    """The plan with its creates rendered, as a sync sends it."""
+    result = plan_only(ctx, schema, now=now)
+    creates = [c for part in rendered(ctx, result, 5) for c in part]
+    result.changes = creates + [c for c in result.changes if c.action != "create"]
+    return result
+
+
 def refresh(ctx: RunContext) -> None:
     run_match(ctx)
     run_attribution(ctx)
@@ -126,7 +135,8 @@ def written(ctx: RunContext, result: TouchPlan) -> None:
     """As if every change of ``result`` had been sent and confirmed."""
     with Session(ctx.engine) as session:
         upsert(session, models.TouchRecord, [
-            {"key": c.key, "crm_id": f"id-{c.key[-6:]}", "values_hash": digest(c.new),
+            {"key": c.key, "crm_id": f"id-{c.key[-6:]}", "inputs_hash": c.inputs,
+             "values_hash": digest(c.new),
              "written": c.new, "person_id": "", "run_id": 1}
             for c in result.changes if c.new
         ], ["key"])  # fmt: skip
@@ -254,3 +264,18 @@ def test_a_record_that_cannot_be_rendered_is_reported_and_kept(
     assert "landing_page: 81 characters, the field takes 40" in result.problems[0]
     assert not any(c.action == "delete" for c in result.changes)
     assert person("a4") not in {c.key for c in result.changes}
+
+
+def test_a_mapping_edit_that_changes_no_value_rewrites_nothing(
+    tmp_path: Path, store_url: str, ctx: RunContext
+) -> None:
+    written(ctx, plan(ctx, TOUCHPOINTS, now=NOW))
+    shipped = yaml.safe_load((tmp_path / "hubspot.yaml").read_text())["touchpoint_records"]
+    fields = [{**f, "label": f"Touch {f['field']}"} for f in shipped["fields"]]
+    labelled = make_context(tmp_path / "labelled", store_url, fields=fields)
+    try:
+        result = plan_only(labelled, TOUCHPOINTS, now=NOW)
+    finally:
+        labelled.close()
+    assert result.changes == [] and result.unchanged == 12
+    assert len(result.refreshed) == 12  # re-rendered: same JSON, the new inputs remembered
