@@ -673,11 +673,16 @@ class Emulator(EmulatorServer):
             rendered["archivedAt"] = iso_z(record.updated_at)
         return rendered
 
-    def _find(self, obj: str, key: str, id_property: str | None) -> CrmObject | None:
+    def _find(
+        self, obj: str, key: str, id_property: str | None, archived: bool = False
+    ) -> CrmObject | None:
+        """The record ``key`` names: by id, or by a unique property among the live records
+        (``archived``: among the archived ones; an archived record released its value)."""
         if not id_property or id_property == "hs_object_id":
             return self.objects[obj].get(key)
         self._id_property(obj, id_property)
-        return next(iter(self._having(obj, id_property, key, archived=True)), None)
+        found = self._having(obj, id_property, key, archived=True)
+        return next((r for r in found if r.archived == archived), None)
 
     def _having(
         self, obj: str, name: str, value: str, *, archived: bool = False
@@ -892,7 +897,7 @@ class Emulator(EmulatorServer):
         results, missing = [], []
         for item in inputs:
             key = str(item.get("id"))
-            record = self._find(obj, key, id_property)
+            record = self._find(obj, key, id_property, archived)
             if record is None or record.archived != archived:
                 missing.append(key)
             else:

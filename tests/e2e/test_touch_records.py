@@ -115,6 +115,8 @@ def test_every_touch_and_every_deals_journey_is_a_record(loop: Loop) -> None:
     finally:
         ctx.close()
     assert sorted(k for k, _ in audit) == sorted(records) and {s for _, s in audit} == {"ok"}
+    show = runner.invoke(app, ["runs", "-c", str(loop.systems.config_path), "show", "1"])
+    assert f"touchpoint records: ok {len(records)}" in show.output, show.output
 
 
 def test_nothing_changed_sends_nothing_and_a_dry_run_lists_the_changes(loop: Loop) -> None:

@@ -160,3 +160,19 @@ def test_archive_in_hundreds_and_read_by_key(emu: Emulator, writer: HubSpotTouch
     assert [len(r.json()["inputs"]) for r in emu.requests("POST", "/batch/archive")] == [100, 50]
     assert all(o.archived for o in emu.objects["touchpoints"].values())
     assert writer.read(["cl-p-001"], ["channel"]) == {}
+
+
+def test_the_emulator_matches_keys_as_they_are_now(
+    emu: Emulator, writer: HubSpotTouchRecords
+) -> None:
+    """The emulator's unique-value index follows edits and archives; a read by the unique
+    property finds the live record, not an archived one that held the value before."""
+    people = contacts(emu, 1)
+    (first,) = writer.upsert([record("cl-p-a", people[0])])
+    emu.edit("touchpoints", first.crm_id or "", touchpoint_key="cl-p-b")
+    (again,) = writer.upsert([record("cl-p-a", people[0])])
+    assert again.crm_id != first.crm_id
+    emu.delete("touchpoints", first.crm_id or "")  # archived: its key is free again
+    (third,) = writer.upsert([record("cl-p-b", people[0])])
+    assert third.crm_id not in {first.crm_id, again.crm_id}
+    assert writer.read(["cl-p-b"], ["channel"])["cl-p-b"].crm_id == third.crm_id

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -164,3 +165,20 @@ def test_read_by_key_is_case_sensitive(emu: Emulator, writer: SalesforceTouchRec
     assert state.links == {"Lead": None, "Contact": contacts[0], "Opportunity": deals[0]}
     assert state.values["Channel__c"] == "Email"
     assert state.values["Occurred_At__c"] is not None
+
+
+def test_the_emulator_matches_keys_as_they_are_now(
+    emu: Emulator, writer: SalesforceTouchRecords, sf: Any
+) -> None:
+    """The emulator's key index follows edits and deletes: an upsert matches the record that
+    holds the key now, never one that held it before."""
+    _, contacts, _ = people(emu)
+    (first,) = writer.upsert([record("cl-p-a", contacts[0])])
+    sf.CL_Touchpoint__c.update(first.crm_id, {"Touchpoint_Key__c": "cl-p-b"})
+    (again,) = writer.upsert([record("cl-p-a", contacts[1])])
+    assert again.crm_id != first.crm_id  # the key moved away: a new record
+    assert set(by_key(emu)) == {"cl-p-a", "cl-p-b"}
+    emu.delete(OBJECT, first.crm_id or "")
+    (third,) = writer.upsert([record("cl-p-b", contacts[2])])
+    assert third.crm_id not in {first.crm_id, again.crm_id}
+    assert by_key(emu)["cl-p-b"]["Contact__c"] == contacts[2]
