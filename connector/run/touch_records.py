@@ -48,7 +48,12 @@ log = logging.getLogger(__name__)
 EXECUTE_CHUNK = 100_000  # changes audited, then sent, at a time (a Bulk API job's worth)
 PREVIEW = 200  # changes a dry run lists
 IN_CHUNK = 500  # keys per IN (...) of a store query
-TYPES_FOR = {"number": {"number", "string"}, "datetime": {"datetime", "string"}}
+# The field types a value of each kind fits (a text field takes anything).
+TYPES_FOR = {
+    "number": {"number", "string"},
+    "datetime": {"datetime", "date", "string"},
+    "string": {"string", "enumeration"},
+}
 
 
 @dataclass
@@ -78,10 +83,11 @@ def _wanted(ctx: RunContext) -> list[tuple[tuple[str | int, ...], FieldSpec]]:
     """(place in the mapping file, field) of every record field the mapping fills."""
     cfg = ctx.mapping.touchpoint_records
     wanted: list[tuple[tuple[str | int, ...], FieldSpec]] = [
-        (("touchpoint_records", "fields", i, "field"), FieldSpec(m.field, m.type, label=m.label))
+        (("touchpoint_records", "fields", i, "field"),
+         FieldSpec(m.field, "datetime" if m.value == "occurred_at" else m.type, label=m.label))
         for i, m in enumerate(cfg.fields)
         if m.policy != Policy.NEVER
-    ]
+    ]  # fmt: skip
     for i, m in enumerate(cfg.models):
         for kind, name in (("credit", m.credit_field), ("revenue", m.revenue_field)):
             if name:
@@ -114,10 +120,9 @@ def preflight(ctx: RunContext, writer: TouchRecordWriter) -> TouchSchema:
                 errors.append(f"{where}: {schema.object} has no field {spec.name!r}")
         elif not found.updateable:
             errors.append(f"{where}: {schema.object}.{spec.name} is read-only for closedloop")
-        elif found.type not in TYPES_FOR.get(spec.type, {found.type}):
-            errors.append(
-                f"{where}: {schema.object}.{spec.name} is {found.type}, expected {spec.type}"
-            )
+        elif found.type not in TYPES_FOR[spec.type]:
+            fits = " or ".join(sorted(TYPES_FOR[spec.type]))
+            errors.append(f"{where}: {schema.object}.{spec.name} is {found.type}, expected {fits}")
     if errors:
         raise ConfigError(
             "touchpoint records: the mapping does not fit the CRM; nothing was written:\n"

@@ -243,11 +243,14 @@ def test_salesforce_without_the_package_stops_before_the_first_write(
     try:
         emu = loop.crm
         del emu.schema["CL_Touchpoint__c"]["Credit_Linear__c"]  # an older package
+        emu.schema["CL_Touchpoint__c"]["Channel__c"]["type"] = "double"  # an admin's edit
         with pytest.raises(ConfigError) as partial:
             loop.sync()
         assert "salesforce.yaml:" in str(partial.value)
         assert "touchpoint_records.models.2.credit_field: CL_Touchpoint__c has no field " \
                "'Credit_Linear__c'" in str(partial.value)  # fmt: skip
+        assert "touchpoint_records.fields.1.field: CL_Touchpoint__c.Channel__c is number, " \
+               "expected enumeration or string" in str(partial.value)  # fmt: skip
         del emu.schema["CL_Touchpoint__c"]  # not deployed at all
         with pytest.raises(ConfigError, match="sf project deploy start"):
             loop.sync()
