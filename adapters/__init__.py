@@ -26,6 +26,12 @@ CRMS: dict[str, str] = {
     "salesforce": "adapters.salesforce.adapter:SalesforceCrm",
 }
 
+# A CRM's touchpoint object (one record per touch), built from its CRM adapter.
+TOUCH_RECORDS: dict[str, str] = {
+    "hubspot": "adapters.hubspot.touch_records:HubSpotTouchRecords",
+    "salesforce": "adapters.salesforce.touch_records:SalesforceTouchRecords",
+}
+
 
 def _load(path: str) -> Any:
     module, _, name = path.partition(":")
@@ -40,6 +46,12 @@ def source_class(kind: str) -> Any:
 def crm_class(kind: str) -> Any:
     """The CrmAdapter class registered as ``kind``."""
     return _load(CRMS[kind])
+
+
+def touch_records_class(kind: str) -> Any:
+    """The TouchRecordWriter of the CRM registered as ``kind``, or None if it has none."""
+    path = TOUCH_RECORDS.get(kind)
+    return _load(path) if path else None
 
 
 def _package(kind: str) -> str:

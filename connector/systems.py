@@ -38,6 +38,11 @@ def crm_class(kind: str) -> Any:
     return _registry().crm_class(kind)
 
 
+def touch_records_class(kind: str) -> Any:
+    """The TouchRecordWriter of the CRM ``kind`` (built from its adapter), or None."""
+    return _registry().touch_records_class(kind)
+
+
 def source_class(kind: str) -> Any:
     """The SourceAdapter class registered as ``kind``."""
     return _registry().source_class(kind)

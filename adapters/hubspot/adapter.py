@@ -94,6 +94,7 @@ class HubSpotCrm:
         self._associations = crm.associations.v4.batch_api
         self._pipelines = crm.pipelines.pipelines_api
         self._time_zone = settings.time_zone
+        self._schemas = crm.schemas.core_api  # custom objects: touch_records.py
         self._limiter = RateLimiter(SYSTEM, TEN_SECOND_LIMIT, 10.0, settings.rate_limit_share)
         self._search_limiter = RateLimiter(SYSTEM, settings.search_per_second, 1.0)
         self._calls = 0
@@ -134,7 +135,7 @@ class HubSpotCrm:
         """Close the connection pools (the adapter is unusable afterwards)."""
         for api in (
             self._objects, self._search, self._batch, self._properties, self._groups,
-            self._associations, self._pipelines,
+            self._associations, self._pipelines, self._schemas,
         ):  # fmt: skip
             api.api_client.rest_client.pool_manager.clear()
 

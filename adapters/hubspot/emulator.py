@@ -16,7 +16,8 @@ object's name, objectTypeId ``2-<n>`` or fullyQualifiedName ``p<portalId>_<name>
   creation, 409 on duplicates.
 - ``GET|POST /crm/v3/schemas`` (also ``/crm-object-schemas/v3/schemas``, the client's path) and
   ``GET .../schemas/{type}``: custom objects; 409 on a taken name; with ``custom_objects=False``
-  (a portal below Enterprise) creating one is a 403 ``MISSING_SCOPES``.
+  (a portal below Enterprise, whose apps cannot hold the custom-object scopes) reading or
+  creating them is a 403 ``MISSING_SCOPES``.
 - ``POST /crm/v4/associations/{from}/{to}/batch/read`` (<= 1000 inputs, per-input paging),
   ``/batch/associate/default``, ``/batch/create`` (labelled: ``types`` must be the pair's type)
   and ``/batch/archive`` (<= 2000 inputs each); an unknown record fails the request with
@@ -77,6 +78,7 @@ DEFAULT_PORTAL_ID = 4_242_424
 # HubSpot-defined association types (v4 typeId); custom objects get theirs from the schema.
 ASSOCIATION_TYPE_IDS = {("deals", "contacts"): 3, ("contacts", "deals"): 4}
 CUSTOM_OBJECT_SCOPE = "crm.schemas.custom.write"
+CUSTOM_OBJECT_READ_SCOPE = "crm.schemas.custom.read"
 SCHEMAS = r"/(?:crm/v3|crm-object-schemas/v3)/schemas"  # the client uses the second
 
 
@@ -296,6 +298,9 @@ class Emulator(EmulatorServer):
         self._recent_calls: deque[float] = deque()
         self._recent_searches: deque[float] = deque()
         self._daily_used = 0
+        # (object, property) -> folded value -> ids that held it: unique values found without a
+        # scan per input (a candidate is checked against the record before it counts)
+        self._indexes: dict[tuple[str, str], dict[str, dict[str, None]]] = {}
         self._default_schema()
 
     # -- seeding ---------------------------------------------------------------------------
@@ -482,6 +487,7 @@ class Emulator(EmulatorServer):
             )
             record = CrmObject(oid, props, created, updated)
             self.objects[obj][oid] = record
+            self._reindex(obj, record)
             return record
 
     def add_contact(
@@ -520,6 +526,7 @@ class Emulator(EmulatorServer):
         with self._lock:
             record = self.objects[object_type][id]
             record.properties.update({k: _text(v) for k, v in properties.items()})
+            self._reindex(object_type, record)
             self._touch(object_type, record)
 
     def contact(self, id: str) -> dict[str, str | None]:  # noqa: A002
@@ -720,26 +727,43 @@ class Emulator(EmulatorServer):
             rendered["archivedAt"] = iso_z(record.updated_at)
         return rendered
 
-    def _find(self, obj: str, key: str, id_property: str | None) -> CrmObject | None:
+    def _find(
+        self, obj: str, key: str, id_property: str | None, archived: bool = False
+    ) -> CrmObject | None:
+        """The record ``key`` names: by id, or by a unique property among the live records
+        (``archived``: among the archived ones; an archived record released its value)."""
         if not id_property or id_property == "hs_object_id":
             return self.objects[obj].get(key)
         self._id_property(obj, id_property)
-        return next(iter(self._having(obj, id_property, key, archived=True)), None)
+        found = self._having(obj, id_property, key, archived=True)
+        return next((r for r in found if r.archived == archived), None)
 
     def _having(
         self, obj: str, name: str, value: str, *, archived: bool = False
     ) -> list[CrmObject]:
         """Records (archived ones too if asked) whose property ``name`` holds ``value``, as a
         unique property compares: exactly, except emails, which ignore case."""
-        fold = name == "email"
-        wanted = value.lower() if fold else value
-        return [
-            r
-            for r in self.objects[obj].values()
-            if (archived or not r.archived)
-            and (stored := r.properties.get(name)) is not None
-            and (stored.lower() if fold else stored) == wanted
-        ]
+        fold = str.lower if name == "email" else (lambda v: v)
+        index = self._indexes.get((obj, name))
+        if index is None:
+            index = self._indexes[(obj, name)] = {}
+            for record in self.objects[obj].values():
+                if (stored := record.properties.get(name)) is not None:
+                    index.setdefault(fold(stored), {})[record.id] = None
+        wanted, found = fold(value), []
+        for record_id in index.get(wanted, {}):
+            record = self.objects[obj][record_id]
+            stored = record.properties.get(name)
+            if (archived or not record.archived) and stored is not None and fold(stored) == wanted:
+                found.append(record)
+        return found
+
+    def _reindex(self, obj: str, record: CrmObject) -> None:
+        """Note a record's values in the indexes built so far (see ``_having``)."""
+        for (kind, name), index in self._indexes.items():
+            if kind == obj and (stored := record.properties.get(name)) is not None:
+                folded = stored.lower() if name == "email" else stored
+                index.setdefault(folded, {})[record.id] = None
 
     def _id_property(self, obj: str, name: Any) -> str:
         """``idProperty`` must name a property with unique values."""
@@ -927,7 +951,7 @@ class Emulator(EmulatorServer):
         results, missing = [], []
         for item in inputs:
             key = str(item.get("id"))
-            record = self._find(obj, key, id_property)
+            record = self._find(obj, key, id_property, archived)
             if record is None or record.archived != archived:
                 missing.append(key)
             else:
@@ -972,6 +996,7 @@ class Emulator(EmulatorServer):
                 errors.append(_batch_error("CONFLICT", clash, [key]))
                 continue
             record.properties.update({name: value for name, (value, _) in checked.items()})
+            self._reindex(obj, record)
             self._touch(obj, record)
             results.append(self._render(obj, record, list(values)))
         if missing:
@@ -1107,12 +1132,35 @@ class Emulator(EmulatorServer):
                 raise KeyError(f"unknown object type in {from_type}, {to_type}")
             return self.association_types[(pair[0].key, pair[1].key)][1]
 
+    def _missing_scopes(self, scope: str) -> _Rejected:
+        """What a portal below Enterprise answers on the schemas API: its private apps cannot
+        hold the custom-object scopes, so reads and writes alike are refused."""
+        return _Rejected(
+            _error(
+                403,
+                "This app hasn't been granted all required scopes to make this call. "
+                "Read more about required scopes here: https://developers.hubspot.com/scopes.",
+                "MISSING_SCOPES",
+                errors=[
+                    {
+                        "message": "One or more of the following scopes are required.",
+                        "context": {"requiredGranularScopes": [scope]},
+                    }
+                ],
+                links={"scopes": "https://developers.hubspot.com/scopes"},
+            )
+        )
+
     @_endpoint("GET", SCHEMAS)
     def list_schemas(self, req: Request) -> Response:
+        if not self.custom_objects:
+            raise self._missing_scopes(CUSTOM_OBJECT_READ_SCOPE)
         return Response(200, {"results": [self._schema_json(name) for name in self.schemas]})
 
     @_endpoint("GET", SCHEMAS + r"/(?P<type>[^/]+)")
     def get_schema(self, req: Request) -> Response:
+        if not self.custom_objects:
+            raise self._missing_scopes(CUSTOM_OBJECT_READ_SCOPE)
         kind = self._resolve(req.params["type"])
         if kind is None or kind.key not in self.schemas:
             return _error(
@@ -1123,21 +1171,7 @@ class Emulator(EmulatorServer):
     @_endpoint("POST", SCHEMAS)
     def create_schema(self, req: Request) -> Response:
         if not self.custom_objects:  # below Enterprise the app cannot hold the schema scopes
-            raise _Rejected(
-                _error(
-                    403,
-                    "This app hasn't been granted all required scopes to make this call. "
-                    "Read more about required scopes here: https://developers.hubspot.com/scopes.",
-                    "MISSING_SCOPES",
-                    errors=[
-                        {
-                            "message": "One or more of the following scopes are required.",
-                            "context": {"requiredGranularScopes": [CUSTOM_OBJECT_SCOPE]},
-                        }
-                    ],
-                    links={"scopes": "https://developers.hubspot.com/scopes"},
-                )
-            )
+            raise self._missing_scopes(CUSTOM_OBJECT_SCOPE)
         return Response(201, self._create_schema(self._body(req)))
 
     def _create_schema(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -1303,6 +1337,7 @@ class Emulator(EmulatorServer):
                 created = True
             else:
                 record.properties.update(values)
+                self._reindex(obj, record)
                 self._touch(obj, record)
                 created = False
             rendered = self._render(obj, record, [*values, id_property])

@@ -49,6 +49,7 @@ import json
 import re
 import secrets
 import xml.etree.ElementTree as ET
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -490,6 +491,9 @@ class Emulator(EmulatorServer):
             "CreatedDate": created, "LastModifiedDate": created, "SystemModstamp": created,
             "IsDeleted": False,
         }  # fmt: skip
+        # (object, field) -> folded value -> ids that held it: finds external ids without a
+        # scan per upsert (a candidate is checked against the record before it counts)
+        self._indexes: dict[tuple[str, str], dict[str, dict[str, None]]] = {}
 
     # -- seed API --------------------------------------------------------------------------
     def add_field(
@@ -553,6 +557,7 @@ class Emulator(EmulatorServer):
         )
         self._derive(sobject, record)
         self.records[sobject][record_id] = record
+        self._reindex(sobject, record)
         return record_id
 
     def install_touchpoint_object(self, *, omit: Iterable[str] = ()) -> None:
@@ -617,6 +622,7 @@ class Emulator(EmulatorServer):
             record = self.records[sobject][id]
             record.update(fields)
             self._derive(sobject, record)
+            self._reindex(sobject, record)
             self._touch(record, at)
 
     def record(self, sobject: str, id: str) -> dict[str, Any]:
@@ -1163,6 +1169,7 @@ class Emulator(EmulatorServer):
         if snapshot is None or all(r["success"] for r in results):
             return results
         self.records = snapshot
+        self._indexes.clear()
         rolled_back = _Rejected(
             "ALL_OR_NONE_OPERATION_ROLLED_BACK",
             "Record rolled back because not all records were valid and "
@@ -1182,9 +1189,9 @@ class Emulator(EmulatorServer):
         """The external ids given more than once in one request or job (all their records fail)."""
         if key_field is None:
             return set()
-        cased = self.schema[sobject][key_field].get("caseSensitive", False)
-        folded = [k if cased else k.lower() for k in keys if k is not None]
-        return {k for k in keys if k is not None and folded.count(k if cased else k.lower()) > 1}
+        fold = self._folder(sobject, key_field)
+        seen = Counter(fold(k) for k in keys if k is not None)
+        return {k for k in keys if k is not None and seen[fold(k)] > 1}
 
     @staticmethod
     def _duplicate_key(key_field: str, key: str) -> _Rejected:
@@ -1723,6 +1730,7 @@ class Emulator(EmulatorServer):
         self._check_values(sobject, values, record)
         record.update(values)
         self._derive(sobject, record)
+        self._reindex(sobject, record)
         self._touch(record)
         return str(record["Id"])
 
@@ -1774,15 +1782,31 @@ class Emulator(EmulatorServer):
 
     def _matching(self, sobject: str, key_field: str, key: str) -> list[str]:
         """Ids of live records whose ``key_field`` equals ``key`` (with the field's casing)."""
-        cased = self.schema[sobject][key_field].get("caseSensitive", False)
-        wanted = key if cased else key.lower()
+        fold = self._folder(sobject, key_field)
+        index = self._indexes.get((sobject, key_field))
+        if index is None:
+            index = self._indexes[(sobject, key_field)] = {}
+            for record_id, record in self.records[sobject].items():
+                if isinstance(record.get(key_field), str):
+                    index.setdefault(fold(record[key_field]), {})[record_id] = None
+        wanted = fold(key)
         return [
             record_id
-            for record_id, record in self.records[sobject].items()
-            if not record["IsDeleted"]
+            for record_id in index.get(wanted, {})
+            if not (record := self.records[sobject][record_id])["IsDeleted"]
             and isinstance(record.get(key_field), str)
-            and (record[key_field] if cased else record[key_field].lower()) == wanted
+            and fold(record[key_field]) == wanted
         ]
+
+    def _folder(self, sobject: str, name: str) -> Callable[[str], str]:
+        cased = self.schema[sobject][name].get("caseSensitive", False)
+        return (lambda v: v) if cased else str.lower
+
+    def _reindex(self, sobject: str, record: dict[str, Any]) -> None:
+        """Note a saved record's values in the indexes built so far (see ``_matching``)."""
+        for (obj, name), index in self._indexes.items():
+            if obj == sobject and isinstance(record.get(name), str):
+                index.setdefault(self._folder(obj, name)(record[name]), {})[record["Id"]] = None
 
     def _check_values(
         self, sobject: str, values: dict[str, Any], record: dict[str, Any] | None

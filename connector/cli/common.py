@@ -157,7 +157,31 @@ def run_summary(run: Any, counts: dict[str, Any], dry_run: bool = False) -> Tabl
         if counts.get("writeback_problems"):
             line += f", [yellow]{counts['writeback_problems']:,} not writable[/]"
         table.add_row("CRM write-back", line)
+    if any(k.startswith("touch_records_") for k in counts):
+        table.add_row("touchpoint records", _touch_line(counts, dry_run))
+    if any(k.startswith("conversions_") for k in counts):
+        sent = ", ".join(
+            f"{counts[k]:,} {k.removeprefix('conversions_')}"
+            for k in sorted(counts)
+            if k.startswith("conversions_") and counts[k]
+        )
+        table.add_row("conversions", sent or "nothing to send")
     return table
+
+
+def _touch_line(counts: dict[str, Any], dry_run: bool) -> str:
+    """Touchpoint records of a run: skipped (and why it says so in the log), or what changed."""
+    if counts.get("touch_records_skipped"):
+        return "[yellow]skipped: the CRM cannot hold them (see the warning above)[/]"
+    planned = ", ".join(
+        f"{counts.get(f'touch_records_to_{a}', 0):,} to {a}" for a in ("create", "update", "delete")
+    )
+    line = f"{planned}; {counts.get('touch_records_unchanged', 0):,} unchanged"
+    if not dry_run:
+        line += f"; {counts.get('touch_records_written', 0):,} written"
+    if counts.get("touch_records_failed"):
+        line += f", [red]{counts['touch_records_failed']:,} failed[/]"
+    return line
 
 
 def require_run(engine: Any, run_id: int) -> Any:

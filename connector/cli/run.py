@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
 from typing import Annotated, Any
 
 import typer
@@ -60,6 +59,8 @@ def run_and_summarise(
         _print_plan(ctx.write_plan)
     if dry_run and ctx.conversion_run is not None:
         print_conversion_plan(ctx.conversion_run)
+    if dry_run:
+        _print_touch_plan(ctx)
     if run.error:
         err.print(f"[yellow]{run.error}[/]", highlight=False)
     return ctx, run
@@ -141,6 +142,33 @@ def print_conversion_plan(result: Any) -> None:
         console.print(f"would {change}: {a.source} {a.dedup_id} (was {a.old_value})")
 
 
+def _print_touch_plan(ctx: Any) -> None:
+    """The touchpoint records a dry run would create, update and delete."""
+    import json
+
+    outcome = ctx.touch_plan
+    if outcome is None:
+        return
+    if outcome.skipped:
+        console.print(f"[yellow]Touchpoint records skipped:[/] {outcome.skipped}")
+        return
+    plan = outcome.plan
+    counts = ", ".join(f"{plan.count(a)} to {a}" for a in ("create", "update", "delete"))
+    shown = "" if len(plan.changes) <= 200 else " (the first 200 shown)"
+    table = Table(
+        title=f"Dry run: touchpoint records ({plan.object}): {counts}, "
+        f"{plan.unchanged} unchanged{shown}"
+    )
+    for col in ("action", "key", "linked to", "values"):
+        table.add_column(col)
+    for c in outcome.preview:
+        record = json.loads(c.new) if c.new else {"fields": {}, "links": {}}
+        links = ", ".join(f"{o} {i}" for o, i in sorted(record["links"].items()) if i)
+        values = " · ".join(str(v) for _, v in sorted(record["fields"].items()) if v)
+        table.add_row(c.action, c.key, links, values)
+    console.print(table)
+
+
 def serve(
     config: ConfigOption = DEFAULT_CONFIG, verbose: bool = True, log_format: LogFormat = ""
 ) -> None:
@@ -163,7 +191,8 @@ def rollback(
         bool, typer.Option("--dry-run", help="Show what would be restored; change nothing.")
     ] = False,
 ) -> None:
-    """Restore the values RUN overwrote, where the CRM still holds what closedloop wrote."""
+    """Restore the values RUN overwrote, where the CRM still holds what closedloop wrote;
+    delete the touchpoint records it created, restore those it changed or deleted."""
     from connector.run.context import build_context
     from connector.run.rollback import rollback as do_rollback
     from connector.run.sync import run_job
@@ -186,7 +215,15 @@ def rollback(
         f"{what}: {verb} {len(result.restored)} values of run {run_id}; "
         f"{len(result.left_alone)} left alone"
     )
-    for line in result.left_alone[:50]:
+    touch = result.touch_records
+    if touch.changes or touch.left_alone:
+        would = "would " if dry_run else ""
+        console.print(
+            f"touchpoint records ({touch.object}): {would}delete {touch.count('delete')} "
+            f"the run created, {would}restore {touch.count('update')} it changed and "
+            f"{touch.count('create')} it deleted; {len(touch.left_alone)} left alone"
+        )
+    for line in [*result.left_alone, *touch.left_alone][:50]:
         console.print(f"  [yellow]{line}[/]")
     if run.status != "succeeded":
         raise typer.Exit(EXIT_CODES.get(run.status, 1))
@@ -195,22 +232,52 @@ def rollback(
 def forget(
     email: Annotated[str, typer.Option("--email", help="The person's address (any spelling).")],
     config: ConfigOption = DEFAULT_CONFIG,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say what would be removed; change nothing.")
+    ] = False,
 ) -> None:
     """Erasure request: remove a person's identities, touchpoints, credits and conversions from
-    the store; nothing about them is sent to an ad platform again."""
+    the store (nothing about them is sent to an ad platform again), and delete the touchpoint
+    records closedloop wrote under them in the CRM."""
+    from connector.run.context import build_context
     from connector.run.forget import forget_email
-    from connector.store.database import make_engine
-    from connector.store.lock import job_lock
+    from connector.run.sync import run_job
+    from connector.run.touch_undo import forget_records
 
     with friendly_errors():
-        loaded = _load(config)
-        engine = make_engine(loaded.store_url())
-        with job_lock(engine, "sync", timedelta(seconds=loaded.config.store.lock_stale_seconds)):
-            gone = forget_email(engine, email)
-        engine.dispose()
+        ctx = build_context(_load(config))
+        ctx.dry_run = dry_run
+        holder: dict[str, Any] = {}
+
+        def work(c: Any) -> None:
+            holder["crm"] = forget_records(c, email)  # first: it needs the person's ids
+            holder["store"] = forget_email(c.engine, email, dry_run=dry_run)
+
+        run = run_job(ctx, "forget" + (" (dry run)" if dry_run else ""), work)
+        ctx.close()
+    gone, crm = holder["store"], holder["crm"]
+    verb = "would remove" if dry_run else "removed"
     console.print(
-        f"removed {gone.contacts} contact record(s) with {gone.identities} identities, "
+        f"{verb} {gone.contacts} contact record(s) with {gone.identities} identities, "
         f"{gone.touchpoints} touchpoints, {gone.credits} attribution credits and "
-        f"{gone.conversions} ad platform conversions; nothing about them will be sent to an ad "
-        "platform again. Erase the person in the CRM too, or the next sync reads them again"
+        f"{gone.conversions} ad platform conversions from the store"
+        + ("" if dry_run else "; nothing about them will be sent to an ad platform again")
+    )
+    if crm.changes:
+        deleted = len(crm.changes) if dry_run else crm.counts.get("touch_records_written", 0)
+        failed = crm.counts.get("touch_records_failed", 0)
+        console.print(
+            f"{'would delete' if dry_run else 'deleted'} {deleted} touchpoint records "
+            f"({crm.object}) in the CRM"
+            + (
+                f"; {failed} could not be deleted (see closedloop runs show {run.id})"
+                if failed
+                else ""
+            )
+        )
+    else:
+        console.print("no touchpoint records of this person in the CRM")
+    console.print(
+        "erase the person in the CRM too, or the next sync reads them again"
+        + (" (dry run: nothing was changed)" if dry_run else "")
     )

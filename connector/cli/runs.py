@@ -104,19 +104,26 @@ def runs_show(ctx: typer.Context, run_id: int) -> None:
     counts = json.loads(run.counts or "{}")
     for key, value in sorted(counts.items()):
         console.print(f"  {key}: {value}")
-    by_status: dict[str, int] = {}
-    for w in writes:
-        by_status[w.status] = by_status.get(w.status, 0) + 1
-    console.print(
-        "field writes: " + (", ".join(f"{k} {v}" for k, v in sorted(by_status.items())) or "none")
+    whole = models.WHOLE_RECORD
+    fields, records = (
+        [w for w in writes if w.field != whole],
+        [w for w in writes if w.field == whole],
     )
+    for title, rows in (("field writes", fields), ("touchpoint records", records)):
+        by_status: dict[str, int] = {}
+        for w in rows:
+            by_status[w.status] = by_status.get(w.status, 0) + 1
+        if rows or title == "field writes":
+            counted = ", ".join(f"{k} {v}" for k, v in sorted(by_status.items()))
+            console.print(f"{title}: " + (counted or "none"))
     failed = [w for w in writes if w.status == "failed"]
     if failed:
         table = Table(title="Write failures")
         for name in ("object", "record", "field", "value", "error"):
             table.add_column(name)
         for w in failed[:200]:
-            table.add_row(w.crm_object, w.record_id, w.field, w.new_value or "", redact(w.error))
+            value = "(the record)" if w.field == whole else w.new_value or ""
+            table.add_row(w.crm_object, w.record_id, w.field, value, redact(w.error))
         console.print(table)
     total = sum(v for k, v in counts.items() if k.endswith(".rows_rejected"))
     if total:

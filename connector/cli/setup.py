@@ -59,7 +59,7 @@ def demo(
             "Google Ads, Meta Ads and LinkedIn Ads on 127.0.0.1, offline CSVs"
         )
         company = generate(seed=seed, contacts=contacts, visits=max(20000, contacts * 10))
-        systems = start_demo(workdir, crm, company)
+        systems = start_demo(workdir, crm, company, touchpoint_records=True)
     console.print(
         f"seeded {len(company.people):,} contacts, {len(company.visits):,} GA4 sessions, "
         f"{len(company.deals):,} deals"
@@ -76,6 +76,7 @@ def demo(
                 print_report(console, build_report(loaded))
                 _show_contacts(ctx, crm)
                 _show_conversions(ctx)
+                _show_journey(ctx)
             finally:
                 ctx.close()
     finally:
@@ -169,6 +170,64 @@ def _show_conversions(ctx: Any) -> None:
         for platform, counts in sorted(by_platform.items())
     ]
     console.print("Won deals sent back as conversions: " + (" · ".join(parts) or "none"))
+
+
+def _show_journey(ctx: Any) -> None:
+    """One contact's touchpoint records, read back from the CRM, in time order with credits."""
+    from sqlalchemy import func, select
+    from sqlmodel import Session
+
+    from connector.run.touch_records import writer_of
+    from connector.store import models
+    from connector.store.database import table_of
+
+    outcome = ctx.touch_plan
+    if outcome is None or outcome.skipped:
+        console.print(f"touchpoint records: {outcome.skipped if outcome else 'off'}")
+        return
+    tr = table_of(models.TouchRecord)
+    with Session(ctx.engine) as session:  # the person with the most opportunity-level records
+        person = session.execute(
+            select(tr.c.person_id)
+            .where(tr.c.key.startswith("cl-o-"))
+            .group_by(tr.c.person_id)
+            .order_by(func.count().desc(), tr.c.person_id)
+            .limit(1)
+        ).scalar()
+        keys = session.execute(select(tr.c.key).where(tr.c.person_id == person)).scalars().all()
+    cfg = ctx.mapping.touchpoint_records
+    by_value = {m.value: m.field for m in cfg.active_fields() if m.value}
+    shown = [
+        by_value[v] for v in ("occurred_at", "channel", "campaign", "position") if v in by_value
+    ]
+    credits = [(m.model, m.credit_field) for m in cfg.models]
+    writer = writer_of(ctx)
+    records = writer.read(list(keys), [*shown, *(f for _, f in credits)])
+    deal = ctx.crm.deal_object
+    table = Table(
+        title=f"The journey of contact {person} as {writer.object_name} records, read back from "
+        "the CRM (credit: the deal's share per model)"
+    )
+    for name in [*shown, deal, *(model for model, _ in credits)]:
+        table.add_column(name, justify="right" if name in dict(credits) else "left")
+    order = by_value.get("occurred_at", "")
+    for record in sorted(records.values(), key=lambda r: (r.values.get(order) or "", r.crm_id)):
+        table.add_row(
+            *[_cell(f == order, record.values.get(f)) for f in shown],
+            record.links.get(deal) or "",
+            *[_percent(record.values.get(f)) for _, f in credits],
+        )
+    console.print(table)
+
+
+def _cell(is_time: bool, value: str | None) -> str:
+    """A record's value as the table shows it (times to the minute)."""
+    text = value or ""
+    return text[:16].replace("T", " ") if is_time else text
+
+
+def _percent(value: str | None) -> str:
+    return "" if value is None else f"{float(value):.0%}"
 
 
 def init(target: Annotated[Path, typer.Argument(help="Folder to create.")] = Path(".")) -> None:

@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from connector.config.loader import validate
+from connector.config.settings import ModelName
 from connector.config.yamlfile import load_yaml
 
 
@@ -155,6 +156,67 @@ class DealFieldMapping(FieldMapping):
     value: str | None = Field(None, description=f"One of: {', '.join(DEAL_VALUES)}")
 
 
+# What a touchpoint record can hold, per touch. ``position``: its roles in the journey,
+# ';'-separated (First, Lead Creation, Opportunity Creation, Last), or Other.
+TOUCH_RECORD_VALUES: tuple[str, ...] = (
+    "occurred_at", "channel", "source", "medium", "campaign", "landing_page", "position",
+)  # fmt: skip
+
+
+class TouchFieldMapping(FieldMapping):
+    """One field of the touchpoint record and the touch value it holds."""
+
+    VOCABULARY: ClassVar[tuple[str, ...]] = TOUCH_RECORD_VALUES
+    value: str | None = Field(None, description=f"One of: {', '.join(TOUCH_RECORD_VALUES)}")
+
+    @model_validator(mode="after")
+    def _owned(self) -> TouchFieldMapping:
+        if self.policy == Policy.FILL_IF_EMPTY:
+            raise ValueError(
+                "touchpoint records are closedloop's own: policy is overwrite (default) or never"
+            )
+        return self
+
+
+class ModelFields(Strict):
+    """The record fields that carry one attribution model's credit (0 to 1) and revenue."""
+
+    model: ModelName
+    credit_field: str
+    revenue_field: str | None = Field(None, description="Deal amount x credit, base currency.")
+
+
+class TouchpointRecords(Strict):
+    """One CRM record per touch (opt-in): under its person, and one per touch of each
+    attributed deal's journey, under the deal, with each model's credit."""
+
+    enabled: bool = False
+    lookback_days: int = Field(
+        365, ge=1, description="Touches older than this get no record (written ones stay)."
+    )
+    fields: list[TouchFieldMapping] = Field(default_factory=list)
+    models: list[ModelFields] = Field(
+        default_factory=list, description="Credits carried on opportunity-level records."
+    )
+
+    @model_validator(mode="after")
+    def _unique(self) -> TouchpointRecords:
+        names = [f.field for f in self.fields] + [
+            name for m in self.models for name in (m.credit_field, m.revenue_field) if name
+        ]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"record field mapped twice: {', '.join(dupes)}")
+        models = [m.model for m in self.models]
+        twice = sorted({m for m in models if models.count(m) > 1})
+        if twice:
+            raise ValueError(f"model listed twice: {', '.join(twice)}")
+        return self
+
+    def active_fields(self) -> list[TouchFieldMapping]:
+        return [f for f in self.fields if f.policy != Policy.NEVER]
+
+
 class IdentityFields(Strict):
     """Which CRM field holds each identity of a person."""
 
@@ -191,6 +253,9 @@ class CrmMapping(Strict):
     )
     deal_model: str | None = Field(
         None, description="Model behind deal_fields; default: report_model"
+    )
+    touchpoint_records: TouchpointRecords = Field(
+        default_factory=TouchpointRecords, description="One CRM record per touch (opt-in)."
     )
 
     @model_validator(mode="after")

@@ -111,11 +111,13 @@ def seed_hubspot(emu: Any, company: Company) -> None:
 
 
 def seed_salesforce(emu: Any, company: Company) -> None:
-    """People as Leads; a lead that buys (or a share of the rest) is converted to a Contact."""
+    """People as Leads; a lead that buys (or a share of the rest) is converted to a Contact.
+    The org has closedloop's fields and its touchpoint object (deploy/salesforce)."""
     emu.install_closedloop_fields()
     for sobject in ("Lead", "Contact"):
         emu.add_field(sobject, CONSENT_FIELD["salesforce"], "picklist",
                       picklist=["granted", "denied"])  # fmt: skip
+    emu.install_touchpoint_object()
     emu.enable_multicurrency({"USD": 1.0, "EUR": 0.926, "GBP": 0.787, "CHF": 0.88})
     buyers = {k for d in company.deals for k in d.people}
     accounts: dict[str, str] = {}
@@ -290,6 +292,16 @@ def _config(emulators: dict[str, Any], crm: str) -> dict[str, Any]:
     }
 
 
+def enable_touchpoint_records(mapping: Path) -> None:
+    """Switch ``touchpoint_records.enabled`` on in a CRM mapping, keeping its comments."""
+    text = mapping.read_text()
+    head, block, rest = text.partition("\ntouchpoint_records:\n")
+    switched = rest.replace("  enabled: false\n", "  enabled: true\n", 1)
+    if not block or switched == rest:
+        raise ValueError(f"{mapping}: no `touchpoint_records: enabled: false` to switch on")
+    mapping.write_text(head + block + switched)
+
+
 def shipped_folder(name: str) -> Path:
     """The ``mappings/`` or ``config/`` folder shipped beside the package."""
     folder = Path(__file__).resolve().parents[2] / name
@@ -331,9 +343,15 @@ def prepare_folder(workdir: Path) -> None:
     )
 
 
-def start_demo(workdir: Path, crm: str = "hubspot", company: Company | None = None) -> DemoSystems:
+def start_demo(
+    workdir: Path,
+    crm: str = "hubspot",
+    company: Company | None = None,
+    touchpoint_records: bool = False,
+) -> DemoSystems:
     """Seed and start the emulators, write a config for them into ``workdir`` (a new folder,
-    an empty one, or an earlier demo's, whose own files are replaced)."""
+    an empty one, or an earlier demo's, whose own files are replaced); ``touchpoint_records``
+    turns them on in the copied CRM mapping."""
     company = company or generate()
     prepare_folder(workdir)
     for name in ("channels.yaml", "campaigns.yaml", f"{crm}.yaml"):
@@ -343,6 +361,8 @@ def start_demo(workdir: Path, crm: str = "hubspot", company: Company | None = No
         "# (see mappings/conversions.yaml in the repository for every option).\n"
         + dump_yaml(conversions_mapping(crm))
     )
+    if touchpoint_records:
+        enable_touchpoint_records(workdir / "mappings" / f"{crm}.yaml")
     secrets = workdir / "secrets.yaml"  # what an admin keeps out of the repo, chmod 600
     secrets.write_text(dump_yaml(TOKENS))
     secrets.chmod(0o600)

@@ -7,6 +7,8 @@
      ├── BudgetExhausted  the configured share of an API quota is used: stop cleanly, resume later
      ├── Interrupted      a stop was asked for (SIGTERM): the batch in flight finished first
      ├── LockHeld         another process runs a job on this store right now
+     ├── Unavailable      the CRM cannot hold what an optional feature needs (its tier): the
+     │                    feature is skipped with this message, the run goes on
      └── RecordError      one record fails, the run goes on
 
 Adapters translate their client library's exceptions into these; retries live in
@@ -42,6 +44,11 @@ class Interrupted(ClosedloopError):
 
 class LockHeld(ClosedloopError):
     """Another process holds the store lock (``closedloop sync`` exits 5)."""
+
+
+class Unavailable(ClosedloopError):
+    """An optional feature the CRM account cannot support (e.g. HubSpot custom objects below
+    Enterprise): skipped with this message, not an error of the run."""
 
 
 class RecordError(ClosedloopError):

@@ -20,6 +20,11 @@ from connector.kernel.records import (
     RecordUpdate,
     Spend,
     Touchpoint,
+    TouchRecordDelete,
+    TouchRecordResult,
+    TouchRecordState,
+    TouchRecordWrite,
+    TouchSchema,
     WriteResult,
 )
 
@@ -139,3 +144,41 @@ class ConversionSink(Protocol):
         adjustments: Sequence[ConversionAdjustment],
         on_batch: Callable[[list[ConversionResult]], None] | None = None,
     ) -> list[ConversionResult]: ...
+
+
+class TouchRecordWriter(Protocol):
+    """A CRM's touchpoint object (one record per touch): built from the CRM adapter it shares
+    its connection, limits and retries with (``adapters.TOUCH_RECORDS``).
+
+    Writes report each batch's results to ``on_batch`` as they land, in input order."""
+
+    object_name: str  # the object's name in the CRM (audits, messages)
+
+    def __init__(self, crm: Any) -> None: ...
+
+    def schema(self, create: bool) -> TouchSchema:
+        """Check the object (create it first where the CRM allows and ``create``); raise
+        ConfigError saying exactly what is missing, or Unavailable when the CRM cannot hold it."""
+        ...
+
+    def create_fields(self, fields: Sequence[FieldSpec], group: str) -> None:
+        """Add mapped fields the object lacks, where the CRM lets closedloop (else ConfigError)."""
+        ...
+
+    def upsert(
+        self,
+        records: Sequence[TouchRecordWrite],
+        on_batch: Callable[[list[TouchRecordResult]], None] | None = None,
+    ) -> list[TouchRecordResult]: ...
+
+    def delete(
+        self,
+        records: Sequence[TouchRecordDelete],
+        on_batch: Callable[[list[TouchRecordResult]], None] | None = None,
+    ) -> list[TouchRecordResult]:
+        """Delete by CRM id; a record that is already gone counts as deleted."""
+        ...
+
+    def read(self, keys: Sequence[str], fields: Sequence[str]) -> dict[str, TouchRecordState]:
+        """The records with these keys as the CRM holds them (absent keys are left out)."""
+        ...

@@ -216,3 +216,60 @@ class ConversionDestination:
     name: str = ""
     problem: str = ""
     click_window_days: int | None = None
+
+
+# -- touchpoint records: one CRM record per marketing touch -----------------------------------
+@dataclass(frozen=True, slots=True)
+class TouchSchema:
+    """The CRM's touchpoint object as the preflight found it.
+
+    ``object`` names it in audits and messages; ``fields`` are the fields a mapping may fill
+    (the key and the links to people and deals are the adapter's own); ``links`` the objects a
+    record can hang under, by the names the core uses for people and deals. ``pending``: the
+    object does not exist yet and will be created as described on the first sync."""
+
+    object: str
+    fields: dict[str, FieldSpec]
+    links: tuple[str, ...]
+    pending: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TouchRecordWrite:
+    """One touchpoint record to create or update, found by ``key`` (its external id).
+
+    ``links`` maps each linkable object (``Lead``, ``Contact``, ``Opportunity``; ``contacts``,
+    ``deals``) to the record it hangs under, None for none; ``old_links`` is what closedloop
+    linked it to before, so a CRM that links by association can remove what no longer holds."""
+
+    key: str
+    values: dict[str, str | None]
+    links: dict[str, str | None]
+    old_links: dict[str, str | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class TouchRecordDelete:
+    """A touchpoint record to delete: its key and, when known, its CRM id."""
+
+    key: str
+    crm_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TouchRecordResult:
+    """Outcome of one touchpoint record of a write: its CRM id once it exists."""
+
+    key: str
+    ok: bool
+    crm_id: str | None = None
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TouchRecordState:
+    """A touchpoint record as the CRM holds it now (read by key)."""
+
+    crm_id: str
+    values: dict[str, str | None]
+    links: dict[str, str | None]

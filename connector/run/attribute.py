@@ -295,7 +295,9 @@ def write_credits(
 
 def run_attribution(ctx: RunContext) -> None:
     sync = ctx.loaded.config.sync
-    models_ = list(dict.fromkeys([*sync.models, sync.report_model]))
+    touch_records = ctx.mapping.touchpoint_records  # the models their records carry, too
+    carried = [m.model for m in touch_records.models] if touch_records.enabled else []
+    models_ = list(dict.fromkeys([*sync.models, sync.report_model, *carried]))
     task = ctx.progress.task("attribution", total=len(models_))
     with Session(ctx.engine) as session:
         knobs = sync.attribution

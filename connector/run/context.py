@@ -46,6 +46,7 @@ class RunContext:
     conversion_run: Any = None  # the last conversions plan (what --dry-run prints)
     _sinks: dict[str, Any] | None = field(default=None, repr=False)
     lease: Lease | None = None  # the store lock the run holds
+    touch_plan: Any = None  # the touchpoint records' part of it (run.touch_records)
 
     @property
     def crm_kind(self) -> str:

@@ -69,32 +69,60 @@ def diagnose(loaded: LoadedConfig) -> list[Finding]:
                 found += _source_findings(name, adapter)
         finally:
             adapter.close()
-    if cfg.mappings.conversions is not None and not unset:
-        found += _conversion_findings(loaded)
+    touch_records = mapping is not None and mapping.touchpoint_records.enabled
+    if (cfg.mappings.conversions is not None or touch_records) and not unset:
+        found += _context_findings(loaded)
     return found
 
 
-def _conversion_findings(loaded: LoadedConfig) -> list[Finding]:
-    """Every conversion action, pixel and rule of conversions.yaml exists and takes uploads,
-    every consent field exists (the conversions step's own preflight)."""
+def _context_findings(loaded: LoadedConfig) -> list[Finding]:
+    """The checks that need a run's context: the conversions step's preflight (every
+    destination exists and takes uploads, every consent field exists) and the touchpoint
+    records' (the object and its mapped fields, or why the CRM cannot hold them)."""
     from connector.run.context import build_context
-    from connector.run.conversions import preflight_conversions
 
     try:
         ctx = build_context(loaded, create_store=False, must_exist=False)
     except ClosedloopError as exc:
-        return [("fail", f"conversions: {exc}")]
+        return [("fail", str(exc))]
+    ctx.dry_run = True  # describe only: doctor creates nothing (no custom object, no field)
     try:
-        if ctx.conversions is None or not ctx.conversions.mapping.conversions:
-            return []
-        found = preflight_conversions(ctx)
-        entries = zip(ctx.conversions.mapping.conversions, found, strict=True)
-    except ClosedloopError as exc:
-        return [("fail", f"conversions: {exc}")]
+        return _conversion_findings(ctx) + _touch_record_findings(ctx)
     finally:
         ctx.close()
+
+
+def _conversion_findings(ctx: Any) -> list[Finding]:
+    from connector.run.conversions import preflight_conversions
+
+    if ctx.conversions is None or not ctx.conversions.mapping.conversions:
+        return []
+    try:
+        found = preflight_conversions(ctx)
+    except ClosedloopError as exc:
+        return [("fail", f"conversions: {exc}")]
+    entries = zip(ctx.conversions.mapping.conversions, found, strict=True)
     names = ", ".join(f"{m.name} → {d.name or d.id}" for m, d in entries)
     return [("ok", f"conversions: destinations exist and take uploads ({names})")]
+
+
+def _touch_record_findings(ctx: Any) -> list[Finding]:
+    from connector.kernel.errors import Unavailable
+    from connector.run.touch_records import preflight, writer_of
+
+    if not ctx.mapping.touchpoint_records.enabled:
+        return []
+    try:
+        schema = preflight(ctx, writer_of(ctx))
+    except Unavailable as exc:
+        return [("warn", f"touchpoint records will be skipped: {exc}")]
+    except ClosedloopError as exc:
+        return [("fail", f"touchpoint records: {exc}")]
+    if schema.pending:
+        return [("warn", f"touchpoint records: the {schema.object} object will be created on "
+                         "the first sync, with every mapped field")]  # fmt: skip
+    return [("ok", f"touchpoint records: {schema.object} exists; every mapped field is there "
+                   "and writable")]  # fmt: skip
 
 
 def _attempt(found: list[Finding], load: Callable[[], Any], prefix: str = "") -> Any:

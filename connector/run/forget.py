@@ -1,8 +1,9 @@
 """Erasure requests: remove a person's identities, touchpoints and credits from the store.
 
 The CRM keeps its own record (erase it there too); closedloop forgets what it derived, and the
-person's conversions sent or waiting to be sent to the ad platforms. The email's hash and the
-CRM ids go to the ``forgotten`` list, so nothing about the person is sent to an ad platform
+person's conversions sent or waiting to be sent to the ad platforms; the touchpoint records it
+wrote under the person go with it (:func:`.touch_undo.forget_records`). The email's hash and
+the CRM ids go to the ``forgotten`` list, so nothing about the person is sent to an ad platform
 again, even if the CRM still holds them. Audit rows of CRM writes stay: they hold field values
 (channels, campaigns), not the person's identity.
 """
@@ -31,8 +32,9 @@ class Forgotten:
     conversions: int = 0
 
 
-def forget_email(engine: Engine, email: str) -> Forgotten:
-    """Delete everything derived from the person with ``email`` (any spelling of it)."""
+def forget_email(engine: Engine, email: str, dry_run: bool = False) -> Forgotten:
+    """Delete everything derived from the person with ``email`` (any spelling of it); a dry
+    run counts what would go and keeps it."""
     identity, touch = table_of(models.Identity), table_of(models.Touchpoint)
     credit, journey = table_of(models.Credit), table_of(models.ContactJourney)
     contact = table_of(models.Contact)
@@ -72,11 +74,15 @@ def forget_email(engine: Engine, email: str) -> Forgotten:
         run(delete(consent).where(consent.c.contact_id.in_(contact_ids)))
         run(delete(journey).where(journey.c.contact_id.in_(contact_ids)))
         run(delete(contact).where(contact.c.id.in_(contact_ids)))
-        now = utcnow()
-        forgotten = [(str(IdentityKind.EMAIL_SHA256), hashed), *(("crm_id", c) for c in crm_ids)]
-        rows = [{"kind": k, "value": v, "forgotten_at": now} for k, v in forgotten]
-        upsert(session, models.Forgotten, rows, ["kind", "value"])
-        session.commit()
+        if dry_run:
+            session.rollback()
+        else:
+            now = utcnow()
+            kind = str(IdentityKind.EMAIL_SHA256)
+            forgotten = [(kind, hashed), *(("crm_id", c) for c in crm_ids)]
+            rows = [{"kind": k, "value": v, "forgotten_at": now} for k, v in forgotten]
+            upsert(session, models.Forgotten, rows, ["kind", "value"])
+            session.commit()
     return result
 
 

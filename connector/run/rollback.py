@@ -2,7 +2,8 @@
 
 A value someone changed since is left alone and reported. The rollback is itself a run whose
 writes are audited like any other, so it can be rolled back in turn; the rows it restored are
-marked ``rolled_back`` in the audit of the run it undid.
+marked ``rolled_back`` in the audit of the run it undid. Touchpoint records the run created,
+changed or deleted are undone by :mod:`.touch_undo`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from sqlmodel import Session, col, select
 
 from connector.kernel.errors import ConfigError
 from connector.run.context import RunContext
+from connector.run.touch_undo import TouchUndo, rollback_records
 from connector.run.values import canonical
 from connector.run.writeback import Change, WritePlan, execute
 from connector.store import models
@@ -25,6 +27,7 @@ from connector.store.database import table_of
 class RollbackResult:
     restored: list[Change] = field(default_factory=list)
     left_alone: list[str] = field(default_factory=list)
+    touch_records: TouchUndo = field(default_factory=TouchUndo)
 
 
 def plan_rollback(ctx: RunContext, run_id: int) -> RollbackResult:
@@ -33,7 +36,9 @@ def plan_rollback(ctx: RunContext, run_id: int) -> RollbackResult:
         if session.get(models.SyncRun, run_id) is None:
             raise ConfigError(f"there is no run {run_id}; `closedloop runs` lists them")
         writes = session.exec(
-            select(fw).where(fw.run_id == run_id, fw.status == "ok").order_by(col(fw.id))
+            select(fw)
+            .where(fw.run_id == run_id, fw.status == "ok", fw.field != models.WHOLE_RECORD)
+            .order_by(col(fw.id))
         ).all()
     by_object: dict[str, list[models.FieldWrite]] = defaultdict(list)
     for w in writes:
@@ -89,4 +94,7 @@ def rollback(ctx: RunContext, run_id: int) -> RollbackResult:
             _mark_rolled_back(ctx, run_id)
     ctx.count("rollback_restored", len(result.restored))
     ctx.count("rollback_left_alone", len(result.left_alone))
+    result.touch_records = rollback_records(ctx, run_id)
+    for action in ("create", "update", "delete"):
+        ctx.count(f"rollback_touch_records_{action}", result.touch_records.count(action))
     return result

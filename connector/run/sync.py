@@ -36,6 +36,7 @@ from connector.run.extract import extract_contacts, extract_sources
 from connector.run.match import run_match
 from connector.run.preflight import preflight_run
 from connector.run.revenue import extract_deals
+from connector.run.touch_records import prepare, run_touch_records
 from connector.run.writeback import run_writeback
 from connector.store import models
 from connector.store.database import insert_rows, rolled_back, table_of
@@ -52,10 +53,17 @@ def _extract(ctx: RunContext) -> None:
     extract_contacts(ctx)
 
 
+def _writeback(ctx: RunContext) -> None:
+    """Field values, then touchpoint records; both preflights pass before the first write."""
+    touch_records = prepare(ctx)
+    run_writeback(ctx)
+    run_touch_records(ctx, touch_records)
+
+
 _RUNNERS: dict[Step, Callable[[RunContext], object]] = {
     "extract": _extract,
     "match": run_match,
-    "writeback": run_writeback,
+    "writeback": _writeback,
     "revenue": extract_deals,
     "attribute": run_attribution,
     "conversions": run_conversions,

@@ -65,7 +65,7 @@ def last_written(session: Session) -> dict[tuple[str, str, str], str | None]:
     fw = models.FieldWrite
     rows = session.exec(
         select(fw.crm_object, fw.record_id, fw.field, fw.new_value)
-        .where(fw.status == "ok")
+        .where(fw.status == "ok", fw.field != models.WHOLE_RECORD)  # touch records: their own
         .order_by(col(fw.id))
     ).all()
     return {(o, r, f): v for o, r, f, v in rows}
@@ -99,7 +99,13 @@ def _unsettled(session: Session, run_id: int | None) -> dict[str, list[models.Fi
     """Per object: writes an earlier run recorded but never confirmed (it was killed)."""
     fw = models.FieldWrite
     rows = session.exec(
-        select(fw).where(fw.status == "pending", fw.run_id != run_id).order_by(col(fw.id))
+        select(fw)
+        .where(
+            fw.status == "pending",
+            fw.run_id != run_id,
+            fw.field != models.WHOLE_RECORD,  # touch records: run.touch_records.reconcile
+        )
+        .order_by(col(fw.id))
     ).all()
     by_object: dict[str, list[models.FieldWrite]] = defaultdict(list)
     for w in rows:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Dialect, TypeDecorator, UniqueConstraint
+from sqlalchemy import BigInteger, Column, DateTime, Dialect, TypeDecorator, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -173,8 +173,14 @@ class SyncRun(SQLModel, table=True):
     api_calls: int = 0
 
 
+WHOLE_RECORD = "*"
+"""``FieldWrite.field`` of a touchpoint record's create, update or delete: ``record_id`` is its
+key, ``old_value`` / ``new_value`` the JSON of the whole record before / after (None: absent)."""
+
+
 class FieldWrite(SQLModel, table=True):
-    """Audit of every CRM write, recorded before it is sent."""
+    """Audit of every CRM write, recorded before it is sent (a field, or a whole touchpoint
+    record: :data:`WHOLE_RECORD`)."""
 
     __tablename__ = "field_write"
     id: int | None = Field(default=None, primary_key=True)
@@ -186,6 +192,21 @@ class FieldWrite(SQLModel, table=True):
     new_value: str | None = None
     status: str = "pending"  # pending | ok | failed | not_applied | rolled_back
     error: str = ""
+
+
+class TouchRecord(SQLModel, table=True):
+    """What closedloop last wrote to each touchpoint record in the CRM: a sync diffs against it
+    instead of reading every record back. Changed in the transaction that settles the write.
+    ``inputs_hash`` signs what the record was rendered from, ``values_hash`` its JSON."""
+
+    __tablename__ = "touch_record"
+    key: str = Field(primary_key=True, description="The record's external id in the CRM")
+    crm_id: str | None = None
+    inputs_hash: int = Field(sa_column=Column(BigInteger, nullable=False))  # 0: unknown
+    values_hash: int = Field(sa_column=Column(BigInteger, nullable=False))
+    written: str = Field(description="JSON {fields, links} as last written")
+    person_id: str = Field(index=True, description="CRM id of the person it hangs under")
+    run_id: int
 
 
 class Cursor(SQLModel, table=True):

@@ -95,6 +95,48 @@ class HubSpotProbe:
     def clear_client_id(self, person: str) -> None:
         self.edit(person, ga_client_id=None)
 
+    # -- touchpoint records --------------------------------------------------------------------
+    touch_object = "touchpoints"
+    touch_fields = ("occurred_at", "channel", "source", "medium", "campaign", "landing_page",
+                    "position", "credit_linear", "revenue_linear")  # fmt: skip
+
+    def touch_records(self) -> dict[str, dict[str, Any]]:
+        """Live touchpoint records by key: their fields and what they are linked to."""
+        out = {}
+        for tid, record in self.emu.objects.get("touchpoints", {}).items():
+            if record.archived:
+                continue
+            links = {
+                to: next(iter(self.emu.associations.get(("touchpoints", to), {}).get(tid, {})),
+                         None)
+                for to in ("contacts", "deals")
+            }  # fmt: skip
+            fields = {f: record.properties.get(f) or None for f in self.touch_fields}
+            out[str(record.properties["touchpoint_key"])] = {"fields": fields, "links": links}
+        return out
+
+    def touch_ids(self) -> dict[str, str]:
+        """Key -> CRM id of the live touchpoint records."""
+        return {
+            str(r.properties["touchpoint_key"]): tid
+            for tid, r in self.emu.objects.get("touchpoints", {}).items()
+            if not r.archived
+        }
+
+    def edit_touch(self, key: str, channel: str) -> None:
+        self.emu.edit("touchpoints", self.touch_ids()[key], channel=channel)
+
+    def mutations(self) -> list[Any]:
+        """Every request that can change the CRM (reads and searches excluded)."""
+        return [
+            r for r in self.emu.log
+            if r.method != "GET" and not r.path.endswith(("/search", "/batch/read"))
+        ]  # fmt: skip
+
+    def touch_writes(self) -> list[Any]:
+        """Writes of the touchpoints object: its schema, records and associations."""
+        return [r for r in self.mutations() if "/2-" in r.path or r.path.endswith("/schemas")]
+
 
 class SalesforceProbe(HubSpotProbe):
     """The same views of the Salesforce emulator (Leads not converted, and Contacts)."""
@@ -184,6 +226,46 @@ class SalesforceProbe(HubSpotProbe):
     def clear_client_id(self, person: str) -> None:
         self.edit(person, GA_Client_ID__c=None)
 
+    touch_object = "CL_Touchpoint__c"
+    touch_fields = ("Occurred_At__c", "Channel__c", "Source__c", "Medium__c", "Campaign__c",
+                    "Landing_Page__c", "Position__c", "Credit_Linear__c",
+                    "Revenue_Linear__c")  # fmt: skip
+
+    def touch_records(self) -> dict[str, dict[str, Any]]:
+        return {
+            str(r["Touchpoint_Key__c"]): {
+                "fields": {f: r.get(f) for f in self.touch_fields},
+                "links": {o: r.get(f"{o}__c") for o in ("Lead", "Contact", "Opportunity")},
+            }
+            for r in self.emu.records.get(self.touch_object, {}).values()
+            if not r["IsDeleted"]
+        }
+
+    def touch_ids(self) -> dict[str, str]:
+        return {
+            str(r["Touchpoint_Key__c"]): rid
+            for rid, r in self.emu.records.get(self.touch_object, {}).items()
+            if not r["IsDeleted"]
+        }
+
+    def edit_touch(self, key: str, channel: str) -> None:
+        self.emu.edit(self.touch_object, self.touch_ids()[key], Channel__c=channel)
+
+    def mutations(self) -> list[Any]:
+        return [
+            r for r in self.emu.log
+            if r.method in {"PATCH", "PUT", "DELETE"}
+            or (r.method == "POST" and "/jobs/ingest" in r.path)
+        ]  # fmt: skip
+
+    def touch_writes(self) -> list[Any]:
+        return [
+            r for r in self.mutations()
+            if self.touch_object in r.path
+            or (r.method == "DELETE" and "/composite/sobjects" in r.path)
+            or (r.method == "POST" and self.touch_object.encode() in r.body)
+        ]  # fmt: skip
+
 
 PROBES = {"hubspot": HubSpotProbe, "salesforce": SalesforceProbe}
 
@@ -234,6 +316,6 @@ class Loop:
         }
 
 
-def start_loop(path: Path, crm: str, company: Company) -> Loop:
-    systems = start_demo(path, crm, company)
+def start_loop(path: Path, crm: str, company: Company, touchpoint_records: bool = False) -> Loop:
+    systems = start_demo(path, crm, company, touchpoint_records=touchpoint_records)
     return Loop(systems, path, PROBES[crm](systems.emulators[crm]))

@@ -24,6 +24,8 @@ def test_demo_report_runs_and_json(tmp_path: Path) -> None:
     assert "ROI" in result.output and "ROAS" in result.output and "CAC" in result.output
     assert "Paid Search" in result.output and "Events" in result.output
     assert "Contacts as a sales rep now sees them" in result.output
+    assert "The journey of contact" in result.output  # its touchpoint records, from the CRM
+    assert "Opportunity Creation" in result.output and "w_shaped" in result.output
     config = str(workdir / "closedloop.yaml")
 
     report = runner.invoke(app, ["report", "-c", config, "--format", "json"])

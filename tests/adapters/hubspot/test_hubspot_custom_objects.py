@@ -97,13 +97,19 @@ def test_schema_duplicates_and_invalid_eggs_are_refused(emu: Emulator, client: H
 
 
 def test_portal_without_custom_objects_refuses_schemas() -> None:
+    """Below Enterprise a private app cannot hold the custom-object scopes: the schemas API
+    refuses reads as well as writes (the scopes of its reference pages)."""
     with Emulator(custom_objects=False) as emu:
         client = HubSpot(access_token=emu.access_token, host=emu.url, retry=Retry(0))
         api = client.crm.schemas.core_api
         status, body = error_of(lambda: api.create(object_schema_egg=SCHEMA))
-        assert api.get_all().results == []
+        read_status, read_body = error_of(lambda: api.get_all())
+        one_status, _ = error_of(lambda: api.get_by_id(object_type="touchpoints"))
     assert status == 403 and body["category"] == "MISSING_SCOPES"
     assert body["errors"][0]["context"] == {"requiredGranularScopes": ["crm.schemas.custom.write"]}
+    assert (read_status, one_status) == (403, 403) and read_body["category"] == "MISSING_SCOPES"
+    scopes = read_body["errors"][0]["context"]["requiredGranularScopes"]
+    assert scopes == ["crm.schemas.custom.read"]
 
 
 def test_batch_upsert_creates_then_updates_by_the_unique_property(
