@@ -7,13 +7,26 @@ from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
 from sqlmodel import SQLModel
 
-PG_URL = os.environ.get("CLOSEDLOOP_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+BASE_PG_URL = os.environ.get(
+    "CLOSEDLOOP_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+# Parallel test processes (pytest-xdist) each get a database of their own: `test_gw0`, ...
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+_BASE = make_url(BASE_PG_URL)
+PG_URL = (
+    _BASE.set(database=f"{_BASE.database}_{WORKER}").render_as_string(hide_password=False)
+    if WORKER
+    else BASE_PG_URL
+)
 
 
 def _postgres_available() -> str | None:
     try:
+        if WORKER:
+            _create_database(PG_URL)
         engine = create_engine(PG_URL)
         with engine.connect() as conn:
             conn.execute(text("select 1"))
@@ -21,6 +34,19 @@ def _postgres_available() -> str | None:
         return None
     except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
         return f"{type(exc).__name__}: {exc}"
+
+
+def _create_database(url: str) -> None:
+    """Create the worker's database once, from the server's maintenance database."""
+    name = make_url(url).database
+    admin = create_engine(make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            exists = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name})
+            if exists.scalar() is None:
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
