@@ -143,6 +143,20 @@ def warn_if_readable_by_others(path: Path) -> None:
         )
 
 
+def interpolated_yaml(path: Path) -> tuple[YamlDocument, Any]:
+    """A YAML mapping with every ``${NAME}`` replaced from the environment (each value
+    registered for redaction); every name that is not set is an error (file:line)."""
+    doc = load_yaml(path)
+    if not isinstance(doc.data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    missing: list[Missing] = []
+    data = _interpolate(doc, doc.data, (), {}, missing)
+    redact.register(_found_values(doc.data, {}))
+    if missing:
+        raise ConfigError("\n".join(message for _, message in missing))
+    return doc, data
+
+
 def load_config(path: Path, allow_missing_secrets: bool = False) -> LoadedConfig:
     """Read, interpolate and validate ``path`` and its adapters' settings.
 

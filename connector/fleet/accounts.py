@@ -1,0 +1,121 @@
+"""The fleet's config (``fleet.yaml``) and its accounts: ``accounts/<name>/closedloop.yaml``.
+
+Every account's config is validated exactly as a single company's (file:line errors). Its
+store is the fleet's one PostgreSQL database, in a schema of its own (``account_<name>``): the
+engine's connections set ``search_path`` to it, so no query of the run can reach another
+account's rows and the single-company code runs unchanged.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from connector.config.loader import LoadedConfig, interpolated_yaml, load_config, validate
+from connector.config.settings import Strict
+from connector.kernel import redact
+from connector.kernel.errors import ConfigError
+
+ACCOUNT_NAME = re.compile(r"^[a-z0-9][a-z0-9_]{0,39}$")
+CONFIG_FILE = "closedloop.yaml"
+
+
+class FleetConfig(Strict):
+    """``fleet.yaml``: where the broker, shared state, store and accounts are."""
+
+    broker_url: str = Field(
+        "amqp://guest:guest@127.0.0.1:5672//", description="RabbitMQ, Celery's broker."
+    )
+    redis_url: str | None = Field(
+        None,
+        description="Redis for the rate limiters shared by every worker; without it each worker "
+        "limits itself alone.",
+    )
+    store_url: str = Field(description="The PostgreSQL database every account's schema is in.")
+    accounts: Path = Field(
+        Path("accounts"), description="The folder of <name>/closedloop.yaml, one per account."
+    )
+    when_busy: Literal["wait", "drop"] = Field(
+        "wait",
+        description="A request for an account whose run is in progress: wait (re-queued every "
+        "busy_retry_seconds until it can run) or drop.",
+    )
+    busy_retry_seconds: float = Field(10.0, gt=0)
+    queue: str = Field("closedloop", pattern=r"^[A-Za-z0-9_.-]+$")
+    host: str = Field("127.0.0.1", description="The scheduler's /healthz and /metrics.")
+    port: int = Field(9464, ge=0, le=65535)
+
+
+class Fleet:
+    """A loaded ``fleet.yaml`` and the folder its relative paths resolve against."""
+
+    def __init__(self, path: Path, config: FleetConfig) -> None:
+        self.path = path
+        self.config = config
+        self.accounts_dir = (path.parent / config.accounts).resolve()
+
+    def names(self) -> list[str]:
+        """Every account, by folder name (sorted); a folder with a bad name is an error."""
+        if not self.accounts_dir.is_dir():
+            raise ConfigError(f"{self.path}: accounts folder {self.accounts_dir} does not exist")
+        found = []
+        for folder in sorted(self.accounts_dir.iterdir()):
+            if not (folder / CONFIG_FILE).is_file():
+                continue
+            if not ACCOUNT_NAME.fullmatch(folder.name):
+                raise ConfigError(
+                    f"{folder}: account names are 1-40 lower-case letters, digits and _ "
+                    f"(starting with a letter or digit); got {folder.name!r}"
+                )
+            found.append(folder.name)
+        return found
+
+    def check_name(self, account: str) -> None:
+        if account not in self.names():
+            raise ConfigError(
+                f"no account {account!r}: expected {self.accounts_dir}/{account}/{CONFIG_FILE}"
+            )
+
+    def account(self, name: str) -> LoadedConfig:
+        """The account's config, validated as a company's, with the fleet's store in its
+        schema."""
+        self.check_name(name)
+        loaded = load_config(self.accounts_dir / name / CONFIG_FILE)
+        store = loaded.config.store.model_copy(update={"url": self.account_url(name)})
+        loaded.config = loaded.config.model_copy(update={"store": store})
+        return loaded
+
+    def account_url(self, name: str) -> str:
+        """The store URL whose connections see only the account's schema."""
+        url = make_url(self.config.store_url)
+        options = f"-csearch_path={schema_of(name)}"
+        return url.update_query_dict({"options": options}).render_as_string(hide_password=False)
+
+
+def schema_of(account: str) -> str:
+    if not ACCOUNT_NAME.fullmatch(account):
+        raise ConfigError(f"{account!r} is not an account name")
+    return f"account_{account}"
+
+
+def load_fleet(path: Path) -> Fleet:
+    """Read and validate ``fleet.yaml`` (``${ENV}`` interpolated, file:line errors)."""
+    doc, data = interpolated_yaml(path)
+    config: FleetConfig = validate(doc, FleetConfig, data)
+    try:
+        url = make_url(config.store_url)
+    except ArgumentError:
+        url = None
+    if url is None or url.get_backend_name() != "postgresql":
+        raise ConfigError(
+            f"{doc.where(('store_url',))}: store_url: a fleet's store is PostgreSQL, one schema "
+            "per account (expected postgresql+psycopg://user@host:5432/closedloop)"
+        )
+    if url.password:
+        redact.register({str(url.password)})
+    return Fleet(path.resolve(), config)
