@@ -40,6 +40,12 @@ class FleetConfig(Strict):
     accounts: Path = Field(
         Path("accounts"), description="The folder of <name>/closedloop.yaml, one per account."
     )
+    limit_groups: dict[str, str] = Field(
+        default_factory=dict,
+        description="account: group. Accounts writing to one CRM portal or org (or one ad "
+        "account) share its rate limits under the group's name; by default an account's "
+        "limits are its own.",
+    )
     when_busy: Literal["wait", "drop"] = Field(
         "wait",
         description="A request for an account whose run is in progress: wait (re-queued every "
@@ -89,6 +95,9 @@ class Fleet:
         store = loaded.config.store.model_copy(update={"url": self.account_url(name)})
         loaded.config = loaded.config.model_copy(update={"store": store})
         return loaded
+
+    def limit_group(self, name: str) -> str:
+        return self.config.limit_groups.get(name, name)
 
     def account_url(self, name: str) -> str:
         """The store URL whose connections see only the account's schema."""

@@ -79,7 +79,7 @@ def run_account(
     configured = {j.name: j for j in loaded.config.service.jobs}
     steps = list(configured[job].steps) if job in configured else list(ALL_STEPS)
     chosen: StepName | None = next((s for s in ALL_STEPS if s == only), None)
-    with share_limits(bucket, account) if bucket else nullcontext():
+    with share_limits(bucket, fleet.limit_group(account)) if bucket else nullcontext():
         ctx = build_context(loaded)
     try:
         run = run_sync(ctx, only=chosen, job=job, steps=steps)

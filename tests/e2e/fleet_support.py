@@ -12,19 +12,24 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from sqlalchemy import create_engine, text
 
-from connector.config.loader import dump_yaml
+from connector.config.loader import dump_yaml, load_config
 from connector.demo.emulators import TOKENS, DemoSystems, start_demo
 from connector.demo.synthetic import generate
+from connector.fleet.accounts import load_fleet
+from connector.run.context import build_context
+from connector.run.sync import run_sync
 from tests.conftest import PG_URL
 
 VHOST = "closedloop_test"
@@ -97,11 +102,20 @@ class FleetSetup:
             demo.stop()
 
 
+def start_small_demo(folder: Path, company: dict[str, Any]) -> DemoSystems:
+    """A demo company (``company``: arguments of :func:`generate`) read back 40 days only."""
+    demo = start_demo(folder, company=generate(**company))
+    config = yaml.safe_load(demo.config_path.read_text())
+    config["sync"]["initial_days"] = 40
+    demo.config_path.write_text(yaml.safe_dump(config))
+    return demo
+
+
 def write_fleet(root: Path, tag: str, accounts: dict[str, dict[str, Any]]) -> FleetSetup:
     """``accounts``: name -> arguments of :func:`generate` (a small demo company each)."""
     setup = FleetSetup(root, tag)
     for name, company in accounts.items():
-        setup.demos[name] = start_demo(root / "accounts" / name, company=generate(**company))
+        setup.demos[name] = start_small_demo(root / "accounts" / name, company)
     setup.fleet_file.write_text(
         dump_yaml(
             {
@@ -132,3 +146,58 @@ def fleet(root: Path, accounts: dict[str, dict[str, Any]]) -> Iterator[FleetSetu
             for name in setup.demos:
                 conn.execute(text(f'DROP SCHEMA IF EXISTS "account_{name}" CASCADE'))
         engine.dispose()
+
+
+def crm_state(demo: DemoSystems) -> dict[str, Any]:
+    """What closedloop wrote on the HubSpot emulator: each contact's and deal's cl_ fields."""
+    emu = demo.emulators["hubspot"]
+    return {
+        kind: {
+            rid: {k: v for k, v in record.properties.items() if k.startswith("cl_")}
+            for rid, record in sorted(emu.objects[kind].items())
+        }
+        for kind in ("contacts", "deals")
+    }
+
+
+def one_process_state(root: Path, company: dict[str, Any]) -> dict[str, Any]:
+    """The CRM end state of one uninterrupted ``closedloop sync`` of the company (SQLite)."""
+    os.environ.update(TOKENS)
+    demo = start_small_demo(root, company)
+    try:
+        ctx = build_context(load_config(demo.config_path))
+        try:
+            assert run_sync(ctx).status in {"succeeded", "partial"}
+        finally:
+            ctx.close()
+        return crm_state(demo)
+    finally:
+        demo.stop()
+
+
+def runs_of(setup: FleetSetup, account: str) -> list[Any]:
+    """The account's runs (id, status, started_at, finished_at), oldest first."""
+    engine = create_engine(load_fleet(setup.fleet_file).account_url(account))
+    try:
+        with engine.connect() as conn:
+            return list(
+                conn.execute(
+                    text("SELECT id, status, started_at, finished_at FROM sync_run ORDER BY id")
+                )
+            )
+    finally:
+        engine.dispose()
+
+
+def wait_until(check: Callable[[], bool], what: str, timeout: float = 240.0) -> None:
+    """Poll ``check`` (an event seen in the store or an emulator), failing after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+def finished(setup: FleetSetup, account: str) -> bool:
+    runs = runs_of(setup, account)
+    return bool(runs) and runs[-1].status not in {"running", "killed"}
