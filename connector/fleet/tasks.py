@@ -68,7 +68,12 @@ def enqueue(fleet: Fleet, account: str, job: str = "sync", only: StepName | None
 
 
 @app.task(  # type: ignore[untyped-decorator]  # Celery ships no type hints
-    bind=True, name=TASK, acks_late=True, reject_on_worker_lost=True, ignore_result=True
+    bind=True,
+    name=TASK,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+    max_retries=None,  # a busy account (when_busy: wait) is asked again until it runs
 )
 def run_account(
     task: Task[Any, Any], account: str, job: str = "sync", only: str | None = None
@@ -88,7 +93,7 @@ def run_account(
             log.warning("account %s job %s dropped: %s", account, job, exc)
             return "dropped"
         log.info("account %s job %s waits: %s", account, job, exc)
-        raise task.retry(countdown=fleet.config.busy_retry_seconds, max_retries=None) from None
+        raise task.retry(countdown=fleet.config.busy_retry_seconds) from None
     except Exception as exc:  # recorded on the run; the other accounts go on
         log.error("account %s job %s failed: %s", account, job, redact(f"{exc}"))
         return "failed"

@@ -28,6 +28,7 @@ def start_worker(fleet: Fleet) -> int:
         [
             "worker",
             "--pool=solo",
+            "--concurrency=1",  # and so a prefetch of 1: no task waits behind a long run
             "--loglevel=INFO",
             f"--queues={fleet.config.queue}",
             f"--hostname=closedloop-{os.getpid()}@{socket.gethostname()}",
