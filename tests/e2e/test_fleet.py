@@ -8,8 +8,13 @@ answers only 500s fails alone. Several workers on one portal stay under its rate
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import socket
+import subprocess
+import sys
+import urllib.request
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -134,3 +139,45 @@ def most_in_window(times: list[float], window: float) -> int:
             start += 1
         most = max(most, end - start + 1)
     return most
+
+
+def test_the_scheduler_queues_each_accounts_jobs_and_shows_them_by_account(
+    tmp_path: Path,
+) -> None:
+    specs = {f"s{i}": COMPANIES[i] for i in range(2)}
+    with fleet(tmp_path / "fleet", specs) as setup:
+        names = sorted(setup.demos)
+        for name in names:
+            path = setup.demos[name].config_path
+            config = yaml.safe_load(path.read_text())
+            job = {"name": "hourly", "interval_minutes": 60, "run_on_start": True}
+            config["service"] = {"jobs": [job | {"steps": ["extract", "match"]}]}
+            path.write_text(yaml.safe_dump(config))
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        fleet_config = yaml.safe_load(setup.fleet_file.read_text()) | {"port": port}
+        setup.fleet_file.write_text(yaml.safe_dump(fleet_config))
+        refused = setup.closedloop("serve", "--workers", "celery")
+        assert refused.returncode == 2 and "closedloop migrate" in refused.stderr
+        assert setup.closedloop("migrate", "--all").returncode == 0
+        setup.start_worker(tmp_path / "worker.log")
+        command = [str(Path(sys.executable).with_name("closedloop")), "serve", "--workers"]
+        with (tmp_path / "serve.log").open("wb") as out:
+            serve = subprocess.Popen([*command, "celery"], env=setup.env(), stdout=out, stderr=out)
+        setup.workers.append(serve)  # stopped with the workers
+        for name in names:
+            wait_until(lambda name=name: finished(setup, name), f"{name}'s scheduled run")
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
+        health = urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz")
+        assert health.status == 200
+        jobs = {job["id"] for job in json.loads(health.read())["jobs"]}
+        assert jobs == {f"{name}.hourly" for name in names}
+        for name in names:
+            assert f'closedloop_jobs_enqueued_total{{account="{name}",job="hourly"}} 1.0' in metrics
+            done = [r.status for r in runs_of(setup, name)]
+            assert len(done) == 1 and done[0] in {"succeeded", "partial"}
+            shown = f'closedloop_account_runs_total{{account="{name}",status="{done[0]}"}} 1.0'
+            assert shown in metrics
+        serve.send_signal(signal.SIGTERM)
+        assert serve.wait(60) == 0
