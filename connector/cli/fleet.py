@@ -28,9 +28,19 @@ AccountOption = Annotated[
 ]
 
 
-def load_fleet_option(fleet: Path) -> Any:
+def load_fleet_option(fleet: Path, workers: bool = False) -> Any:
+    """The fleet's config; ``workers``: the commands that talk to the broker need the extra."""
     from connector.fleet.accounts import load_fleet
 
+    if workers:
+        try:
+            import celery  # noqa: F401
+            import redis  # noqa: F401
+        except ImportError as exc:
+            raise ConfigError(
+                f"{exc.name} is not installed: the worker commands need "
+                "pip install 'closedloop[fleet]'"
+            ) from None
     return load_fleet(fleet)
 
 
@@ -70,10 +80,10 @@ def worker(
 ) -> None:
     """Run a Celery worker taking the fleet's account runs, one at a time, until SIGTERM (the
     run in flight finishes first). Refuses to start unless every account's schema is migrated."""
-    from connector.fleet.worker import start_worker
-
     with friendly_errors():
-        loaded = load_fleet_option(fleet)
+        loaded = load_fleet_option(fleet, workers=True)
+        from connector.fleet.worker import start_worker
+
         _setup_logging(verbose, log_format)
         code = start_worker(loaded)
     raise typer.Exit(code)
@@ -87,11 +97,12 @@ def enqueue(
 ) -> None:
     """Queue one run of ACCOUNT for the fleet's workers; prints the task id."""
     from connector.config.settings import ALL_STEPS
-    from connector.fleet.tasks import enqueue as send
 
     with friendly_errors():
         if only is not None and only not in ALL_STEPS:
             raise ConfigError(f"--only {only!r}: expected one of {', '.join(ALL_STEPS)}")
-        loaded = load_fleet_option(fleet)
+        loaded = load_fleet_option(fleet, workers=True)
+        from connector.fleet.tasks import enqueue as send
+
         task_id = send(loaded, account, job, only)
     console.print(f"queued {account} ({only or job}): task {task_id}")

@@ -203,9 +203,9 @@ def _serve_fleet(workers: str, fleet: Path, verbose: bool, log_format: str) -> N
     with friendly_errors():
         if workers != "celery":
             raise ConfigError(f"--workers {workers!r}: the one kind is celery")
+        loaded = load_fleet_option(fleet, workers=True)
         from connector.fleet.scheduler import serve_fleet
 
-        loaded = load_fleet_option(fleet)
         _setup_logging(verbose, log_format or "json")
         code = serve_fleet(loaded)
     raise typer.Exit(code)

@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 import yaml
+from kombu import Connection
 from sqlalchemy import create_engine, text
 
 from connector.config.loader import dump_yaml, load_config
@@ -141,6 +142,8 @@ def fleet(root: Path, accounts: dict[str, dict[str, Any]]) -> Iterator[FleetSetu
         yield setup
     finally:
         setup.stop()
+        with Connection(BROKER) as broker:
+            broker.default_channel.queue_delete(f"closedloop_{tag}")
         engine = create_engine(PG_URL)
         with engine.begin() as conn:
             for name in setup.demos:

@@ -63,3 +63,12 @@ def test_account_mistakes_name_the_folder_or_the_account_file(tmp_path: Path) ->
         fleet.account("acme")
     with pytest.raises(ConfigError, match="no account 'nobody'"):
         fleet.account("nobody")
+
+
+def test_the_shipped_example_fleet_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RABBITMQ_PASSWORD", "rabbit-pw")
+    monkeypatch.setenv("POSTGRES_PASSWORD", "pg-pw")
+    example = Path(__file__).resolve().parents[3] / "deploy" / "fleet.example.yaml"
+    fleet = load_fleet(example)
+    assert fleet.config.broker_url == "amqp://closedloop:rabbit-pw@rabbitmq:5672//"
+    assert make_url(fleet.account_url("acme")).password == "pg-pw"
