@@ -1,4 +1,5 @@
-"""The fleet's config (``fleet.yaml``) and its accounts: ``accounts/<name>/closedloop.yaml``.
+"""The fleet's config (``fleet.yaml``) and its accounts: ``accounts/<name>/closedloop.yaml``,
+or one file whose ``accounts:`` list holds each account's config with its ``name``.
 
 Every account's config is validated exactly as a single company's (file:line errors). Its
 store is the fleet's one PostgreSQL database, in a schema of its own (``account_<name>``): the
@@ -18,6 +19,7 @@ from sqlalchemy.exc import ArgumentError
 
 from connector.config.loader import LoadedConfig, interpolated_yaml, load_config, validate
 from connector.config.settings import Strict
+from connector.config.yamlfile import load_yaml
 from connector.kernel import redact
 from connector.kernel.errors import ConfigError
 
@@ -38,7 +40,9 @@ class FleetConfig(Strict):
     )
     store_url: str = Field(description="The PostgreSQL database every account's schema is in.")
     accounts: Path = Field(
-        Path("accounts"), description="The folder of <name>/closedloop.yaml, one per account."
+        Path("accounts"),
+        description="The folder of <name>/closedloop.yaml, one per account, or a YAML file "
+        "whose `accounts:` list holds each account's config and its `name`.",
     )
     limit_groups: dict[str, str] = Field(
         default_factory=dict,
@@ -63,35 +67,63 @@ class Fleet:
     def __init__(self, path: Path, config: FleetConfig) -> None:
         self.path = path
         self.config = config
-        self.accounts_dir = (path.parent / config.accounts).resolve()
+        self.accounts_path = (path.parent / config.accounts).resolve()
 
     def names(self) -> list[str]:
-        """Every account, by folder name (sorted); a folder with a bad name is an error."""
-        if not self.accounts_dir.is_dir():
-            raise ConfigError(f"{self.path}: accounts folder {self.accounts_dir} does not exist")
-        found = []
-        for folder in sorted(self.accounts_dir.iterdir()):
-            if not (folder / CONFIG_FILE).is_file():
-                continue
-            if not ACCOUNT_NAME.fullmatch(folder.name):
-                raise ConfigError(
-                    f"{folder}: account names are 1-40 lower-case letters, digits and _ "
-                    f"(starting with a letter or digit); got {folder.name!r}"
-                )
-            found.append(folder.name)
+        """Every account (sorted); a bad or repeated name is an error naming where it is."""
+        return sorted(self._entries())
+
+    def _entries(self) -> dict[str, int | None]:
+        """Each account's name and its place in the list file (None: a folder)."""
+        where = self.accounts_path
+        if where.is_file():
+            return self._listed()
+        if not where.is_dir():
+            raise ConfigError(f"{self.path}: accounts: {where} does not exist")
+        found: dict[str, int | None] = {}
+        for folder in sorted(where.iterdir()):
+            if (folder / CONFIG_FILE).is_file():
+                _checked_name(folder.name, str(folder))
+                found[folder.name] = None
+        return found
+
+    def _listed(self) -> dict[str, int | None]:
+        doc = load_yaml(self.accounts_path)
+        listed = doc.data.get("accounts") if isinstance(doc.data, dict) else None
+        if not isinstance(listed, list):
+            raise ConfigError(f"{self.accounts_path}: expected `accounts:`, a list of configs")
+        found: dict[str, int | None] = {}
+        for i, entry in enumerate(listed):
+            where = doc.where(("accounts", i, "name"))
+            name = str(entry.get("name", "")) if isinstance(entry, dict) else ""
+            _checked_name(name, where)
+            if name in found:
+                raise ConfigError(f"{where}: account {name!r} is listed twice")
+            found[name] = i
         return found
 
     def check_name(self, account: str) -> None:
-        if account not in self.names():
-            raise ConfigError(
-                f"no account {account!r}: expected {self.accounts_dir}/{account}/{CONFIG_FILE}"
+        self._place(account)
+
+    def _place(self, account: str) -> int | None:
+        entries = self._entries()
+        if account not in entries:
+            expected = (
+                f"an entry `name: {account}` in {self.accounts_path}"
+                if self.accounts_path.is_file()
+                else f"{self.accounts_path}/{account}/{CONFIG_FILE}"
             )
+            raise ConfigError(f"no account {account!r}: expected {expected}")
+        return entries[account]
 
     def account(self, name: str) -> LoadedConfig:
         """The account's config, validated as a company's, with the fleet's store in its
         schema."""
-        self.check_name(name)
-        loaded = load_config(self.accounts_dir / name / CONFIG_FILE)
+        place = self._place(name)
+        if place is None:
+            loaded = load_config(self.accounts_path / name / CONFIG_FILE)
+        else:
+            loaded = load_config(self.accounts_path, section=("accounts", place))
         store = loaded.config.store.model_copy(update={"url": self.account_url(name)})
         loaded.config = loaded.config.model_copy(update={"store": store})
         return loaded
@@ -104,6 +136,14 @@ class Fleet:
         url = make_url(self.config.store_url)
         options = f"-csearch_path={schema_of(name)}"
         return url.update_query_dict({"options": options}).render_as_string(hide_password=False)
+
+
+def _checked_name(name: str, where: str) -> None:
+    if not ACCOUNT_NAME.fullmatch(name):
+        raise ConfigError(
+            f"{where}: account names are 1-40 lower-case letters, digits and _ (starting with "
+            f"a letter or digit); got {name!r}"
+        )
 
 
 def schema_of(account: str) -> str:

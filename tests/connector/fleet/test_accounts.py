@@ -72,3 +72,29 @@ def test_the_shipped_example_fleet_is_valid(monkeypatch: pytest.MonkeyPatch) -> 
     fleet = load_fleet(example)
     assert fleet.config.broker_url == "amqp://closedloop:rabbit-pw@rabbitmq:5672//"
     assert make_url(fleet.account_url("acme")).password == "pg-pw"
+
+
+def test_accounts_listed_in_one_file_are_validated_each_with_its_lines(tmp_path: Path) -> None:
+    accounts = write(
+        tmp_path / "accounts.yaml",
+        "accounts:\n"
+        "  - name: acme\n"
+        "    crm:\n"
+        "      kind: hubspot\n"
+        "      settings: {access_token: pat-1}\n"
+        "  - name: globex\n"
+        "    crm:\n"
+        "      kind: hubspot\n"
+        "      settings: {access_token: pat-2, hots: x}\n",
+    )
+    fleet_file = write(tmp_path / "fleet.yaml", f"store_url: {PG}\naccounts: accounts.yaml\n")
+    fleet = load_fleet(fleet_file)
+    assert fleet.names() == ["acme", "globex"]
+    acme = fleet.account("acme")
+    assert acme.crm_settings.access_token.get_secret_value() == "pat-1"
+    assert "account_acme" in acme.store_url()
+    with pytest.raises(ConfigError, match=rf"{accounts}:9: accounts.1.crm.settings.hots: unknown"):
+        fleet.account("globex")
+    accounts.write_text("accounts:\n  - name: acme\n  - name: acme\n")
+    with pytest.raises(ConfigError, match=rf"{accounts}:3: accounts.1.name: .*listed twice"):
+        fleet.names()
