@@ -30,7 +30,7 @@ from sqlalchemy import create_engine, text  # noqa: E402
 
 from connector.config.loader import dump_yaml  # noqa: E402
 from connector.demo.emulators import TOKENS, start_demo  # noqa: E402
-from connector.demo.synthetic import generate  # noqa: E402
+from connector.demo.synthetic import Company, generate  # noqa: E402
 from connector.fleet.accounts import load_fleet  # noqa: E402
 from connector.fleet.limiter import RedisBucket  # noqa: E402
 from connector.fleet.schemas import migrate_accounts  # noqa: E402
@@ -43,11 +43,11 @@ REDIS = "redis://127.0.0.1:6379/5"
 CLOSEDLOOP = str(Path(sys.executable).with_name("closedloop"))
 
 
-def one_round(root: Path, workers: int, accounts: int, company: object) -> float:
+def one_round(root: Path, workers: int, accounts: int, company: Company) -> float:
     """Seconds for ``workers`` workers to sync ``accounts`` fresh accounts once."""
     tag = uuid.uuid4().hex[:8]
     names = [f"bench{i}_{tag}" for i in range(accounts)]
-    demos = [start_demo(root / "accounts" / name, company=company) for name in names]  # type: ignore[arg-type]
+    demos = [start_demo(root / "accounts" / name, company=company) for name in names]
     fleet_file = root / "fleet.yaml"
     fleet_file.write_text(dump_yaml({
         "broker_url": BROKER, "redis_url": REDIS, "store_url": PG, "queue": f"bench_{tag}",
