@@ -12,7 +12,9 @@ COPY connector ./connector
 COPY adapters ./adapters
 COPY mappings ./mappings
 COPY config ./config
-RUN pip install --no-cache-dir -e '.[postgres]' \
+# EXTRAS=fleet for the workers and scheduler of deploy/docker-compose.fleet.yml
+ARG EXTRAS=postgres
+RUN pip install --no-cache-dir -e ".[${EXTRAS}]" \
  && useradd --system --home /var/lib/closedloop closedloop \
  && install -d -o closedloop /var/lib/closedloop
 USER closedloop

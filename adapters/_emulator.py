@@ -29,6 +29,7 @@ class Request:
     body: bytes
     params: dict[str, str] = field(default_factory=dict)
     raw_query: str = ""  # undecoded, for APIs whose encoding matters (LinkedIn's Rest.li)
+    at: float = field(default_factory=time.monotonic)  # when it arrived (rate-limit tests)
 
     def json(self) -> Any:
         return json.loads(self.body or b"null")

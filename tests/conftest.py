@@ -60,12 +60,16 @@ def store_url(request: pytest.FixtureRequest, tmp_path: object) -> Iterator[str]
         if os.environ.get("CI"):
             pytest.fail(f"PostgreSQL is required in CI but unreachable at {PG_URL}: {problem}")
         pytest.skip(f"PostgreSQL not reachable ({problem})")
-    engine = create_engine(PG_URL)
-    SQLModel.metadata.drop_all(engine)
-    engine.dispose()
+    _drop_tables()
     yield PG_URL
+    _drop_tables()
+
+
+def _drop_tables() -> None:
     engine = create_engine(PG_URL)
     SQLModel.metadata.drop_all(engine)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
     engine.dispose()
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from connector import systems
 from connector.config import settings
+from connector.fleet.accounts import FleetConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -37,7 +38,7 @@ def test_every_setting_of_every_settings_model_is_documented() -> None:
     models = [
         settings.StoreConfig, settings.MappingsConfig, settings.SyncConfig,
         settings.AttributionConfig, settings.CurrencyConfig, settings.ServiceConfig,
-        settings.JobConfig, settings.Config,
+        settings.JobConfig, settings.Config, FleetConfig,
         *(systems.crm_class(kind).Settings for kind in systems.crm_kinds()),
         *(systems.source_class(kind).Settings for kind in systems.source_kinds()),
     ]  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -23,6 +24,8 @@ from connector.cli.common import (
     rich_progress,
     run_summary,
 )
+from connector.cli.fleet import DEFAULT_FLEET, FleetOption, load_fleet_option
+from connector.kernel.errors import ConfigError
 
 
 def run_and_summarise(
@@ -170,17 +173,41 @@ def _print_touch_plan(ctx: Any) -> None:
 
 
 def serve(
-    config: ConfigOption = DEFAULT_CONFIG, verbose: bool = True, log_format: LogFormat = ""
+    config: ConfigOption = DEFAULT_CONFIG,
+    verbose: bool = True,
+    log_format: LogFormat = "",
+    workers: Annotated[
+        str,
+        typer.Option(
+            help="celery: be the fleet's one scheduler, queueing every account's jobs for "
+            "`closedloop worker`s (with --fleet)"
+        ),
+    ] = "",
+    fleet: FleetOption = DEFAULT_FLEET,
 ) -> None:
     """Run the scheduled jobs of `service.jobs`, with /healthz and /metrics, until SIGTERM."""
     from connector.service.scheduler import catch_stop_signals
     from connector.service.scheduler import serve as run_service
 
     catch_stop_signals()  # first: a SIGTERM while the config loads still stops the service
+    if workers:
+        _serve_fleet(workers, fleet, verbose, log_format)
     with friendly_errors():
         loaded = _load(config)
         _setup_logging(verbose, log_format or loaded.config.service.log_format, loaded.secrets)
         code = run_service(config)
+    raise typer.Exit(code)
+
+
+def _serve_fleet(workers: str, fleet: Path, verbose: bool, log_format: str) -> None:
+    with friendly_errors():
+        if workers != "celery":
+            raise ConfigError(f"--workers {workers!r}: the one kind is celery")
+        loaded = load_fleet_option(fleet, workers=True)
+        from connector.fleet.scheduler import serve_fleet
+
+        _setup_logging(verbose, log_format or "json")
+        code = serve_fleet(loaded)
     raise typer.Exit(code)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -16,17 +17,34 @@ from connector.cli.common import (
     friendly_errors,
     require_run,
 )
+from connector.cli.fleet import DEFAULT_FLEET, AccountOption, FleetOption, load_fleet_option
 from connector.kernel.redact import redact
 from connector.report.terminal import cell
 
 runs_app = typer.Typer(help="Run history.", invoke_without_command=True)
 
 
+def _store_url(where: tuple[Path, Path, str | None]) -> str:
+    """The config's store, or the fleet account's schema with ``--account``."""
+    config, fleet, account = where
+    if account is None:
+        return str(_load(config).store_url())
+    loaded = load_fleet_option(fleet)
+    loaded.check_name(account)
+    return str(loaded.account_url(account))
+
+
 @runs_app.callback()
-def runs(ctx: typer.Context, config: ConfigOption = DEFAULT_CONFIG, limit: int = 20) -> None:
-    """List recent runs: status, duration, counts, errors."""
+def runs(
+    ctx: typer.Context,
+    config: ConfigOption = DEFAULT_CONFIG,
+    limit: int = 20,
+    fleet: FleetOption = DEFAULT_FLEET,
+    account: AccountOption = None,
+) -> None:
+    """List recent runs: status, duration, counts, errors (--account: a fleet's account)."""
     if ctx.invoked_subcommand is not None:
-        ctx.obj = config
+        ctx.obj = (config, fleet, account)
         return
     from sqlmodel import Session, col, select
 
@@ -34,7 +52,7 @@ def runs(ctx: typer.Context, config: ConfigOption = DEFAULT_CONFIG, limit: int =
     from connector.store.database import make_engine
 
     with friendly_errors():
-        engine = make_engine(_load(config).store_url(), create=False)
+        engine = make_engine(_store_url((config, fleet, account)), create=False)
     with Session(engine) as session:
         rows = session.exec(
             select(models.SyncRun).order_by(col(models.SyncRun.id).desc()).limit(limit)
@@ -79,7 +97,7 @@ def runs_show(ctx: typer.Context, run_id: int) -> None:
     from connector.store.database import make_engine
 
     with friendly_errors():
-        engine = make_engine(_load(ctx.obj).store_url(), create=False)
+        engine = make_engine(_store_url(ctx.obj), create=False)
     run = require_run(engine, run_id)
     with Session(engine) as session:
         writes = session.exec(

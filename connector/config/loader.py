@@ -143,53 +143,75 @@ def warn_if_readable_by_others(path: Path) -> None:
         )
 
 
-def load_config(path: Path, allow_missing_secrets: bool = False) -> LoadedConfig:
+def interpolated_yaml(path: Path) -> tuple[YamlDocument, Any]:
+    """A YAML mapping with every ``${NAME}`` replaced from the environment (each value
+    registered for redaction); every name that is not set is an error (file:line)."""
+    doc = load_yaml(path)
+    if not isinstance(doc.data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    missing: list[Missing] = []
+    data = _interpolate(doc, doc.data, (), {}, missing)
+    redact.register(_found_values(doc.data, {}))
+    if missing:
+        raise ConfigError("\n".join(message for _, message in missing))
+    return doc, data
+
+
+def load_config(
+    path: Path, allow_missing_secrets: bool = False, section: tuple[str, int] | None = None
+) -> LoadedConfig:
     """Read, interpolate and validate ``path`` and its adapters' settings.
+
+    ``section`` (``("accounts", 3)``): the config is that entry of a list in the file (less its
+    ``name``), its errors still naming the file's lines.
 
     Raises one ConfigError listing every problem found: each missing secret, each invalid
     key of the config and of every adapter's settings. ``allow_missing_secrets`` (doctor)
     returns the config anyway, with the missing ones in ``missing_secrets``."""
     doc = load_yaml(path)
-    if not isinstance(doc.data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
-    raw_secrets = doc.data.get("secrets_file")
+    at: Loc = section or ()
+    raw = doc.data[at[0]][at[1]] if section else doc.data
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{doc.where(at) if section else path}: expected a mapping")
+    raw = {k: v for k, v in raw.items() if not (section and k == "name")}
+    raw_secrets = raw.get("secrets_file")
     secrets_path = (path.parent / raw_secrets) if raw_secrets else None
     secrets = _secrets(secrets_path)
     missing: list[Missing] = []
-    data = _interpolate(doc, doc.data, (), secrets, missing)
-    interpolated = _found_values(doc.data, secrets)
+    data = _interpolate(doc, raw, at, secrets, missing)
+    interpolated = _found_values(raw, secrets)
     redact.register(interpolated)  # before validation: its errors may quote a value
     problems = [] if allow_missing_secrets else [message for _, message in missing]
     try:
-        config: Config = validate(doc, Config, data)
+        config: Config = validate(doc, Config, data, at)
     except ConfigError as exc:
         raise ConfigError("\n".join([*problems, str(exc)])) from None
     crm_settings: Any = None
     if config.crm.kind not in systems.crm_kinds():
         known = ", ".join(systems.crm_kinds())
         problems.append(
-            f"{doc.where(('crm', 'kind'))}: unknown CRM {config.crm.kind!r} "
+            f"{doc.where((*at, 'crm', 'kind'))}: unknown CRM {config.crm.kind!r} "
             f"(expected one of {known})"
         )
     else:
         model = systems.crm_class(config.crm.kind).Settings
-        crm_settings = _collect(problems, doc, model, config.crm.settings, ("crm", "settings"))
+        crm_settings = _collect(problems, doc, model, config.crm.settings, (*at, "crm", "settings"))
     sources: dict[str, Any] = {}
     for i, source in enumerate(config.sources):
         if source.kind not in systems.source_kinds():
             known = ", ".join(systems.source_kinds())
             problems.append(
-                f"{doc.where(('sources', i, 'kind'))}: unknown source {source.kind!r} "
+                f"{doc.where((*at, 'sources', i, 'kind'))}: unknown source {source.kind!r} "
                 f"(expected one of {known})"
             )
             continue
         if source.name in sources:
             problems.append(
-                f"{doc.where(('sources', i, 'name'))}: duplicate source name {source.name!r}"
+                f"{doc.where((*at, 'sources', i, 'name'))}: duplicate source name {source.name!r}"
             )
             continue
         model = systems.source_class(source.kind).Settings
-        settings = _collect(problems, doc, model, source.settings, ("sources", i, "settings"))
+        settings = _collect(problems, doc, model, source.settings, (*at, "sources", i, "settings"))
         if settings is not None:
             sources[source.name] = _relative_to(path.parent, settings)
     if problems:

@@ -2,6 +2,11 @@
 
 One :class:`RateLimiter` per API. It allows ``share`` of the vendor's limit per window and can
 be tightened from the vendor's own headers (remaining calls in the current window).
+
+A vendor's limit is per portal, org or ad account, not per process: when many workers serve one
+account (a fleet, ``connector.fleet``), :func:`share_limits` puts a :class:`SharedBucket` (Redis)
+and the account's name in force for the run, and every limiter of that run then takes its turn
+from the bucket all workers share, keyed by account, API and window.
 """
 
 from __future__ import annotations
@@ -9,8 +14,31 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Protocol
 
 from connector.kernel import metrics
+
+
+class SharedBucket(Protocol):
+    def take(self, key: str, allowed: int, window: float) -> float:
+        """Take one request from ``key``'s bucket: 0 when granted, else seconds to wait."""
+        ...
+
+
+_shared: ContextVar[tuple[SharedBucket, str] | None] = ContextVar("shared_limits", default=None)
+
+
+@contextmanager
+def share_limits(bucket: SharedBucket, account: str) -> Iterator[None]:
+    """Within the block, every limiter of this thread draws from ``bucket`` under ``account``."""
+    token = _shared.set((bucket, account))
+    try:
+        yield
+    finally:
+        _shared.reset(token)
 
 
 class RateLimiter:
@@ -21,22 +49,33 @@ class RateLimiter:
         self._sent: deque[float] = deque()
         self._blocked_until = 0.0
         self._lock = threading.Lock()
+        # Limiters are built with the run's adapters, inside share_limits: keep what it said.
+        self._shared = _shared.get()
 
     def acquire(self) -> None:
         """Block until one more request fits in the window."""
         while True:
-            with self._lock:
-                now = time.monotonic()
-                while self._sent and now - self._sent[0] >= self.window:
-                    self._sent.popleft()
-                wait = self._blocked_until - now
-                if wait <= 0 and len(self._sent) < self.allowed:
-                    self._sent.append(now)
-                    return
+            wait = self._blocked_until - time.monotonic()
+            if wait <= 0:
+                wait = self._take()
                 if wait <= 0:
-                    wait = self.window - (now - self._sent[0])
+                    return
             metrics.RATE_LIMIT_WAIT.labels(self.system).inc(wait)
             time.sleep(wait)
+
+    def _take(self) -> float:
+        if self._shared is not None:
+            bucket, account = self._shared
+            key = f"{account}:{self.system}:{self.window:g}"
+            return bucket.take(key, self.allowed, self.window)
+        with self._lock:
+            now = time.monotonic()
+            while self._sent and now - self._sent[0] >= self.window:
+                self._sent.popleft()
+            if len(self._sent) < self.allowed:
+                self._sent.append(now)
+                return 0.0
+            return self.window - (now - self._sent[0])
 
     def observe(self, remaining: int | None, resets_in: float | None = None) -> None:
         """Feed the vendor's "remaining in this window" header: at zero, hold off until reset."""

@@ -43,6 +43,11 @@ def _note_signal(signum: int, _frame: object) -> None:
     _signals.append(signum)
 
 
+def stop_requested() -> bool:
+    """A SIGTERM/SIGINT arrived (or a stop was asked for): the main loop ends."""
+    return bool(_signals) or STOP.is_set()
+
+
 def catch_stop_signals() -> None:
     """Make SIGTERM/SIGINT a stop request that :func:`serve`'s main loop acts on."""
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -108,7 +113,7 @@ def serve(config_path: Path) -> int:
     log.info("serving %d jobs; health and metrics on http://%s:%d", len(svc.jobs), svc.host,
              server.server_address[1])  # fmt: skip
     metrics.SERVICE_UP.set(1)
-    while not (_signals or STOP.is_set()):
+    while not stop_requested():
         # short slices: a signal the kernel hands to another thread wakes no wait of this one
         time.sleep(WAIT_SLICE)
     STOP.set()

@@ -15,14 +15,14 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, Stateme
 from sqlmodel import Session, SQLModel, create_engine
 
 from connector.kernel.errors import ClosedloopError, ConfigError
-from connector.store import models
+from connector.store import migrate, models
 
 EXAMPLE_URLS = "sqlite:///closedloop.db or postgresql+psycopg://user@host:5432/closedloop"
 
 
 def make_engine(url: str, create: bool = True, must_exist: bool | None = None) -> Engine:
-    """An engine for ``url`` whose tables exist; SQLite gets WAL and a busy timeout so readers
-    never block writers.
+    """An engine for ``url`` whose tables exist at the newest schema revision (migrated if need
+    be); SQLite gets WAL and a busy timeout so readers never block writers.
 
     ``create=False`` (commands that only read) never makes a store: a missing one is an error,
     unless ``must_exist=False`` (a dry run, which makes its tables in its own transaction).
@@ -60,8 +60,7 @@ def make_engine(url: str, create: bool = True, must_exist: bool | None = None) -
         ) from None
     try:
         if create:
-            SQLModel.metadata.create_all(engine)
-            add_missing_columns(engine)
+            migrate.upgrade(engine)
         elif must_exist and not inspect(engine).has_table(table_of(models.SyncRun).name):
             raise ConfigError(f"store.url {shown}: no closedloop store there yet; run a sync first")
     except DBAPIError as exc:
@@ -135,8 +134,8 @@ def rolled_back(engine: Engine) -> Iterator[Connection]:
 
 
 def add_missing_columns(engine: Engine) -> None:
-    """Bring a store made by an earlier version up to date: add the columns it lacks, and their
-    indexes.
+    """Bring a store made by ``create_all`` before migrations existed up to the baseline: add
+    the columns it lacks, and their indexes.
 
     ``create_all`` creates missing tables, never missing columns. A new column is nullable or
     has a scalar default, which fills the rows already there."""

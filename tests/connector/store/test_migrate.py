@@ -1,0 +1,63 @@
+"""Migrations: an empty store and one made by ``create_all`` both end at the head, whose tables
+are the models'; a store not at the head is refused where workers only check."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import create_engine, inspect, text
+from sqlmodel import Session, SQLModel, select
+
+from connector.kernel.errors import ConfigError
+from connector.store import migrate, models
+from connector.store.database import make_engine
+
+
+def test_an_empty_store_is_upgraded_to_the_head_and_matches_the_models(store_url: str) -> None:
+    engine = make_engine(store_url)
+    try:
+        assert migrate.current(engine) == migrate.head()
+        with engine.connect() as conn:
+            assert compare_metadata(MigrationContext.configure(conn), SQLModel.metadata) == []
+        migrate.require_head(engine, "store")  # nothing to say
+    finally:
+        engine.dispose()
+
+
+def test_a_store_made_by_create_all_is_stamped_and_keeps_its_rows(store_url: str) -> None:
+    """The store an earlier closedloop made (no alembic_version, a table it never had)."""
+    plain = create_engine(store_url)
+    SQLModel.metadata.create_all(plain)
+    with plain.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE forgotten")
+    with Session(plain) as session:
+        session.add(models.SyncRun(job="sync", started_at=datetime(2026, 11, 1, tzinfo=UTC)))
+        session.commit()
+    assert migrate.current(plain) is None
+    plain.dispose()
+
+    engine = make_engine(store_url)
+    try:
+        assert migrate.current(engine) == migrate.head()
+        assert inspect(engine).has_table("forgotten")
+        with Session(engine) as session:
+            assert [r.job for r in session.exec(select(models.SyncRun))] == ["sync"]
+    finally:
+        engine.dispose()
+
+
+def test_workers_refuse_a_store_that_is_not_at_the_head(store_url: str) -> None:
+    engine = create_engine(store_url)
+    try:
+        with pytest.raises(ConfigError, match="has no closedloop tables.*closedloop migrate"):
+            migrate.require_head(engine, "account acme")
+        migrate.upgrade(engine)
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = '0000_older'"))
+        with pytest.raises(ConfigError, match="account acme: .* at revision 0000_older"):
+            migrate.require_head(engine, "account acme")
+    finally:
+        engine.dispose()
