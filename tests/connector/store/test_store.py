@@ -107,9 +107,8 @@ def test_a_missing_folder_is_named_and_a_read_only_command_creates_no_store(
     assert list(tmp_path.iterdir()) == [a_file]
 
 
+@pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
 def test_a_postgresql_database_that_does_not_exist_is_named(store_url: str) -> None:
-    if not store_url.startswith("postgresql"):
-        pytest.skip("PostgreSQL only")
     url = make_url(store_url).set(password="hunter2", database="closedloop_no_such_db")
     with pytest.raises(ConfigError) as caught:
         make_engine(url.render_as_string(hide_password=False))
