@@ -1,8 +1,8 @@
 """A fleet on the machine's RabbitMQ, Redis and PostgreSQL, with demo companies as accounts.
 
 The services may be missing only outside CI (the tests then skip); in CI ``.ci/run`` starts
-them. Each test gets its own RabbitMQ vhost queue, Redis key space and PostgreSQL schemas (named
-after a random tag), so parallel runs on one machine do not meet.
+them. Each test gets its own queue (in the vhost ``closedloop_test``), Redis keys and
+PostgreSQL schemas (named after a random tag), so parallel runs on one machine do not meet.
 """
 
 from __future__ import annotations
