@@ -26,6 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from kombu import Connection  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 
 from connector.config.loader import dump_yaml  # noqa: E402
@@ -83,6 +84,8 @@ def one_round(root: Path, workers: int, accounts: int, company: Company) -> floa
         for proc in procs:
             proc.wait(60)
         logs.close()
+        with Connection(BROKER) as broker:
+            broker.default_channel.queue_delete(f"bench_{tag}")
         for demo in demos:
             demo.stop()
         with engine.begin() as conn:
