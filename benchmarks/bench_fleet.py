@@ -26,10 +26,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from kombu import Connection  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 
 from connector.config.loader import dump_yaml  # noqa: E402
-from connector.demo.emulators import TOKENS, start_demo  # noqa: E402
+from connector.demo.emulators import start_demo  # noqa: E402
 from connector.demo.synthetic import Company, generate  # noqa: E402
 from connector.fleet.accounts import load_fleet  # noqa: E402
 from connector.fleet.limiter import RedisBucket  # noqa: E402
@@ -54,7 +55,7 @@ def one_round(root: Path, workers: int, accounts: int, company: Company) -> floa
     }))  # fmt: skip
     fleet = load_fleet(fleet_file)
     migrate_accounts(fleet, names)
-    env = {**os.environ, **TOKENS, "CLOSEDLOOP_FLEET": str(fleet_file)}
+    env = {**os.environ, "CLOSEDLOOP_FLEET": str(fleet_file)}  # secrets: each demo's file
     logs = (root / "workers.log").open("ab")
     procs = [
         subprocess.Popen([CLOSEDLOOP, "worker"], env=env, stdout=logs, stderr=logs)
@@ -83,6 +84,8 @@ def one_round(root: Path, workers: int, accounts: int, company: Company) -> floa
         for proc in procs:
             proc.wait(60)
         logs.close()
+        with Connection(BROKER) as broker:
+            broker.default_channel.queue_delete(f"bench_{tag}")
         for demo in demos:
             demo.stop()
         with engine.begin() as conn:

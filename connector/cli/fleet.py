@@ -92,7 +92,9 @@ def worker(
 def enqueue(
     account: Annotated[str, typer.Argument(help="The account to run (its folder's name).")],
     fleet: FleetOption = DEFAULT_FLEET,
-    job: Annotated[str, typer.Option(help="The account's job (service.jobs) to run.")] = "sync",
+    job: Annotated[
+        str, typer.Option(help="One of the account's service.jobs; sync: every step.")
+    ] = "sync",
     only: Annotated[str | None, typer.Option(help="Run one step only.")] = None,
 ) -> None:
     """Queue one run of ACCOUNT for the fleet's workers; prints the task id."""

@@ -165,6 +165,18 @@ def load_fleet(path: Path) -> Fleet:
             f"{doc.where(('store_url',))}: store_url: a fleet's store is PostgreSQL, one schema "
             "per account (expected postgresql+psycopg://user@host:5432/closedloop)"
         )
-    if url.password:
-        redact.register({str(url.password)})
+    redact.register(_passwords(config.store_url, config.broker_url, config.redis_url or ""))
     return Fleet(path.resolve(), config)
+
+
+def _passwords(*urls: str) -> set[str]:
+    """The passwords written in the fleet's URLs: never in a log line or an error."""
+    found = set()
+    for url in urls:
+        try:
+            password = make_url(url).password if url else None
+        except ArgumentError:  # not a URL SQLAlchemy parses: its parts are not told apart
+            continue
+        if password:
+            found.add(str(password))
+    return found

@@ -82,6 +82,10 @@ def run_account(
     fleet, bucket = _current()
     loaded = fleet.account(account)
     configured = {j.name: j for j in loaded.config.service.jobs}
+    if job not in configured and job != "sync":
+        known = ", ".join(["sync", *configured])
+        log.error("account %s has no job %r (service.jobs: %s); nothing ran", account, job, known)
+        return "failed"
     steps = list(configured[job].steps) if job in configured else list(ALL_STEPS)
     chosen: StepName | None = next((s for s in ALL_STEPS if s == only), None)
     with share_limits(bucket, fleet.limit_group(account)) if bucket else nullcontext():

@@ -1,8 +1,8 @@
 """A fleet on the machine's RabbitMQ, Redis and PostgreSQL, with demo companies as accounts.
 
 The services may be missing only outside CI (the tests then skip); in CI ``.ci/run`` starts
-them. Each test gets its own RabbitMQ vhost queue, Redis key space and PostgreSQL schemas (named
-after a random tag), so parallel runs on one machine do not meet.
+them. Each test gets its own queue (in the vhost ``closedloop_test``), Redis keys and
+PostgreSQL schemas (named after a random tag), so parallel runs on one machine do not meet.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from kombu import Connection
 from sqlalchemy import create_engine, text
 
 from connector.config.loader import dump_yaml, load_config
-from connector.demo.emulators import TOKENS, DemoSystems, start_demo
+from connector.demo.emulators import DemoSystems, start_demo
 from connector.demo.synthetic import generate
 from connector.fleet.accounts import load_fleet
 from connector.run.context import build_context
@@ -74,7 +74,7 @@ class FleetSetup:
         return self.root / "fleet.yaml"
 
     def env(self) -> dict[str, str]:
-        return {**os.environ, **TOKENS, "CLOSEDLOOP_FLEET": str(self.fleet_file)}
+        return {**os.environ, "CLOSEDLOOP_FLEET": str(self.fleet_file)}
 
     def closedloop(self, *args: str) -> subprocess.CompletedProcess[str]:
         command = [str(Path(sys.executable).with_name("closedloop")), *args]
@@ -165,8 +165,7 @@ def crm_state(demo: DemoSystems) -> dict[str, Any]:
 
 def one_process_state(root: Path, company: dict[str, Any]) -> dict[str, Any]:
     """The CRM end state of one uninterrupted ``closedloop sync`` of the company (SQLite)."""
-    os.environ.update(TOKENS)
-    demo = start_small_demo(root, company)
+    demo = start_small_demo(root, company)  # its secrets in the demo's secrets.yaml
     try:
         ctx = build_context(load_config(demo.config_path))
         try:

@@ -3,7 +3,8 @@
 Twenty small demo companies, three ``closedloop worker`` processes: every account's CRM ends as
 one ``closedloop sync`` in one process leaves it, also the account whose worker is SIGKILLed in
 the middle of its write-back (the task goes to another worker), while an account whose CRM
-answers only 500s fails alone. Several workers on one portal stay under its rate limit together.
+answers only 500s fails alone. Several workers on one portal stay under its rate limit together;
+the scheduler queues each account's jobs; a request for a busy account waits or is dropped.
 """
 
 from __future__ import annotations
@@ -19,11 +20,13 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from sqlalchemy import create_engine, text
 
 from connector.fleet.accounts import load_fleet
 from connector.fleet.tasks import enqueue
+from connector.store.lock import job_lock
 from tests.e2e.fleet_support import (
     crm_state,
     finished,
@@ -181,3 +184,27 @@ def test_the_scheduler_queues_each_accounts_jobs_and_shows_them_by_account(
             assert shown in metrics
         serve.send_signal(signal.SIGTERM)
         assert serve.wait(60) == 0
+
+
+@pytest.mark.parametrize("when_busy", ["wait", "drop"])
+def test_a_request_for_a_busy_account_waits_or_is_dropped(tmp_path: Path, when_busy: str) -> None:
+    with fleet(tmp_path / "fleet", {"busy": COMPANIES[0]}) as setup:
+        (name,) = setup.demos
+        fleet_config = yaml.safe_load(setup.fleet_file.read_text()) | {"when_busy": when_busy}
+        setup.fleet_file.write_text(yaml.safe_dump(fleet_config))
+        assert setup.closedloop("migrate", "--all").returncode == 0
+        log = tmp_path / "worker.log"
+        setup.start_worker(log)
+        engine = create_engine(load_fleet(setup.fleet_file).account_url(name))
+        try:
+            with job_lock(engine, "sync"):  # another run of the account is in progress
+                enqueue(load_fleet(setup.fleet_file), name)
+                said = "waits" if when_busy == "wait" else "dropped"
+                wait_until(lambda: f"job sync {said}" in log.read_text(), f"the worker {said}")
+            if when_busy == "wait":
+                wait_until(lambda: finished(setup, name), "the run once the lock is free")
+                assert [r.status for r in runs_of(setup, name)] in (["succeeded"], ["partial"])
+            else:
+                assert runs_of(setup, name) == []
+        finally:
+            engine.dispose()

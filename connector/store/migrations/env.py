@@ -11,10 +11,19 @@ from sqlmodel import SQLModel
 from connector.store import models  # noqa: F401 - the tables, for autogenerate
 
 
+def include_name(name: str | None, type_: str, _parents: object) -> bool:
+    """Autogenerate looks at closedloop's tables only (not serve's scheduler_job, nor the lock
+    table of early versions)."""
+    return type_ != "table" or name in SQLModel.metadata.tables
+
+
 def run(connection: Connection) -> None:
     # SQLite alters a table by copying it ("batch" mode); other databases alter in place.
     context.configure(
-        connection=connection, target_metadata=SQLModel.metadata, render_as_batch=True
+        connection=connection,
+        target_metadata=SQLModel.metadata,
+        render_as_batch=True,
+        include_name=include_name,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -10,6 +10,7 @@ from sqlalchemy.engine import make_url
 
 from connector.fleet.accounts import load_fleet, schema_of
 from connector.kernel.errors import ConfigError
+from connector.kernel.redact import redact
 
 PG = "postgresql+psycopg://closedloop:s3cret-pw@db:5432/closedloop"
 
@@ -35,6 +36,7 @@ def test_each_account_gets_the_fleet_store_in_its_own_schema(tmp_path: Path) -> 
     assert url.password == "s3cret-pw" and url.database == "closedloop"
     assert schema_of("globex_2") == "account_globex_2"
     assert fleet.limit_group("acme") == "acme" and fleet.config.when_busy == "wait"
+    assert "s3cret-pw" not in redact(f"could not connect to {PG}")
 
 
 def test_fleet_mistakes_are_named_with_file_and_line(tmp_path: Path) -> None:

@@ -4,13 +4,16 @@ are the models'; a store not at the head is refused where workers only check."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
 from sqlmodel import Session, SQLModel, select
+from typer.testing import CliRunner
 
+from connector.cli import app
 from connector.kernel.errors import ConfigError
 from connector.store import migrate, models
 from connector.store.database import make_engine
@@ -61,3 +64,21 @@ def test_workers_refuse_a_store_that_is_not_at_the_head(store_url: str) -> None:
             migrate.require_head(engine, "account acme")
     finally:
         engine.dispose()
+
+
+def test_the_migrate_command_brings_a_companys_store_to_the_head(tmp_path: Path) -> None:
+    config = tmp_path / "closedloop.yaml"
+    config.write_text(
+        "store: {url: sqlite:///store.db}\n"
+        "crm: {kind: hubspot, settings: {access_token: pat-test}}\n"
+    )
+    result = CliRunner().invoke(app, ["migrate", "-c", str(config)])
+    assert result.exit_code == 0, result.output
+    assert f"store at revision {migrate.head()}" in result.output
+    engine = create_engine(f"sqlite:///{tmp_path / 'store.db'}")
+    try:
+        assert migrate.current(engine) == migrate.head()
+    finally:
+        engine.dispose()
+    both = CliRunner().invoke(app, ["migrate", "-c", str(config), "--account", "a", "--all"])
+    assert both.exit_code == 2 and "not both" in both.output
