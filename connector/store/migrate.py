@@ -2,9 +2,11 @@
 
 A store is brought to the newest revision (the head) with :func:`upgrade`: an empty database gets
 every table, one made by an earlier version with ``create_all`` (no ``alembic_version`` table)
-gets the columns it lacks and is stamped at the head. The single-company path upgrades at
-start; a fleet's workers only check (:func:`require_head`), as ``closedloop migrate`` does the
-upgrade once for every account, before the workers start.
+gets the tables and columns it lacks, is stamped at the baseline and upgraded from there: so a
+revision after the baseline must be idempotent (it may find its change made already, and
+must then still do the rest, such as dropping an index it replaces). The single-company path
+upgrades at start; a fleet's workers only check (:func:`require_head`), as ``closedloop
+migrate`` does the upgrade once for every account, before the workers start.
 
 A new schema change is a new revision file:
 ``alembic -c connector/store/alembic.ini upgrade head``, then ``... revision --autogenerate -m
@@ -28,6 +30,7 @@ from connector.kernel.errors import ConfigError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 BASELINE_TABLE = "sync_run"  # present in every store closedloop ever made
+BASELINE = "0001_baseline"
 
 
 def _config(connection: Connection | None = None) -> Config:
@@ -76,9 +79,8 @@ def _upgrade(engine: Engine) -> None:
         add_missing_columns(engine)
     with engine.begin() as conn:
         if made_by_create_all:
-            command.stamp(_config(conn), "head")
-        else:
-            command.upgrade(_config(conn), "head")
+            command.stamp(_config(conn), BASELINE)
+        command.upgrade(_config(conn), "head")
 
 
 def require_head(engine: Engine, where: str) -> None:
