@@ -17,7 +17,6 @@ from connector.cli.common import (
     require_run,
 )
 from connector.kernel.redact import redact
-from connector.report.terminal import cell
 
 runs_app = typer.Typer(help="Run history.", invoke_without_command=True)
 
@@ -30,6 +29,7 @@ def runs(ctx: typer.Context, config: ConfigOption = DEFAULT_CONFIG, limit: int =
         return
     from sqlmodel import Session, col, select
 
+    from connector.report.terminal import cell
     from connector.store import models
     from connector.store.database import make_engine
 
