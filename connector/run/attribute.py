@@ -64,15 +64,12 @@ _BUYERS = """
 WITH buyers AS ({buyers})
 SELECT DISTINCT b.deal_id, b.contact_id, COALESCE(cj.lead_touch_id, -1)
 FROM buyers b LEFT JOIN contact_journey cj ON cj.contact_id = b.contact_id"""
-# Every attributable touch of every buyer, once. Selecting the ids first (from the contact_id
-# index) lets SQLite read the rows in id order: near-sequential pages, not one random read per
-# touch (2x faster on a store that is not in the page cache).
+# Every attributable touch of every buyer, once, read from ix_touchpoint_journey alone.
 _TOUCHES = """
 WITH buyers AS ({buyers})
 SELECT t.contact_id, t.id, t.occurred_at, t.channel
 FROM touchpoint t
-WHERE t.id IN (SELECT bt.id FROM touchpoint bt
-               WHERE bt.contact_id IN (SELECT contact_id FROM buyers))
+WHERE t.contact_id IN (SELECT contact_id FROM buyers)
   AND t.channel <> '' AND NOT t.superseded"""
 
 

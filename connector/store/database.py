@@ -138,8 +138,8 @@ def rolled_back(engine: Engine) -> Iterator[Connection]:
 
 
 def add_missing_columns(engine: Engine) -> None:
-    """Bring a store made by an earlier version up to date: add the columns it lacks, and their
-    indexes.
+    """Bring a store made by an earlier version up to date: add the columns and the indexes it
+    lacks (an index over a large table takes a while, once).
 
     ``create_all`` creates missing tables, never missing columns. A new column is nullable or
     has a scalar default, which fills the rows already there."""
@@ -165,9 +165,10 @@ def add_missing_columns(engine: Engine) -> None:
                 if not column.nullable:
                     sql += " NOT NULL"
                 conn.exec_driver_sql(sql)
-                for index in table.indexes:
-                    if column.name in index.columns:
-                        index.create(conn, checkfirst=True)
+            have_indexes = {i["name"] for i in existing.get_indexes(table.name)}
+            for index in table.indexes:
+                if index.name not in have_indexes:
+                    index.create(conn)
 
 
 def table_of(model: type[SQLModel]) -> Table:
