@@ -167,7 +167,11 @@ def import_context(engine: Engine, source: CsvFilesSource, clock: StreamClock) -
 def store_state(engine: Engine) -> dict[str, tuple[Any, ...]]:
     """Row count and a content digest of each table the import writes."""
     queries = {
-        "spend": "SELECT COUNT(*), MAX(id), SUM(cost), SUM(cost_base), SUM(clicks) FROM spend",
+        # in cents: a float SUM depends on the order rows are read, which updates change
+        "spend": (
+            "SELECT COUNT(*), MAX(id), SUM(CAST(ROUND(cost * 100) AS BIGINT)), "
+            "SUM(CAST(ROUND(cost_base * 100) AS BIGINT)), SUM(clicks) FROM spend"
+        ),
         "touchpoint": (
             "SELECT COUNT(*), MAX(id), COUNT(DISTINCT identity_value), SUM(LENGTH(key)), "
             "COUNT(DISTINCT occurred_at), MIN(occurred_at), MAX(occurred_at) FROM touchpoint"
