@@ -67,8 +67,9 @@ class Touchpoint(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("source", "key"),
         # A person's touches as the attribute step reads them, from the index alone: one range
-        # per buyer instead of one table page per touch (5x faster at 10M touches).
-        Index("ix_touchpoint_journey", "contact_id", "occurred_at", "channel", "superseded", "id"),
+        # per buyer instead of one table page per touch (5x faster at 10M touches). ``id``
+        # second: new touches (no contact yet) are appended at the end, not placed at random.
+        Index("ix_touchpoint_journey", "contact_id", "id", "occurred_at", "channel", "superseded"),
     )
     id: int | None = Field(default=None, primary_key=True)
     source: str
