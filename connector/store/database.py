@@ -41,6 +41,11 @@ def make_engine(url: str, create: bool = True, must_exist: bool | None = None) -
     database = parsed.database or ""
     if parsed.get_backend_name() == "sqlite" and database not in {"", ":memory:"}:
         _check_sqlite_file(shown, Path(database), must_exist)
+    if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() != "psycopg":
+        raise ConfigError(  # bulk loads use psycopg 3's COPY
+            f"store.url {shown}: PostgreSQL is reached through psycopg 3; spell it "
+            "postgresql+psycopg:// (pip install 'closedloop[postgres]')"
+        )
     try:
         engine = _engine(url)
     except NoSuchModuleError:

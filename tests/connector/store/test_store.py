@@ -104,6 +104,7 @@ def test_job_lock_is_exclusive_and_released(engine: Engine, store_url: str) -> N
     ("url", "expected"),
     [
         ("postgres://app:hunter2@127.0.0.1/closedloop", "spelled postgresql+psycopg://"),
+        ("postgresql+pg8000://app:hunter2@127.0.0.1/closedloop", "spell it postgresql+psycopg://"),
         ("mysql://app:hunter2@127.0.0.1/closedloop", "driver (MySQLdb) is not installed"),
         ("not a url", "not a database URL"),
         ("sqlite:////proc/closedloop-store.db", "unable to open database file"),
