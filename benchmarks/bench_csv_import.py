@@ -1,7 +1,7 @@
 """Benchmark the offline CSV import: 1,000,000 spend rows and 1,000,000 touchpoint rows.
 
     PYTHONPATH=. python benchmarks/bench_csv_import.py [--rows 1000000] [--regenerate]
-        [--store postgresql+psycopg://user@host/db]  # emptied first; default a new SQLite file
+        [--spend-rows N] [--store postgresql+psycopg://user@host/db]  # emptied first
 
 The files are generated once with a fixed seed into ``benchmarks/out/`` and reused. Prints rows
 per second of parsing through :class:`CsvFilesSource`, then of importing both files into a new
@@ -219,18 +219,20 @@ def import_into_store(source: CsvFilesSource, url: str | None) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--spend-rows", type=int, help="spend rows (default: --rows)")
     parser.add_argument("--regenerate", action="store_true")
     parser.add_argument("--store", help="a store URL to empty and load (default: new SQLite)")
     parser.add_argument("--no-parse", action="store_true", help="skip timing the parse alone")
     args = parser.parse_args()
     OUT.mkdir(exist_ok=True)
     touch_file = OUT / f"offline_touchpoints_{args.rows}.csv"
-    spend_file = OUT / f"offline_spend_{args.rows}.csv"
+    spend_rows = args.spend_rows or args.rows
+    spend_file = OUT / f"offline_spend_{spend_rows}.csv"
     rng = random.Random(SEED)
     if args.regenerate or not touch_file.exists():
         generate_touchpoints(touch_file, args.rows, rng)
     if args.regenerate or not spend_file.exists():
-        generate_spend(spend_file, args.rows, rng)
+        generate_spend(spend_file, spend_rows, rng)
     source = CsvFilesSource(
         CsvFilesSource.Settings(touchpoints_file=touch_file, spend_file=spend_file)
     )
