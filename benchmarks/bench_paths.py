@@ -8,7 +8,9 @@ channels, channels drawn from a first-order chain, conversions depending on the 
 interpreter start and imports, ``closedloop paths FILE --models first_touch,last_touch,linear,
 markov`` and a script running ChannelAttribution's ``heuristic_models`` and ``markov_model``
 (with value and nulls) on the same file, alternating them ``--repeat`` times, and prints the
-best and median times and their ratio, plus how far the two results are apart.
+best and median times and their ratio, plus how far the two results are apart. The same table
+is timed again with CRLF line ends (``paths_<rows>_crlf.csv``: what Python's csv module, Excel
+and most exports write), which must cost no more than LF.
 """
 
 from __future__ import annotations
@@ -97,13 +99,24 @@ def generate(rows: int, seed: int = 2026) -> Path:
     return file
 
 
+def with_crlf(file: Path) -> Path:
+    """The same table with CRLF line ends, written once beside it."""
+    crlf = file.with_name(f"{file.stem}_crlf.csv")
+    if not crlf.exists():
+        with file.open("rb") as src, crlf.open("wb") as out:
+            for line in src:
+                out.write(line.replace(b"\n", b"\r\n"))
+    return crlf
+
+
 def closedloop_command(file: Path) -> list[str]:
     search = os.pathsep.join([os.environ.get("PATH", ""), str(Path(sys.executable).parent)])
     exe = shutil.which("closedloop", path=search)
     if exe:
         return [exe, "paths", str(file), "--models", MODELS, "--sep", ">", "--format", "csv"]
     code = (
-        "import sys; from pathlib import Path; from connector.paths import paths_report; "
+        "import sys; from pathlib import Path; "
+        "from connector.attribution.paths import paths_report; "
         "sys.stdout.write(paths_report(Path(sys.argv[1]), sys.argv[2].split(','), '>', 'csv'))"
     )
     return [sys.executable, "-c", code, str(file), MODELS]
@@ -123,13 +136,18 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    file = generate(args.rows)
-    print(f"table: {file} ({file.stat().st_size / 1e6:.0f} MB, {args.rows:,} rows)")
+    for file in (generate(args.rows), with_crlf(generate(args.rows))):
+        side_by_side(file, args.repeat)
+
+
+def side_by_side(file: Path, repeat: int) -> None:
+    rows = sum(1 for _ in file.open("rb")) - 1
+    print(f"table: {file} ({file.stat().st_size / 1e6:.0f} MB, {rows:,} rows)")
     ours_cmd = closedloop_command(file)
     theirs_cmd = [sys.executable, "-c", CA_SCRIPT, str(file)]
     print("closedloop:", " ".join(ours_cmd[:2]), "...")
     ours_times, theirs_times = [], []
-    for _ in range(args.repeat):
+    for _ in range(repeat):
         t, ours_out = timed(ours_cmd)
         ours_times.append(t)
         t, theirs_out = timed(theirs_cmd)
@@ -137,7 +155,7 @@ def main() -> None:
     best_ours, best_theirs = min(ours_times), min(theirs_times)
     for name, times in (("closedloop paths", ours_times), ("ChannelAttribution", theirs_times)):
         print(f"{name + ':':<20}best {min(times):6.2f} s  median {statistics.median(times):6.2f} s")
-    print(f"ratio (ChannelAttribution / closedloop, best): {best_theirs / best_ours:.2f}x")
+    print(f"ratio (closedloop / ChannelAttribution, best): {best_ours / best_theirs:.2f}x")
     compare(ours_out, theirs_out)
 
 

@@ -66,14 +66,15 @@ CONTACT = ("id", "crm_object", "crm_id", "created_at", "updated_at", "account_id
 TOUCHPOINT = (
     "id", "source", "key", "occurred_at", "identity_kind", "identity_value", "utm_source",
     "utm_medium", "utm_campaign", "landing_page", "campaign_id", "preset_channel", "channel",
-    "campaign_key", "contact_id", "superseded",
+    "campaign_key", "contact_id", "superseded", "origin",
 )  # fmt: skip
 CONTACT_JOURNEY = (
     "contact_id", "first_touch_id", "lead_touch_id", "last_touch_id", "touch_count", "channel_path",
 )  # fmt: skip
 DEAL = (
     "id", "crm_object", "crm_id", "name", "amount", "currency", "amount_base", "stage", "is_won",
-    "is_closed", "created_at", "updated_at", "closed_at", "account_id",
+    "is_closed", "created_at", "updated_at", "closed_at", "account_id", "stage_label",
+    "stage_order",
 )  # fmt: skip
 
 
@@ -200,6 +201,7 @@ def build(path: Path, scale: float, seed: int = SEED) -> None:
                 [""] * len(ids),
                 np.where(anon, -1, who + 1).tolist(),
                 superseded[part].astype(np.int64).tolist(),
+                ["ga4"] * len(ids),
                 strict=True,
             ),
         )
@@ -265,6 +267,8 @@ def build(path: Path, scale: float, seed: int = SEED) -> None:
             np.where(closed_deal, closed_text, opened_text).tolist(),
             [c if k else None for c, k in zip(closed_text, closed_deal, strict=True)],
             [f"A{p // ACCOUNT_SIZE:07d}" for p in primary.tolist()],
+            stage.tolist(),
+            [0] * n_deals,
             strict=True,
         ),
     )

@@ -25,6 +25,8 @@ if TYPE_CHECKING:  # rich.progress loads only for commands that draw bars (fast 
 
 app = typer.Typer(
     add_completion=False,
+    # Click's plain help: Rich's help pulls in a Markdown parser and doubles `--help`'s time
+    rich_markup_mode=None,
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,  # locals hold tokens (older Typers showed them)
     help="Close the loop between marketing touchpoints and CRM revenue.",

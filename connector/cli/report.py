@@ -13,7 +13,6 @@ from rich.console import Console
 
 from connector.cli.common import DEFAULT_CONFIG, ConfigOption, _load, console, friendly_errors
 from connector.kernel.errors import ConfigError
-from connector.report.terminal import print_report
 
 
 def build_report(
@@ -74,6 +73,8 @@ def report(
         raise typer.BadParameter(f"--start {start:%Y-%m-%d} is after --end {end:%Y-%m-%d}")
     with friendly_errors():
         result = build_report(_load(config), model, start and start.date(), end and end.date())
+    from connector.report.terminal import print_report
+
     if format == "table":
         if not output:
             print_report(console, result, by)

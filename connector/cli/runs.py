@@ -19,7 +19,6 @@ from connector.cli.common import (
 )
 from connector.cli.fleet import DEFAULT_FLEET, AccountOption, FleetOption, load_fleet_option
 from connector.kernel.redact import redact
-from connector.report.terminal import cell
 
 runs_app = typer.Typer(help="Run history.", invoke_without_command=True)
 
@@ -48,6 +47,7 @@ def runs(
         return
     from sqlmodel import Session, col, select
 
+    from connector.report.terminal import cell
     from connector.store import models
     from connector.store.database import make_engine
 

@@ -23,7 +23,6 @@ from connector.cli.common import (
 )
 from connector.cli.report import build_report
 from connector.cli.run import run_and_summarise
-from connector.report.terminal import print_report
 
 
 def demo(
@@ -45,6 +44,7 @@ def demo(
     Meta Ads and LinkedIn Ads (no account needed), then show the report and a few contacts."""
     from connector.demo.emulators import prepare_folder, start_demo
     from connector.demo.synthetic import generate
+    from connector.report.terminal import print_report
 
     if crm not in {"hubspot", "salesforce"}:
         raise typer.BadParameter("expected hubspot or salesforce", param_hint="--crm")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from sqlmodel import Session, SQLModel, create_engine
 from connector.kernel.errors import ClosedloopError, ConfigError
 from connector.store import migrate, models
 
+CACHE_KIB = 256 * 1024
 EXAMPLE_URLS = "sqlite:///closedloop.db or postgresql+psycopg://user@host:5432/closedloop"
 
 
@@ -41,6 +41,11 @@ def make_engine(url: str, create: bool = True, must_exist: bool | None = None) -
     database = parsed.database or ""
     if parsed.get_backend_name() == "sqlite" and database not in {"", ":memory:"}:
         _check_sqlite_file(shown, Path(database), must_exist)
+    if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() != "psycopg":
+        raise ConfigError(  # bulk loads use psycopg 3's COPY
+            f"store.url {shown}: PostgreSQL is reached through psycopg 3; spell it "
+            "postgresql+psycopg:// (pip install 'closedloop[postgres]')"
+        )
     try:
         engine = _engine(url)
     except NoSuchModuleError:
@@ -103,6 +108,9 @@ def _engine(url: str) -> Engine:
             if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
                 cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
+            # 256 MiB of pages (SQLite's default is 2 MiB): bulk loads touch every index of a
+            # large table at random places; a bound, filled only as pages are read.
+            cursor.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
 
@@ -134,8 +142,8 @@ def rolled_back(engine: Engine) -> Iterator[Connection]:
 
 
 def add_missing_columns(engine: Engine) -> None:
-    """Bring a store made by ``create_all`` before migrations existed up to the baseline: add
-    the columns it lacks, and their indexes.
+    """Bring a store made by ``create_all`` before migrations existed up to the models: add the
+    columns and the indexes it lacks (an index over a large table takes a while, once).
 
     ``create_all`` creates missing tables, never missing columns. A new column is nullable or
     has a scalar default, which fills the rows already there."""
@@ -161,9 +169,10 @@ def add_missing_columns(engine: Engine) -> None:
                 if not column.nullable:
                     sql += " NOT NULL"
                 conn.exec_driver_sql(sql)
-                for index in table.indexes:
-                    if column.name in index.columns:
-                        index.create(conn, checkfirst=True)
+            have_indexes = {i["name"] for i in existing.get_indexes(table.name)}
+            for index in table.indexes:
+                if index.name not in have_indexes:
+                    index.create(conn)
 
 
 def table_of(model: type[SQLModel]) -> Table:
@@ -171,46 +180,96 @@ def table_of(model: type[SQLModel]) -> Table:
     return model.__table__  # type: ignore[attr-defined,no-any-return]
 
 
-def _execute_many(
-    session: Session, table: type[SQLModel], rows: Sequence[dict[str, Any]], conflict: str = ""
-) -> None:
-    """INSERT ``rows`` (all with the keys of the first) with one DB-API ``executemany`` of plain
-    tuples: the values and the Python-side defaults of the columns not given go through the
-    column types' bind processors, as SQLAlchemy's own executemany does, without its per-row
-    parameter handling. ``conflict`` is appended to the statement (an ON CONFLICT clause)."""
-    tbl = table_of(table)
-    dialect = session.get_bind().dialect
+def _bound_columns(
+    table: Table, dialect: Any, rows: Sequence[dict[str, Any]]
+) -> tuple[list[str], list[list[Any]]]:
+    """The column names and the values of ``rows`` (all with the keys of the first) as the
+    DB-API takes them, column by column: each value through its column type's bind processor,
+    as SQLAlchemy's own executemany does, without its per-row parameter handling. Columns not
+    given that have a scalar Python-side default get it. A processor runs once per distinct
+    value of a batch (touch times and read stamps repeat)."""
     given = list(rows[0])
-    unknown = [c for c in given if c not in tbl.c]
+    unknown = [c for c in given if c not in table.c]
     if unknown:
-        raise ClosedloopError(f"{tbl.name} has no column {unknown[0]!r}")
-    defaults = [c for c in tbl.c if c.key not in given and c.default is not None]
+        raise ClosedloopError(f"{table.name} has no column {unknown[0]!r}")
+    defaults = [c for c in table.c if c.key not in given and c.default is not None]
     if any(not c.default.is_scalar for c in defaults):  # type: ignore[union-attr]
-        raise ClosedloopError(f"{tbl.name}: give every column with a computed default")
+        raise ClosedloopError(f"{table.name}: give every column with a computed default")
+    columns: list[list[Any]] = []
+    for column in [table.c[c] for c in given]:
+        process = column.type.dialect_impl(dialect).bind_processor(dialect)
+        values = [row[column.key] for row in rows]
+        if process:
+            done: dict[Any, Any] = {}
+            values = [done[v] if v in done else done.setdefault(v, process(v)) for v in values]
+        columns.append(values)
+    for column in defaults:
+        process = column.type.dialect_impl(dialect).bind_processor(dialect)
+        value = column.default.arg  # type: ignore[union-attr]
+        columns.append([process(value) if process else value] * len(rows))
+    return [*given, *(c.key for c in defaults)], columns
+
+
+def _execute_many(
+    session: Session,
+    model: type[SQLModel],
+    rows: Sequence[dict[str, Any]],
+    keys: Sequence[str] = (),
+    action: str = "",
+) -> None:
+    """INSERT ``rows``, set-based: on SQLite one DB-API ``executemany`` of plain tuples (one
+    prepared statement), on PostgreSQL a ``COPY`` into a temporary table and one
+    ``INSERT ... SELECT``. With ``keys``, ``ON CONFLICT (keys) action`` is added; rows repeating
+    a key behave as one after the other: the last one given wins an update, the first one a
+    DO NOTHING."""
+    table = table_of(model)
+    dialect = session.get_bind().dialect
     quote = dialect.identifier_preparer.quote
-    names = ", ".join(quote(c) for c in [*given, *(c.key for c in defaults)])
-    mark = "?" if dialect.paramstyle == "qmark" else "%s"
-    marks = ", ".join([mark] * (len(given) + len(defaults)))
-    sql = f"INSERT INTO {quote(tbl.name)} ({names}) VALUES ({marks}){conflict}"
-    columns: list[Any] = []
+    conflict = f" ON CONFLICT ({', '.join(quote(k) for k in keys)}) {action}" if keys else ""
     try:
-        for column in [tbl.c[c] for c in given]:
-            process = column.type.dialect_impl(dialect).bind_processor(dialect)
-            values = [row[column.key] for row in rows]
-            columns.append(list(map(process, values)) if process else values)
-        for column in defaults:
-            process = column.type.dialect_impl(dialect).bind_processor(dialect)
-            value = column.default.arg  # type: ignore[union-attr]
-            columns.append(repeat(process(value) if process else value, len(rows)))
+        given, columns = _bound_columns(table, dialect, rows)
+    except ClosedloopError:
+        raise
     except Exception as exc:  # a value the column type refuses: as SQLAlchemy reports it
-        raise StatementError(str(exc), sql, None, exc) from exc
-    session.connection().exec_driver_sql(sql, list(zip(*columns, strict=True)))
+        raise StatementError(str(exc), f"INSERT INTO {table.name}", None, exc) from exc
+    names = ", ".join(quote(c) for c in given)
+    tuples: list[tuple[Any, ...]] = list(zip(*columns, strict=True))
+    conn = session.connection()
+    if dialect.name != "postgresql":
+        marks = ", ".join(["?" if dialect.paramstyle == "qmark" else "%s"] * len(given))
+        sql = f"INSERT INTO {quote(table.name)} ({names}) VALUES ({marks}){conflict}"
+        conn.exec_driver_sql(sql, tuples)
+        return
+    if keys:  # one INSERT ... SELECT may not touch a row twice
+        at = [given.index(k) for k in keys]
+        unique: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        for row in tuples:
+            key = tuple(row[i] for i in at)
+            if action.startswith("DO UPDATE"):
+                unique[key] = row
+            else:
+                unique.setdefault(key, row)
+        tuples = list(unique.values())
+    stage, target = quote(f"stage_{table.name}"), quote(table.name)
+    conn.exec_driver_sql(
+        f"CREATE TEMPORARY TABLE {stage} AS SELECT {names} FROM {target} WITH NO DATA"
+    )
+    cursor: Any = conn.connection.cursor()
+    try:
+        with cursor.copy(f"COPY {stage} ({names}) FROM STDIN") as copy:
+            for row in tuples:
+                copy.write_row(row)
+    finally:
+        cursor.close()
+    conn.exec_driver_sql(f"INSERT INTO {target} ({names}) SELECT {names} FROM {stage}{conflict}")
+    conn.exec_driver_sql(f"DROP TABLE {stage}")
 
 
 def upsert(
     session: Session, table: type[SQLModel], rows: Sequence[dict[str, Any]], keys: Sequence[str]
 ) -> None:
-    """Insert ``rows`` or update them on their natural ``keys`` (set-based, one executemany).
+    """Insert ``rows`` or update them on their natural ``keys`` (set-based, see
+    :func:`_execute_many`).
 
     On conflict only the columns given are updated; omitted ones keep their stored value."""
     if not rows:
@@ -221,9 +280,7 @@ def upsert(
     quote = dialect.identifier_preparer.quote
     updates = ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in rows[0] if c not in keys)
     action = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
-    _execute_many(
-        session, table, rows, f" ON CONFLICT ({', '.join(quote(k) for k in keys)}) {action}"
-    )
+    _execute_many(session, table, rows, keys, action)
 
 
 def insert_rows(session: Session, table: type[SQLModel], rows: Sequence[dict[str, Any]]) -> None:

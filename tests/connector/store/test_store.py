@@ -45,6 +45,32 @@ def test_restated_spend_upserts_on_natural_key(engine: Engine) -> None:
     assert [r.cost for r in rows] == [12.5]
 
 
+def test_a_key_repeated_in_one_batch_acts_as_rows_one_after_the_other(engine: Engine) -> None:
+    """One set-based statement per batch (COPY + INSERT ... SELECT on PostgreSQL): a key given
+    twice ends with the last row's values (or once, under DO NOTHING); ids stay put."""
+    keys = ["platform", "account", "campaign_id", "day"]
+    other = {**spend_row(1.0), "campaign_id": "10"}
+    with Session(engine) as session:
+        upsert(session, models.Spend, [spend_row(10.0), other, spend_row(11.0)], keys)
+        session.commit()
+        first = {(r.campaign_id, r.id): r.cost for r in session.exec(select(models.Spend))}
+        upsert(session, models.Spend, [spend_row(12.5), spend_row(13.0)], keys)
+        upsert(session, models.Forgotten, [
+            {"kind": "crm_id", "value": "003A", "forgotten_at": datetime(2026, 11, 1, tzinfo=UTC)},
+            {"kind": "crm_id", "value": "003A", "forgotten_at": datetime(2026, 12, 1, tzinfo=UTC)},
+        ], ["kind", "value"])  # fmt: skip
+        upsert(session, models.DealContact, [{"deal_crm_id": "D1", "contact_crm_id": "003A"}] * 2,
+               ["deal_crm_id", "contact_crm_id"])  # fmt: skip
+        session.commit()
+        after = {(r.campaign_id, r.id): r.cost for r in session.exec(select(models.Spend))}
+        forgotten = session.exec(select(models.Forgotten)).all()
+        links = session.exec(select(models.DealContact)).all()
+    assert sorted(first.values()) == [1.0, 11.0]
+    assert after == {key: 13.0 if key[0] == "9" else 1.0 for key in first}
+    assert [f.forgotten_at for f in forgotten] == [datetime(2026, 12, 1, tzinfo=UTC)]
+    assert len(links) == 1
+
+
 def test_datetimes_come_back_aware_utc(engine: Engine) -> None:
     paris = timezone(timedelta(hours=1))
     with Session(engine) as session:
@@ -78,6 +104,7 @@ def test_job_lock_is_exclusive_and_released(engine: Engine, store_url: str) -> N
     ("url", "expected"),
     [
         ("postgres://app:hunter2@127.0.0.1/closedloop", "spelled postgresql+psycopg://"),
+        ("postgresql+pg8000://app:hunter2@127.0.0.1/closedloop", "spell it postgresql+psycopg://"),
         ("mysql://app:hunter2@127.0.0.1/closedloop", "driver (MySQLdb) is not installed"),
         ("not a url", "not a database URL"),
         ("sqlite:////proc/closedloop-store.db", "unable to open database file"),
