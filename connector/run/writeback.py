@@ -26,6 +26,7 @@ from connector.config.mappings import Policy
 from connector.kernel import metrics
 from connector.kernel.records import FieldSpec, RecordUpdate, WriteResult
 from connector.kernel.redact import redact
+from connector.run import audit
 from connector.run.context import RunContext
 from connector.run.preflight import preflight, targets
 from connector.run.values import canonical, desired_values
@@ -208,23 +209,9 @@ def settle_batch(session: Session, run_id: int, obj: str, results: list[WriteRes
     """Mark the run's pending audit rows of these records ``ok`` or ``failed``.
 
     Filtered by object: a contact and a deal with the same id must not settle each other."""
-    if not results:
-        return
     fw = table_of(models.FieldWrite)
-    stmt = (
-        update(fw)
-        .where(
-            fw.c.run_id == run_id,
-            fw.c.crm_object == obj,
-            fw.c.record_id == bindparam("rid"),
-            fw.c.status == "pending",
-        )
-        .values(status=bindparam("st"), error=bindparam("err"))
-    )
-    rows = [
-        {"rid": r.crm_id, "st": "ok" if r.ok else "failed", "err": redact(r.error)} for r in results
-    ]
-    session.execute(stmt, rows)
+    outcomes = [(r.crm_id, r.ok, redact(r.error)) for r in results]
+    audit.settle(session, run_id, outcomes, fw.c.crm_object == obj)
 
 
 def execute(ctx: RunContext, write_plan: WritePlan) -> None:
@@ -236,21 +223,12 @@ def execute(ctx: RunContext, write_plan: WritePlan) -> None:
     ctx.count("records_failed", 0)
     for obj, records in write_plan.by_object().items():
         changes = [c for c in write_plan.changes if c.crm_object == obj]
-        with Session(ctx.engine) as session:
-            session.add_all(
-                [
-                    models.FieldWrite(
-                        run_id=ctx.run_id,
-                        crm_object=obj,
-                        record_id=c.record_id,
-                        field=c.field,
-                        old_value=c.old,
-                        new_value=c.new,
-                    )
-                    for c in changes
-                ]
-            )
-            session.commit()
+        rows = [
+            {"run_id": ctx.run_id, "crm_object": obj, "record_id": c.record_id, "field": c.field,
+             "old_value": c.old, "new_value": c.new}
+            for c in changes
+        ]  # fmt: skip
+        audit.record(ctx.engine, rows)
         task = ctx.progress.task(f"write-back: {obj}", total=len(records))
 
         def on_batch(results: list[WriteResult], obj: str = obj, task: Any = task) -> None:

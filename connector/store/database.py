@@ -62,6 +62,7 @@ def make_engine(url: str, create: bool = True, must_exist: bool | None = None) -
         if create:
             SQLModel.metadata.create_all(engine)
             add_missing_columns(engine)
+            update_indexes(engine)
         elif must_exist and not inspect(engine).has_table(table_of(models.SyncRun).name):
             raise ConfigError(f"store.url {shown}: no closedloop store there yet; run a sync first")
     except DBAPIError as exc:
@@ -165,6 +166,20 @@ def add_missing_columns(engine: Engine) -> None:
                 for index in table.indexes:
                     if column.name in index.columns:
                         index.create(conn, checkfirst=True)
+
+
+OBSOLETE_INDEXES = ("ix_field_write_run_id",)  # replaced by ix_field_write_run_record
+
+
+def update_indexes(engine: Engine) -> None:
+    """Give a store made by an earlier version the indexes it lacks (``create_all`` adds none
+    to a table that exists) and drop the ones replaced, so no query can pick them."""
+    with engine.begin() as conn:
+        for name in OBSOLETE_INDEXES:
+            conn.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
+        for table in SQLModel.metadata.sorted_tables:
+            for index in table.indexes:
+                index.create(conn, checkfirst=True)
 
 
 def table_of(model: type[SQLModel]) -> Table:

@@ -5,7 +5,15 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, DateTime, Dialect, TypeDecorator, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Dialect,
+    Index,
+    TypeDecorator,
+    UniqueConstraint,
+)
 from sqlmodel import Field, SQLModel
 
 
@@ -183,8 +191,11 @@ class FieldWrite(SQLModel, table=True):
     record: :data:`WHOLE_RECORD`)."""
 
     __tablename__ = "field_write"
+    # A run's rows of a record: settling a batch must never scan the whole run, so there is no
+    # index on ``run_id`` alone for a planner to pick (queries by run use this one's prefix).
+    __table_args__ = (Index("ix_field_write_run_record", "run_id", "record_id"),)
     id: int | None = Field(default=None, primary_key=True)
-    run_id: int = Field(index=True)
+    run_id: int
     crm_object: str
     record_id: str = Field(index=True)
     field: str
