@@ -18,8 +18,10 @@ records that failed), and property groups / properties (``POST /crm/v3/propertie
 and ``.../groups``) for the fields closedloop owns.
 
 Every call goes through the real ``hubspot-api-client``, one client-side rate limiter (a
-share of the ten-second limit, tightened by ``X-HubSpot-RateLimit-Remaining``; search has its
-own per-second limiter) and :func:`connector.kernel.retry.call_with_retry`. urllib3's own
+share of the ten-second limit: the tier's or the settings', resized by the portal's
+``X-HubSpot-RateLimit-Max`` / ``-Interval-Milliseconds`` and held off by ``-Remaining`` and
+after a 429 for the interval; search has its own per-second limiter), a per-run share of the
+daily limit, and :func:`connector.kernel.retry.call_with_retry`. urllib3's own
 retries are off, so each HTTP request is counted once and retried in one place.
 
 API reference: https://developers.hubspot.com/docs/api/crm/understanding-the-crm
@@ -39,19 +41,19 @@ from urllib3.util.retry import Retry
 
 from adapters.hubspot.account import deal_stages, portal_time_zone
 from adapters.hubspot.deals import deal_record, parse_datetime_value, utc
-from adapters.hubspot.errors import classify, header
+from adapters.hubspot.errors import classify
+from adapters.hubspot.limits import PortalLimits
 from adapters.hubspot.properties import field_spec, property_body
 from adapters.hubspot.settings import HubSpotSettings
 from connector.kernel import metrics
 from connector.kernel.batches import chunks
-from connector.kernel.errors import RecordError
+from connector.kernel.errors import RecordError, TransientError
 from connector.kernel.ratelimit import RateLimiter
 from connector.kernel.records import CrmDeal, CrmRecord, FieldSpec, RecordUpdate, WriteResult
 from connector.kernel.retry import call_with_retry
 from connector.kernel.timeutil import to_epoch_ms, zone
 
 SYSTEM = "hubspot"
-TEN_SECOND_LIMIT = 110  # requests per 10 s per private app (Free/Starter: 100; Pro/Ent.: 190)
 SEARCH_PAGE = 200
 SEARCH_WINDOW = 10_000
 ASSOCIATION_BATCH = 1000
@@ -95,7 +97,7 @@ class HubSpotCrm:
         self._pipelines = crm.pipelines.pipelines_api
         self._time_zone = settings.time_zone
         self._schemas = crm.schemas.core_api  # custom objects: touch_records.py
-        self._limiter = RateLimiter(SYSTEM, TEN_SECOND_LIMIT, 10.0, settings.rate_limit_share)
+        self._limits = PortalLimits(settings)
         self._search_limiter = RateLimiter(SYSTEM, settings.search_per_second, 1.0)
         self._calls = 0
 
@@ -104,9 +106,10 @@ class HubSpotCrm:
         self, action: str, method: Callable[..., Any], *args: Any, search: bool = False, **kw: Any
     ) -> Any:
         """One API call: limiter, count, classify, retry. Returns the deserialised body."""
-        limiter = self._search_limiter if search else self._limiter
+        limiter = self._search_limiter if search else self._limits.limiter
 
         def attempt() -> Any:
+            self._limits.spend(self._calls, action)
             limiter.acquire()
             self._calls += 1
             metrics.API_CALLS.labels(SYSTEM).inc()
@@ -118,11 +121,11 @@ class HubSpotCrm:
                 classified = classify(error, action)
                 if classified is None:
                     raise
+                self._limits.observe(getattr(error, "headers", None))
+                if getattr(error, "status", None) == 429 and isinstance(classified, TransientError):
+                    limiter.observe(0, resets_in=classified.retry_after)  # wait the window out
                 raise classified from error
-            remaining = header(headers, "X-HubSpot-RateLimit-Remaining")
-            if remaining is not None and remaining.isdigit():
-                # A rolling window: capacity comes back gradually, so look again in a second.
-                self._limiter.observe(int(remaining), resets_in=1.0)
+            self._limits.observe(headers)
             return data
 
         return call_with_retry(attempt)
