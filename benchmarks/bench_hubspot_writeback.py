@@ -73,10 +73,14 @@ def main() -> int:
     written = sum(r.ok for r in results)
     ceiling = args.limit / 10 * 100
     rate = written / wall
-    print(f"HubSpot write-back: {written:,} of {len(updates):,} contacts in {wall:.2f} s, "
-          f"{calls} requests ({refused} answered 429), portal limit {args.limit} / 10 s")  # fmt: skip
-    print(f"records/s: {rate:,.0f}   ceiling: {ceiling:,.0f}   ratio: {rate / ceiling:.2f} "
-          f"(target >= 0.90)")  # fmt: skip
+    print(
+        f"HubSpot write-back: {written:,} of {len(updates):,} contacts in {wall:.2f} s, "
+        f"{calls} requests ({refused} answered 429), portal limit {args.limit} / 10 s"
+    )
+    print(
+        f"records/s: {rate:,.0f}   ceiling: {ceiling:,.0f}   ratio: {rate / ceiling:.2f} "
+        "(target >= 0.90)"
+    )
     print(f"client CPU: {cpu:.2f} s, {cpu / calls * 1000:.1f} ms per request")
     return 0 if written == len(updates) and rate >= 0.9 * ceiling else 1
 
