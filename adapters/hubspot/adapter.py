@@ -340,6 +340,10 @@ class HubSpotCrm:
         moment = parse_datetime_value((item.properties or {}).get(modified)) or utc(item.updated_at)
         return to_epoch_ms(moment)
 
+    def modified_since(self, obj: str, since: datetime) -> set[str]:
+        """Ids of ``obj`` records modified at or after ``since`` (one search per 200)."""
+        return {str(item.id) for item in self._changed(obj, since, [MODIFIED[obj]])}
+
     def read_values(
         self, obj: str, ids: Sequence[str], fields: Sequence[str]
     ) -> dict[str, dict[str, str | None]]:

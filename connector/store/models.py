@@ -205,6 +205,17 @@ class FieldWrite(SQLModel, table=True):
     error: str = ""
 
 
+class WritebackRecord(SQLModel, table=True):
+    """A CRM record closedloop writes fields to, with a digest of the values (and policies) it
+    last settled there: written, or found there already. A re-sync reads back only records
+    whose digest changed or that the CRM modified since (see ``run.writeback_reads``)."""
+
+    __tablename__ = "writeback_record"
+    crm_object: str = Field(primary_key=True)
+    record_id: str = Field(primary_key=True)
+    digest: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
 class TouchRecord(SQLModel, table=True):
     """What closedloop last wrote to each touchpoint record in the CRM: a sync diffs against it
     instead of reading every record back. Changed in the transaction that settles the write.
