@@ -251,12 +251,12 @@ def execute(ctx: RunContext, write_plan: WritePlan) -> None:
         task = ctx.progress.task(f"write-back: {obj}", total=len(records))
 
         def on_batch(results: list[WriteResult], obj: str = obj, task: Any = task) -> None:
+            landed = write_plan.digests.get(obj, {})
             with Session(ctx.engine) as session:
                 settle_batch(session, ctx.run_id or 0, obj, results)
+                reads.remember(session, obj, {r.crm_id: landed[r.crm_id] for r in results
+                                              if r.ok and r.crm_id in landed})  # fmt: skip
                 session.commit()
-            landed = write_plan.digests.get(obj, {})
-            reads.remember(ctx, obj, {r.crm_id: landed[r.crm_id] for r in results
-                                      if r.ok and r.crm_id in landed})  # fmt: skip
             ok = sum(r.ok for r in results)
             ctx.count("records_written", ok)
             ctx.count("records_failed", len(results) - ok)
@@ -284,8 +284,11 @@ def run_writeback(ctx: RunContext) -> WritePlan:
     if ctx.dry_run:
         return write_plan
     changed = {(c.crm_object, c.record_id) for c in write_plan.changes}
-    for obj, digests in write_plan.digests.items():
-        reads.remember(ctx, obj, {r: d for r, d in digests.items() if (obj, r) not in changed})
+    with Session(ctx.engine) as session:
+        for obj, digests in write_plan.digests.items():
+            unchanged = {r: d for r, d in digests.items() if (obj, r) not in changed}
+            reads.remember(session, obj, unchanged)
+        session.commit()
     if write_plan.changes:
         execute(ctx, write_plan)
     done = utcnow() if write_plan.changes else write_plan.looked_at

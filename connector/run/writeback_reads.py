@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlmodel import Session, select
 
+from connector.kernel.batches import chunks
 from connector.run.context import RunContext
 from connector.run.touch_source import digest
 from connector.store import models
@@ -60,14 +61,11 @@ def unchanged(
     return same - modified
 
 
-def remember(ctx: RunContext, obj: str, digests: dict[str, int]) -> None:
+def remember(session: Session, obj: str, digests: dict[str, int]) -> None:
     """These records hold what closedloop wants: their digests are the settled ones."""
     rows = [{"crm_object": obj, "record_id": r, "digest": d} for r, d in digests.items()]
-    with Session(ctx.engine) as session:
-        for start in range(0, len(rows), 5000):
-            upsert(session, models.WritebackRecord, rows[start : start + 5000],
-                   ["crm_object", "record_id"])  # fmt: skip
-        session.commit()
+    for part in chunks(rows, 5000):
+        upsert(session, models.WritebackRecord, part, ["crm_object", "record_id"])
 
 
 def mark(ctx: RunContext, objects: list[str], moment: datetime) -> None:
