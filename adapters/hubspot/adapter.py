@@ -41,7 +41,7 @@ from pydantic import BaseModel
 from urllib3.util.retry import Retry
 
 from adapters.hubspot.account import deal_stages, portal_time_zone
-from adapters.hubspot.deals import deal_record, parse_datetime_value, utc
+from adapters.hubspot.deals import deal_contacts, deal_record, next_after, parse_datetime_value
 from adapters.hubspot.errors import classify
 from adapters.hubspot.limits import PortalLimits
 from adapters.hubspot.properties import field_spec, property_body
@@ -52,7 +52,7 @@ from connector.kernel.errors import RecordError, TransientError
 from connector.kernel.ratelimit import RateLimiter
 from connector.kernel.records import CrmDeal, CrmRecord, FieldSpec, RecordUpdate, WriteResult
 from connector.kernel.retry import call_with_retry
-from connector.kernel.timeutil import to_epoch_ms, zone
+from connector.kernel.timeutil import parse_datetime, to_epoch_ms, zone
 
 SYSTEM = "hubspot"
 SEARCH_PAGE = 200
@@ -72,12 +72,6 @@ def _json(response: Any) -> tuple[Any, Any]:
         return json.loads(response.data or b"null"), response.headers
     finally:
         response.release_conn()
-
-
-def _next_after(page: Any) -> str | None:
-    paging = getattr(page, "paging", None)
-    following = getattr(paging, "next", None) if paging else None
-    return getattr(following, "after", None) if following else None
 
 
 class HubSpotCrm:
@@ -200,12 +194,12 @@ class HubSpotCrm:
     def contacts(self, since: datetime | None, properties: Sequence[str]) -> Iterator[CrmRecord]:
         wanted = list(dict.fromkeys(properties))
         for item in self._records("contacts", since, wanted):
-            values = item.properties or {}
+            values = item.get("properties") or {}
             yield CrmRecord(
                 object="contacts",
-                crm_id=str(item.id),
-                created_at=utc(item.created_at),
-                updated_at=utc(item.updated_at),
+                crm_id=str(item["id"]),
+                created_at=parse_datetime(item["createdAt"]),
+                updated_at=parse_datetime(item["updatedAt"]),
                 properties={p: values.get(p) for p in wanted},
             )
 
@@ -221,30 +215,10 @@ class HubSpotCrm:
         for chunk in chunks(
             self._records("deals", since, list(DEAL_PROPERTIES)), ASSOCIATION_BATCH
         ):
-            buyers = self._deal_contacts([str(d.id) for d in chunk])
+            ids = [str(d["id"]) for d in chunk]
+            buyers = deal_contacts(self._call, self._associations.get_page_with_http_info, ids)
             for item in chunk:
-                yield deal_record(item, buyers.get(str(item.id), []), stages, tz)
-
-    def _deal_contacts(self, deal_ids: list[str]) -> dict[str, list[str]]:
-        """Contact ids per deal id, following each deal's own association paging."""
-        found: dict[str, list[str]] = {}
-        pending: list[dict[str, str]] = [{"id": i} for i in deal_ids]
-        while pending:
-            page = self._call(
-                "read deal-contact associations",
-                self._associations.get_page_with_http_info,
-                "deals",
-                "contacts",
-                {"inputs": pending},
-            )
-            pending = []
-            for result in page.results or ():
-                deal_id = str(result._from.id)  # the client renames the "from" key
-                found.setdefault(deal_id, []).extend(str(t.to_object_id) for t in result.to or ())
-                after = _next_after(result)
-                if after:
-                    pending.append({"id": deal_id, "after": after})
-        return found
+                yield deal_record(item, buyers.get(str(item["id"]), []), stages, tz)
 
     def _records(self, obj: str, since: datetime | None, properties: list[str]) -> Iterator[Any]:
         if since is None:
@@ -262,9 +236,10 @@ class HubSpotCrm:
                 after=after,
                 properties=properties or None,
                 archived=False,
+                raw=True,
             )
-            yield from page.results
-            after = _next_after(page)
+            yield from page.get("results") or ()
+            after = next_after(page)
             if after is None:
                 return
 
@@ -283,10 +258,15 @@ class HubSpotCrm:
             if after is not None:
                 body["after"] = after
             page = self._call(
-                f"search {obj}", self._search.do_search_with_http_info, obj, body, search=True
+                f"search {obj}",
+                self._search.do_search_with_http_info,
+                obj,
+                body,
+                search=True,
+                raw=True,
             )
             yield page
-            after = _next_after(page)
+            after = next_after(page)
             if after is None or int(after) + SEARCH_PAGE > SEARCH_WINDOW:
                 return
 
@@ -303,15 +283,15 @@ class HubSpotCrm:
             last_page = None
             gte = {"propertyName": modified, "operator": "GTE", "value": str(floor)}
             for last_page in self._search_pages(obj, [gte], modified, properties):
-                for item in last_page.results:
+                for item in last_page.get("results") or ():
                     stamp = self._stamp(item, modified)
                     first = stamp if first is None else first
                     if stamp != floor:
                         floor, at_floor = stamp, set()
-                    if item.id not in at_floor:
-                        at_floor.add(item.id)
+                    if item["id"] not in at_floor:
+                        at_floor.add(item["id"])
                         yield item
-            if last_page is None or _next_after(last_page) is None:
+            if last_page is None or next_after(last_page) is None:
                 return
             if first == floor:  # the whole window is one millisecond: page through it by id
                 yield from self._same_instant(obj, modified, floor, at_floor, properties)
@@ -328,21 +308,22 @@ class HubSpotCrm:
                 {"propertyName": "hs_object_id", "operator": "GT", "value": str(last_id)},
             ]
             for last_page in self._search_pages(obj, filters, "hs_object_id", properties):
-                for item in last_page.results:
-                    last_id = int(item.id)
-                    if item.id not in seen:
+                for item in last_page.get("results") or ():
+                    last_id = int(item["id"])
+                    if item["id"] not in seen:
                         yield item
-            if last_page is None or _next_after(last_page) is None:
+            if last_page is None or next_after(last_page) is None:
                 return
 
     @staticmethod
     def _stamp(item: Any, modified: str) -> int:
-        moment = parse_datetime_value((item.properties or {}).get(modified)) or utc(item.updated_at)
+        value = (item.get("properties") or {}).get(modified)
+        moment = parse_datetime_value(value) or parse_datetime(item["updatedAt"])
         return to_epoch_ms(moment)
 
     def modified_since(self, obj: str, since: datetime) -> set[str]:
         """Ids of ``obj`` records modified at or after ``since`` (one search per 200)."""
-        return {str(item.id) for item in self._changed(obj, since, [MODIFIED[obj]])}
+        return {str(item["id"]) for item in self._changed(obj, since, [MODIFIED[obj]])}
 
     def read_values(
         self, obj: str, ids: Sequence[str], fields: Sequence[str]
