@@ -29,7 +29,8 @@ class Request:
     body: bytes
     params: dict[str, str] = field(default_factory=dict)
     raw_query: str = ""  # undecoded, for APIs whose encoding matters (LinkedIn's Rest.li)
-    at: float = field(default_factory=time.monotonic)  # when it arrived (rate-limit tests)
+    at: float = field(default_factory=time.monotonic)  # when it arrived
+    status: int = 0  # the status it was answered with (0 until answered)
 
     def json(self) -> Any:
         return json.loads(self.body or b"null")
@@ -249,6 +250,7 @@ class EmulatorServer:
             response = self.server_error_response(req, int(fault))
         else:
             response = self.check_auth(req) or self._route(req)
+        req.status = response.status
         payload = response.encode()
         http.send_response(response.status)
         if payload:

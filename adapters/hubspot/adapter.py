@@ -18,8 +18,10 @@ records that failed), and property groups / properties (``POST /crm/v3/propertie
 and ``.../groups``) for the fields closedloop owns.
 
 Every call goes through the real ``hubspot-api-client``, one client-side rate limiter (a
-share of the ten-second limit, tightened by ``X-HubSpot-RateLimit-Remaining``; search has its
-own per-second limiter) and :func:`connector.kernel.retry.call_with_retry`. urllib3's own
+share of the ten-second limit: the tier's or the settings', resized by the portal's
+``X-HubSpot-RateLimit-Max`` / ``-Interval-Milliseconds`` and held off by ``-Remaining`` and
+after a 429 for the interval; search has its own per-second limiter), a per-run share of the
+daily limit, and :func:`connector.kernel.retry.call_with_retry`. urllib3's own
 retries are off, so each HTTP request is counted once and retried in one place.
 
 API reference: https://developers.hubspot.com/docs/api/crm/understanding-the-crm
@@ -29,6 +31,7 @@ Limits: https://developers.hubspot.com/docs/api/usage-details
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, ClassVar
@@ -38,20 +41,20 @@ from pydantic import BaseModel
 from urllib3.util.retry import Retry
 
 from adapters.hubspot.account import deal_stages, portal_time_zone
-from adapters.hubspot.deals import deal_record, parse_datetime_value, utc
-from adapters.hubspot.errors import classify, header
+from adapters.hubspot.deals import deal_contacts, deal_record, next_after, parse_datetime_value
+from adapters.hubspot.errors import classify
+from adapters.hubspot.limits import PortalLimits
 from adapters.hubspot.properties import field_spec, property_body
 from adapters.hubspot.settings import HubSpotSettings
 from connector.kernel import metrics
 from connector.kernel.batches import chunks
-from connector.kernel.errors import RecordError
+from connector.kernel.errors import RecordError, TransientError
 from connector.kernel.ratelimit import RateLimiter
 from connector.kernel.records import CrmDeal, CrmRecord, FieldSpec, RecordUpdate, WriteResult
 from connector.kernel.retry import call_with_retry
-from connector.kernel.timeutil import to_epoch_ms, zone
+from connector.kernel.timeutil import parse_datetime, to_epoch_ms, zone
 
 SYSTEM = "hubspot"
-TEN_SECOND_LIMIT = 110  # requests per 10 s per private app (Free/Starter: 100; Pro/Ent.: 190)
 SEARCH_PAGE = 200
 SEARCH_WINDOW = 10_000
 ASSOCIATION_BATCH = 1000
@@ -63,10 +66,12 @@ DEAL_PROPERTIES = (
 
 
 # -- small conversions ------------------------------------------------------------------------
-def _next_after(page: Any) -> str | None:
-    paging = getattr(page, "paging", None)
-    following = getattr(paging, "next", None) if paging else None
-    return getattr(following, "after", None) if following else None
+def _json(response: Any) -> tuple[Any, Any]:
+    """(body, headers) of a response the client left unread (``_preload_content=False``)."""
+    try:
+        return json.loads(response.data or b"null"), response.headers
+    finally:
+        response.release_conn()
 
 
 class HubSpotCrm:
@@ -95,34 +100,47 @@ class HubSpotCrm:
         self._pipelines = crm.pipelines.pipelines_api
         self._time_zone = settings.time_zone
         self._schemas = crm.schemas.core_api  # custom objects: touch_records.py
-        self._limiter = RateLimiter(SYSTEM, TEN_SECOND_LIMIT, 10.0, settings.rate_limit_share)
+        self._limits = PortalLimits(settings)
         self._search_limiter = RateLimiter(SYSTEM, settings.search_per_second, 1.0)
         self._calls = 0
 
     # -- plumbing ---------------------------------------------------------------------------
     def _call(
-        self, action: str, method: Callable[..., Any], *args: Any, search: bool = False, **kw: Any
+        self,
+        action: str,
+        method: Callable[..., Any],
+        *args: Any,
+        search: bool = False,
+        raw: bool = False,
+        **kw: Any,
     ) -> Any:
-        """One API call: limiter, count, classify, retry. Returns the deserialised body."""
-        limiter = self._search_limiter if search else self._limiter
+        """One API call: limiter, count, classify, retry. Returns the deserialised body: the
+        client's model objects, or with ``raw`` the JSON as dicts (the client's models cost
+        more CPU than the request itself on large batches, mostly parsing dates never read)."""
+        limiter = self._search_limiter if search else self._limits.limiter
 
         def attempt() -> Any:
+            self._limits.spend(self._calls, action)
             limiter.acquire()
             self._calls += 1
             metrics.API_CALLS.labels(SYSTEM).inc()
             try:
-                data, _status, headers = method(
-                    *args, _request_timeout=self.settings.timeout_seconds, **kw
+                answer = method(
+                    *args,
+                    _request_timeout=self.settings.timeout_seconds,
+                    _preload_content=not raw,
+                    **kw,
                 )
+                data, headers = _json(answer) if raw else (answer[0], answer[2])
             except Exception as error:
                 classified = classify(error, action)
                 if classified is None:
                     raise
+                self._limits.observe(getattr(error, "headers", None))
+                if getattr(error, "status", None) == 429 and isinstance(classified, TransientError):
+                    limiter.observe(0, resets_in=classified.retry_after)  # wait the window out
                 raise classified from error
-            remaining = header(headers, "X-HubSpot-RateLimit-Remaining")
-            if remaining is not None and remaining.isdigit():
-                # A rolling window: capacity comes back gradually, so look again in a second.
-                self._limiter.observe(int(remaining), resets_in=1.0)
+            self._limits.observe(headers)
             return data
 
         return call_with_retry(attempt)
@@ -176,12 +194,12 @@ class HubSpotCrm:
     def contacts(self, since: datetime | None, properties: Sequence[str]) -> Iterator[CrmRecord]:
         wanted = list(dict.fromkeys(properties))
         for item in self._records("contacts", since, wanted):
-            values = item.properties or {}
+            values = item.get("properties") or {}
             yield CrmRecord(
                 object="contacts",
-                crm_id=str(item.id),
-                created_at=utc(item.created_at),
-                updated_at=utc(item.updated_at),
+                crm_id=str(item["id"]),
+                created_at=parse_datetime(item["createdAt"]),
+                updated_at=parse_datetime(item["updatedAt"]),
                 properties={p: values.get(p) for p in wanted},
             )
 
@@ -197,30 +215,10 @@ class HubSpotCrm:
         for chunk in chunks(
             self._records("deals", since, list(DEAL_PROPERTIES)), ASSOCIATION_BATCH
         ):
-            buyers = self._deal_contacts([str(d.id) for d in chunk])
+            ids = [str(d["id"]) for d in chunk]
+            buyers = deal_contacts(self._call, self._associations.get_page_with_http_info, ids)
             for item in chunk:
-                yield deal_record(item, buyers.get(str(item.id), []), stages, tz)
-
-    def _deal_contacts(self, deal_ids: list[str]) -> dict[str, list[str]]:
-        """Contact ids per deal id, following each deal's own association paging."""
-        found: dict[str, list[str]] = {}
-        pending: list[dict[str, str]] = [{"id": i} for i in deal_ids]
-        while pending:
-            page = self._call(
-                "read deal-contact associations",
-                self._associations.get_page_with_http_info,
-                "deals",
-                "contacts",
-                {"inputs": pending},
-            )
-            pending = []
-            for result in page.results or ():
-                deal_id = str(result._from.id)  # the client renames the "from" key
-                found.setdefault(deal_id, []).extend(str(t.to_object_id) for t in result.to or ())
-                after = _next_after(result)
-                if after:
-                    pending.append({"id": deal_id, "after": after})
-        return found
+                yield deal_record(item, buyers.get(str(item["id"]), []), stages, tz)
 
     def _records(self, obj: str, since: datetime | None, properties: list[str]) -> Iterator[Any]:
         if since is None:
@@ -238,9 +236,10 @@ class HubSpotCrm:
                 after=after,
                 properties=properties or None,
                 archived=False,
+                raw=True,
             )
-            yield from page.results
-            after = _next_after(page)
+            yield from page.get("results") or ()
+            after = next_after(page)
             if after is None:
                 return
 
@@ -259,10 +258,15 @@ class HubSpotCrm:
             if after is not None:
                 body["after"] = after
             page = self._call(
-                f"search {obj}", self._search.do_search_with_http_info, obj, body, search=True
+                f"search {obj}",
+                self._search.do_search_with_http_info,
+                obj,
+                body,
+                search=True,
+                raw=True,
             )
             yield page
-            after = _next_after(page)
+            after = next_after(page)
             if after is None or int(after) + SEARCH_PAGE > SEARCH_WINDOW:
                 return
 
@@ -279,15 +283,15 @@ class HubSpotCrm:
             last_page = None
             gte = {"propertyName": modified, "operator": "GTE", "value": str(floor)}
             for last_page in self._search_pages(obj, [gte], modified, properties):
-                for item in last_page.results:
+                for item in last_page.get("results") or ():
                     stamp = self._stamp(item, modified)
                     first = stamp if first is None else first
                     if stamp != floor:
                         floor, at_floor = stamp, set()
-                    if item.id not in at_floor:
-                        at_floor.add(item.id)
+                    if item["id"] not in at_floor:
+                        at_floor.add(item["id"])
                         yield item
-            if last_page is None or _next_after(last_page) is None:
+            if last_page is None or next_after(last_page) is None:
                 return
             if first == floor:  # the whole window is one millisecond: page through it by id
                 yield from self._same_instant(obj, modified, floor, at_floor, properties)
@@ -304,17 +308,22 @@ class HubSpotCrm:
                 {"propertyName": "hs_object_id", "operator": "GT", "value": str(last_id)},
             ]
             for last_page in self._search_pages(obj, filters, "hs_object_id", properties):
-                for item in last_page.results:
-                    last_id = int(item.id)
-                    if item.id not in seen:
+                for item in last_page.get("results") or ():
+                    last_id = int(item["id"])
+                    if item["id"] not in seen:
                         yield item
-            if last_page is None or _next_after(last_page) is None:
+            if last_page is None or next_after(last_page) is None:
                 return
 
     @staticmethod
     def _stamp(item: Any, modified: str) -> int:
-        moment = parse_datetime_value((item.properties or {}).get(modified)) or utc(item.updated_at)
+        value = (item.get("properties") or {}).get(modified)
+        moment = parse_datetime_value(value) or parse_datetime(item["updatedAt"])
         return to_epoch_ms(moment)
+
+    def modified_since(self, obj: str, since: datetime) -> set[str]:
+        """Ids of ``obj`` records modified at or after ``since`` (one search per 200)."""
+        return {str(item["id"]) for item in self._changed(obj, since, [MODIFIED[obj]])}
 
     def read_values(
         self, obj: str, ids: Sequence[str], fields: Sequence[str]
@@ -333,10 +342,11 @@ class HubSpotCrm:
                     "propertiesWithHistory": [],
                 },
                 archived=False,
+                raw=True,
             )
-            for item in page.results or ():
-                current = item.properties or {}
-                values[str(item.id)] = {f: current.get(f) for f in wanted}
+            for item in page.get("results") or ():
+                current = item.get("properties") or {}
+                values[str(item["id"])] = {f: current.get(f) for f in wanted}
         return values
 
     # -- writes -----------------------------------------------------------------------------
@@ -362,20 +372,24 @@ class HubSpotCrm:
         ]
         try:
             page = self._call(
-                f"update {obj}", self._batch.update_with_http_info, obj, {"inputs": inputs}
+                f"update {obj}",
+                self._batch.update_with_http_info,
+                obj,
+                {"inputs": inputs},
+                raw=True,
             )
         except RecordError as rejected:  # the whole batch, e.g. a 400: its records fail
             return [WriteResult(u.crm_id, ok=False, error=str(rejected)) for u in chunk]
         failed: dict[str, str] = {}
         unattributed: list[str] = []
-        for problem in getattr(page, "errors", None) or ():
-            message = f"{problem.category}: {problem.message}"
-            ids = (problem.context or {}).get("ids") or []
+        for problem in page.get("errors") or ():
+            message = f"{problem.get('category')}: {problem.get('message')}"
+            ids = (problem.get("context") or {}).get("ids") or []
             for crm_id in ids:
                 failed.setdefault(str(crm_id), message)
             if not ids:
                 unattributed.append(message)
-        updated = {str(item.id) for item in page.results or ()}
+        updated = {str(item["id"]) for item in page.get("results") or ()}
         outcome = []
         for update in chunk:
             reason = failed.get(update.crm_id)

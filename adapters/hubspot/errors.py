@@ -36,7 +36,7 @@ def classify(error: Exception, action: str) -> ClosedloopError | None:
     401                                          ConfigError: the token
     403                                          ConfigError: the private app's scopes
     429 ``DAILY``                                BudgetExhausted: resume tomorrow
-    429 ten-secondly / secondly                  TransientError(Retry-After, else 1 s)
+    429 ten-secondly / secondly                  TransientError(Retry-After, else the interval)
     5xx                                          TransientError(Retry-After)
     0 (client-side: TLS, unparsable response)    ConfigError
     other 4xx                                    RecordError with HubSpot's message
@@ -69,12 +69,15 @@ def classify(error: Exception, action: str) -> ClosedloopError | None:
                 "HubSpot's daily API limit is used up; the run stops and resumes after midnight "
                 "in the portal's time zone."
             )
-        # The rolling ten-second and the search limits send no Retry-After: a slot frees
-        # within about a second.
+        # Waiting less than the window only collects more 429s: wait for Retry-After, else
+        # the window the portal names (the search limit's, with no headers: a second).
         wait = _retry_after(headers)
+        if wait is None:
+            interval = header(headers, "X-HubSpot-RateLimit-Interval-Milliseconds") or ""
+            wait = int(interval) / 1000 if interval.isdigit() else 1.0
         return TransientError(
             f"HubSpot rate limit ({category or 'RATE_LIMIT'}) while trying to {action}",
-            retry_after=1.0 if wait is None else wait,
+            retry_after=wait,
         )
     if status == 0:  # the client's own failure: TLS to ``host``, or a body it cannot parse
         return ConfigError(f"HubSpot {action}: {getattr(error, 'reason', '')} (check host)")

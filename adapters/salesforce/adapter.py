@@ -307,6 +307,14 @@ class SalesforceCrm:
                 out[key] = {f: _text(row.get(n)) if n else None for f, n in names.items()}
         return out
 
+    def modified_since(self, obj: str, since: datetime) -> set[str]:
+        """Ids of ``obj`` records changed (SystemModstamp) at or after ``since``; SOQL compares
+        whole seconds, the milliseconds are compared here."""
+        self._start()
+        where = f"SystemModstamp >= {soql_datetime(since)}"
+        rows = self._query(f"SELECT Id, SystemModstamp FROM {obj} WHERE {where}")
+        return {row["Id"] for row in rows if parse_datetime(row["SystemModstamp"]) >= since}
+
     # -- writes ----------------------------------------------------------------------------
     def write(
         self,

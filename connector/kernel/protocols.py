@@ -95,6 +95,10 @@ class CrmAdapter(Protocol):
         self, obj: str, ids: Sequence[str], fields: Sequence[str]
     ) -> dict[str, dict[str, str | None]]: ...
 
+    def modified_since(self, obj: str, since: datetime) -> set[str]:
+        """Ids of the ``obj`` records the CRM modified at or after ``since``."""
+        ...
+
     def write(
         self,
         obj: str,

@@ -1,7 +1,8 @@
 """Client-side rate limiting: wait before a request rather than collect 429s after it.
 
-One :class:`RateLimiter` per API. It allows ``share`` of the vendor's limit per window and can
-be tightened from the vendor's own headers (remaining calls in the current window).
+One :class:`RateLimiter` per API. It allows ``share`` of the vendor's limit per window, resizes
+itself when the vendor's headers give the real limit, and holds off when they say the window
+is used up (or after a 429, for as long as the vendor says).
 
 A vendor's limit is per portal, org or ad account, not per process: when many workers serve one
 account (a fleet, ``connector.fleet``), :func:`share_limits` puts a :class:`SharedBucket` (Redis)
@@ -20,6 +21,11 @@ from contextvars import ContextVar
 from typing import Protocol
 
 from connector.kernel import metrics
+
+# The vendor counts arrivals, the limiter departures: a request that travels a little slower
+# than the one a window before it would land inside that window. Each window is kept this much
+# longer than the vendor's.
+LATENCY_MARGIN = 0.02
 
 
 class SharedBucket(Protocol):
@@ -44,7 +50,8 @@ def share_limits(bucket: SharedBucket, account: str) -> Iterator[None]:
 class RateLimiter:
     def __init__(self, system: str, limit: int, window_seconds: float, share: float = 1.0) -> None:
         self.system = system
-        self.window = window_seconds
+        self.share = share
+        self.window = window_seconds * (1 + LATENCY_MARGIN)
         self.allowed = max(1, int(limit * share))
         self._sent: deque[float] = deque()
         self._blocked_until = 0.0
@@ -77,8 +84,15 @@ class RateLimiter:
                 return 0.0
             return self.window - (now - self._sent[0])
 
+    def resize(self, limit: int, window_seconds: float) -> None:
+        """The vendor's own figures (e.g. a portal on a larger plan than configured)."""
+        with self._lock:
+            self.window = window_seconds * (1 + LATENCY_MARGIN)
+            self.allowed = max(1, int(limit * self.share))
+
     def observe(self, remaining: int | None, resets_in: float | None = None) -> None:
         """Feed the vendor's "remaining in this window" header: at zero, hold off until reset."""
         if remaining is not None and remaining <= 0:
             with self._lock:
-                self._blocked_until = time.monotonic() + (resets_in or self.window)
+                until = time.monotonic() + (resets_in or self.window)
+                self._blocked_until = max(self._blocked_until, until)

@@ -37,11 +37,12 @@ from connector.kernel.records import (
     TouchRecordWrite,
     TouchSchema,
 )
+from connector.run import audit
 from connector.run.context import RunContext
 from connector.run.touch_plan import TouchChange, TouchPlan, digest, plan, rendered
 from connector.run.values import canonical
 from connector.store import models
-from connector.store.database import insert_rows, table_of, upsert
+from connector.store.database import table_of, upsert
 
 log = logging.getLogger(__name__)
 
@@ -229,10 +230,7 @@ def _audit(ctx: RunContext, object_name: str, changes: list[TouchChange]) -> Non
          "field": models.WHOLE_RECORD, "old_value": c.old, "new_value": c.new}
         for c in changes
     ]  # fmt: skip
-    with Session(ctx.engine) as session:
-        for part in chunks(rows, 5000):
-            insert_rows(session, models.FieldWrite, part)
-        session.commit()
+    audit.record(ctx.engine, rows)
 
 
 def _settler(
@@ -272,22 +270,8 @@ def _settle(
     """One transaction: this run's pending audit rows of these keys settled, the records that
     landed remembered (or forgotten, when deleted) in ``touch_record``."""
     fw, tr = table_of(models.FieldWrite), table_of(models.TouchRecord)
-    stmt = (
-        update(fw)
-        .where(
-            fw.c.run_id == ctx.run_id,
-            fw.c.record_id == bindparam("rid"),
-            fw.c.field == models.WHOLE_RECORD,
-            fw.c.status == "pending",
-        )
-        .values(status=bindparam("st"), error=bindparam("err"))
-    )
-    rows = [
-        {"rid": key, "st": "ok" if ok else "failed", "err": error} for key, ok, error in outcomes
-    ]
     with Session(ctx.engine) as session:
-        if rows:
-            session.execute(stmt, rows)
+        audit.settle(session, ctx.run_id or 0, outcomes, fw.c.field == models.WHOLE_RECORD)
         upsert(session, models.TouchRecord, states, ["key"])
         for part in chunks(removed, IN_CHUNK):
             session.execute(delete(tr).where(tr.c.key.in_(part)))

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, update
@@ -26,6 +27,9 @@ from connector.config.mappings import Policy
 from connector.kernel import metrics
 from connector.kernel.records import FieldSpec, RecordUpdate, WriteResult
 from connector.kernel.redact import redact
+from connector.kernel.timeutil import utcnow
+from connector.run import audit
+from connector.run import writeback_reads as reads
 from connector.run.context import RunContext
 from connector.run.preflight import preflight, targets
 from connector.run.values import canonical, desired_values
@@ -50,6 +54,10 @@ class WritePlan:
     problems: list[str] = field(default_factory=list)
     records_considered: int = 0
     settled: int = 0  # a killed run's unconfirmed writes, settled against the same read
+    # object -> record -> digest of its desired values, for the records read back: settled
+    # (run.writeback_reads) when nothing is to change, else when its write is confirmed
+    digests: dict[str, dict[str, int]] = field(default_factory=dict)
+    looked_at: datetime | None = None  # before the CRM was searched for modified records
 
     def by_object(self) -> dict[str, dict[str, dict[str, str | None]]]:
         grouped: dict[str, dict[str, dict[str, str | None]]] = defaultdict(dict)
@@ -150,10 +158,13 @@ def plan(ctx: RunContext, specs: dict[str, dict[str, FieldSpec]]) -> WritePlan:
     nothing.)"""
     result = WritePlan()
     desired = desired_values(ctx, specs, result.problems)
+    result.looked_at = utcnow()
     with Session(ctx.engine) as session:
         last = last_written(session)
         converted = _converted(session)
         unsettled = _unsettled(session, ctx.run_id)
+        known = reads.known(session)
+        since = {obj: reads.since(session, obj) for obj, _, _ in targets(ctx)}
     clear = {
         obj: _to_clear(obj, desired.get(obj, {}), last, {m.field for m in mappings}, converted)
         for obj, _, mappings in targets(ctx)
@@ -169,6 +180,12 @@ def plan(ctx: RunContext, specs: dict[str, dict[str, FieldSpec]]) -> WritePlan:
         if not records and not clear[obj] and not pending:
             continue
         policies = {m.field: m.policy for m in mappings}
+        digests = {i: reads.values_digest(v, policies) for i, v in records.items()}
+        for crm_id in [*clear[obj], *(w.record_id for w in pending)]:
+            digests.pop(crm_id, None)  # read whatever the digest says
+        skip = reads.unchanged(ctx, obj, digests, known, since[obj])
+        result.records_considered += len(skip)
+        records = {i: v for i, v in records.items() if i not in skip}
         ids = list(dict.fromkeys([*records, *clear[obj], *(w.record_id for w in pending)]))
         fields = list(dict.fromkeys([*policies, *(w.field for w in pending)]))
         current = ctx.crm.read_values(obj, ids, fields)
@@ -176,12 +193,15 @@ def plan(ctx: RunContext, specs: dict[str, dict[str, FieldSpec]]) -> WritePlan:
         for crm_id, cleared in clear[obj].items():
             if crm_id in current:  # a record deleted in the CRM has nothing left to clear
                 records.setdefault(crm_id, {}).update(cleared)
+        found = result.digests.setdefault(obj, {})
         for crm_id, fields_ in records.items():
             result.records_considered += 1
             now = current.get(crm_id)
             if now is None:
                 result.problems.append(f"{obj} {crm_id}: not found in the CRM (deleted?)")
                 continue
+            if crm_id in digests:
+                found[crm_id] = digests[crm_id]
             for name, new in fields_.items():
                 spec = specs.get(obj, {}).get(name)
                 old = canonical(now.get(name), spec)
@@ -191,7 +211,7 @@ def plan(ctx: RunContext, specs: dict[str, dict[str, FieldSpec]]) -> WritePlan:
                 if policies[name] == Policy.FILL_IF_EMPTY and old is not None and old != mine:
                     continue  # a person or another tool set it: leave it
                 result.changes.append(Change(obj, crm_id, name, now.get(name), new))
-        task.advance(len(records))
+        task.advance(len(records) + len(skip))
     for obj, pending in unsettled.items():  # objects closedloop no longer writes to
         fields = sorted({w.field for w in pending})
         current = ctx.crm.read_values(obj, sorted({w.record_id for w in pending}), fields)
@@ -208,23 +228,9 @@ def settle_batch(session: Session, run_id: int, obj: str, results: list[WriteRes
     """Mark the run's pending audit rows of these records ``ok`` or ``failed``.
 
     Filtered by object: a contact and a deal with the same id must not settle each other."""
-    if not results:
-        return
     fw = table_of(models.FieldWrite)
-    stmt = (
-        update(fw)
-        .where(
-            fw.c.run_id == run_id,
-            fw.c.crm_object == obj,
-            fw.c.record_id == bindparam("rid"),
-            fw.c.status == "pending",
-        )
-        .values(status=bindparam("st"), error=bindparam("err"))
-    )
-    rows = [
-        {"rid": r.crm_id, "st": "ok" if r.ok else "failed", "err": redact(r.error)} for r in results
-    ]
-    session.execute(stmt, rows)
+    outcomes = [(r.crm_id, r.ok, redact(r.error)) for r in results]
+    audit.settle(session, run_id, outcomes, fw.c.crm_object == obj)
 
 
 def execute(ctx: RunContext, write_plan: WritePlan) -> None:
@@ -236,26 +242,20 @@ def execute(ctx: RunContext, write_plan: WritePlan) -> None:
     ctx.count("records_failed", 0)
     for obj, records in write_plan.by_object().items():
         changes = [c for c in write_plan.changes if c.crm_object == obj]
-        with Session(ctx.engine) as session:
-            session.add_all(
-                [
-                    models.FieldWrite(
-                        run_id=ctx.run_id,
-                        crm_object=obj,
-                        record_id=c.record_id,
-                        field=c.field,
-                        old_value=c.old,
-                        new_value=c.new,
-                    )
-                    for c in changes
-                ]
-            )
-            session.commit()
+        rows = [
+            {"run_id": ctx.run_id, "crm_object": obj, "record_id": c.record_id, "field": c.field,
+             "old_value": c.old, "new_value": c.new}
+            for c in changes
+        ]  # fmt: skip
+        audit.record(ctx.engine, rows)
         task = ctx.progress.task(f"write-back: {obj}", total=len(records))
 
         def on_batch(results: list[WriteResult], obj: str = obj, task: Any = task) -> None:
+            landed = write_plan.digests.get(obj, {})
             with Session(ctx.engine) as session:
                 settle_batch(session, ctx.run_id or 0, obj, results)
+                reads.remember(session, obj, {r.crm_id: landed[r.crm_id] for r in results
+                                              if r.ok and r.crm_id in landed})  # fmt: skip
                 session.commit()
             ok = sum(r.ok for r in results)
             ctx.count("records_written", ok)
@@ -281,6 +281,16 @@ def run_writeback(ctx: RunContext) -> WritePlan:
     for problem in write_plan.problems[:20]:
         log.warning("not written: %s", problem)
     ctx.write_plan = write_plan
-    if not ctx.dry_run and write_plan.changes:
+    if ctx.dry_run:
+        return write_plan
+    changed = {(c.crm_object, c.record_id) for c in write_plan.changes}
+    with Session(ctx.engine) as session:
+        for obj, digests in write_plan.digests.items():
+            unchanged = {r: d for r, d in digests.items() if (obj, r) not in changed}
+            reads.remember(session, obj, unchanged)
+        session.commit()
+    if write_plan.changes:
         execute(ctx, write_plan)
+    done = utcnow() if write_plan.changes else write_plan.looked_at
+    reads.mark(ctx, [obj for obj, _, _ in targets(ctx)], done or utcnow())
     return write_plan

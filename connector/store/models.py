@@ -197,8 +197,11 @@ class FieldWrite(SQLModel, table=True):
     record: :data:`WHOLE_RECORD`)."""
 
     __tablename__ = "field_write"
+    # A run's rows of a record: settling a batch must never scan the whole run, so there is no
+    # index on ``run_id`` alone for a planner to pick (queries by run use this one's prefix).
+    __table_args__ = (Index("ix_field_write_run_record", "run_id", "record_id"),)
     id: int | None = Field(default=None, primary_key=True)
-    run_id: int = Field(index=True)
+    run_id: int
     crm_object: str
     record_id: str = Field(index=True)
     field: str
@@ -206,6 +209,17 @@ class FieldWrite(SQLModel, table=True):
     new_value: str | None = None
     status: str = "pending"  # pending | ok | failed | not_applied | rolled_back
     error: str = ""
+
+
+class WritebackRecord(SQLModel, table=True):
+    """A CRM record closedloop writes fields to, with a digest of the values (and policies) it
+    last settled there: written, or found there already. A re-sync reads back only records
+    whose digest changed or that the CRM modified since (see ``run.writeback_reads``)."""
+
+    __tablename__ = "writeback_record"
+    crm_object: str = Field(primary_key=True)
+    record_id: str = Field(primary_key=True)
+    digest: int = Field(sa_column=Column(BigInteger, nullable=False))
 
 
 class TouchRecord(SQLModel, table=True):

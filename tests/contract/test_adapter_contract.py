@@ -156,3 +156,17 @@ def test_crm_write_roundtrip_and_empty_write_sends_nothing(crm: tuple[Any, Any])
     assert [r.ok for r in results] == [True]
     values = adapter.read_values(record.object, [record.crm_id], [field])
     assert values[record.crm_id][field] == "Contract test"
+
+
+def test_crm_names_the_records_modified_since_a_moment(crm: tuple[Any, Any]) -> None:
+    """A write (closedloop's or a person's) moves the record's modification time; records left
+    alone are not named."""
+    _, adapter = crm
+    records = list(adapter.contacts(None, []))
+    record = records[0]
+    field = _writable_text_field(adapter, record.object)
+    moment = datetime.now(UTC)
+    assert adapter.modified_since(record.object, moment) == set()
+    adapter.write(record.object, [RecordUpdate(record.crm_id, {field: "Edited since"})])
+    assert adapter.modified_since(record.object, moment) == {record.crm_id}
+    assert adapter.modified_since(record.object, datetime.now(UTC) + timedelta(seconds=1)) == set()

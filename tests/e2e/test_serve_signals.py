@@ -81,6 +81,16 @@ def run_ids(loop: Loop) -> list[tuple[int, str]]:
     return [(r.id or 0, r.status) for r in rows]
 
 
+def restore(loop: Loop, seeded: dict[str, Any]) -> None:
+    """The CRM back to its seeded values, as an import would put them back: every record
+    modified now (a write-back reads back only records changed since its last write)."""
+    with loop.crm._lock:
+        loop.crm.objects = copy.deepcopy(seeded)
+    for obj, records in seeded.items():
+        for record_id in records:
+            loop.crm.edit(obj, record_id)
+
+
 def test_sigterm_at_any_moment_stops_serve_cleanly_and_quickly(loop: Loop) -> None:
     seed = int(os.environ.get("CLOSEDLOOP_TEST_SEED") or random.SystemRandom().randrange(10**6))
     rng = random.Random(seed)
@@ -90,7 +100,7 @@ def test_sigterm_at_any_moment_stops_serve_cleanly_and_quickly(loop: Loop) -> No
     })  # fmt: skip
     seeded = copy.deepcopy(loop.crm.objects)
     loop.sync()  # the first, full read; every round after it reads the lookback window
-    loop.crm.objects = copy.deepcopy(seeded)
+    restore(loop, seeded)
     loop.ga4.clear_log()
     loop.crm.clear_log()
     loop.sync()
@@ -100,8 +110,7 @@ def test_sigterm_at_any_moment_stops_serve_cleanly_and_quickly(loop: Loop) -> No
     for round_ in range(ROUNDS):
         moment = MOMENTS[round_ % len(MOMENTS)] if round_ < len(MOMENTS) else rng.choice(MOMENTS)
         where = f"round {round_} ({moment}), CLOSEDLOOP_TEST_SEED={seed}"
-        with loop.crm._lock:
-            loop.crm.objects = copy.deepcopy(seeded)  # values to write again
+        restore(loop, seeded)  # values to write again
         before = run_ids(loop)
         service = Service(config)
         nth = {"ga4": rng.randint(1, ga4_calls), "crm": rng.randint(1, crm_writes)}

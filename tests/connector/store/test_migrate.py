@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
@@ -82,3 +83,42 @@ def test_the_migrate_command_brings_a_companys_store_to_the_head(tmp_path: Path)
         engine.dispose()
     both = CliRunner().invoke(app, ["migrate", "-c", str(config), "--account", "a", "--all"])
     assert both.exit_code == 2 and "not both" in both.output
+
+
+def _indexes(engine: object, table: str) -> set[str]:
+    return {i["name"] for i in inspect(engine).get_indexes(table)}  # type: ignore[arg-type]
+
+
+def test_a_store_at_the_baseline_is_upgraded_to_the_models(store_url: str) -> None:
+    """Revisions after the baseline: the audit index by (run, record) replaces the run-only
+    one, the journey index the contact-only one, and the write-back digests appear."""
+    engine = create_engine(store_url)
+    try:
+        with engine.begin() as conn:
+            command.upgrade(migrate._config(conn), migrate.BASELINE)
+        assert "ix_field_write_run_id" in _indexes(engine, "field_write")
+        migrate.upgrade(engine)
+        assert migrate.current(engine) == migrate.head()
+        assert "ix_field_write_run_id" not in _indexes(engine, "field_write")
+        assert "ix_touchpoint_contact_id" not in _indexes(engine, "touchpoint")
+        with engine.connect() as conn:
+            assert compare_metadata(MigrationContext.configure(conn), SQLModel.metadata) == []
+    finally:
+        engine.dispose()
+
+
+def test_a_store_made_before_migrations_loses_the_indexes_replaced(store_url: str) -> None:
+    """create_all of an earlier version left ``ix_field_write_run_id``: a planner could pick it
+    and settle every batch by scanning the whole run."""
+    plain = create_engine(store_url)
+    SQLModel.metadata.create_all(plain)
+    with plain.begin() as conn:
+        conn.exec_driver_sql("CREATE INDEX ix_field_write_run_id ON field_write (run_id)")
+        conn.exec_driver_sql("DROP INDEX ix_field_write_run_record")
+    plain.dispose()
+    engine = make_engine(store_url)
+    try:
+        indexes = _indexes(engine, "field_write")
+        assert "ix_field_write_run_record" in indexes and "ix_field_write_run_id" not in indexes
+    finally:
+        engine.dispose()
