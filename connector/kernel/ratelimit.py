@@ -51,6 +51,7 @@ class RateLimiter:
     def __init__(self, system: str, limit: int, window_seconds: float, share: float = 1.0) -> None:
         self.system = system
         self.share = share
+        self.interval = window_seconds  # the vendor's window, which names a shared bucket
         self.window = window_seconds * (1 + LATENCY_MARGIN)
         self.allowed = max(1, int(limit * share))
         self._sent: deque[float] = deque()
@@ -73,7 +74,7 @@ class RateLimiter:
     def _take(self) -> float:
         if self._shared is not None:
             bucket, account = self._shared
-            key = f"{account}:{self.system}:{self.window:g}"
+            key = f"{account}:{self.system}:{self.interval:g}"
             return bucket.take(key, self.allowed, self.window)
         with self._lock:
             now = time.monotonic()
@@ -87,6 +88,7 @@ class RateLimiter:
     def resize(self, limit: int, window_seconds: float) -> None:
         """The vendor's own figures (e.g. a portal on a larger plan than configured)."""
         with self._lock:
+            self.interval = window_seconds
             self.window = window_seconds * (1 + LATENCY_MARGIN)
             self.allowed = max(1, int(limit * self.share))
 

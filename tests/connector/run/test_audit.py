@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine, event, inspect
+from sqlalchemy import Engine, event
 from sqlmodel import Session, select
 
 from connector.kernel.records import WriteResult
 from connector.run import audit
 from connector.run.writeback import settle_batch
 from connector.store import models
-from connector.store.database import make_engine, table_of
+from connector.store.database import table_of
 
 
 def rows(run_id: int, records: int, fields: int = 3) -> list[dict[str, Any]]:
@@ -89,18 +89,3 @@ def test_a_settle_looks_its_records_up_instead_of_scanning_the_run(engine: Engin
         plan = [str(r[-1]) for r in conn.exec_driver_sql(f"{explain} {sql}")]
     lookups = [line for line in plan if "USING INDEX" in line or "Index Cond" in line]
     assert lookups and all("record_id" in line for line in lookups), plan
-
-
-def test_an_older_store_gets_the_audit_index_and_loses_the_run_only_one(store_url: str) -> None:
-    engine = make_engine(store_url)
-    with engine.begin() as conn:
-        conn.exec_driver_sql("DROP INDEX ix_field_write_run_record")
-        conn.exec_driver_sql("CREATE INDEX ix_field_write_run_id ON field_write (run_id)")
-    engine.dispose()
-    engine = make_engine(store_url)
-    try:
-        names = {i["name"] for i in inspect(engine).get_indexes("field_write")}
-    finally:
-        engine.dispose()
-    assert "ix_field_write_run_record" in names
-    assert "ix_field_write_run_id" not in names
