@@ -8,17 +8,15 @@ from the account's schema at each scrape (so they count every worker's runs).
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, generate_latest
+from prometheus_client import REGISTRY, Counter
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import SQLAlchemyError
@@ -27,7 +25,7 @@ from connector.fleet.accounts import Fleet
 from connector.fleet.schemas import require_migrated
 from connector.fleet.tasks import enqueue
 from connector.kernel.errors import ConfigError
-from connector.service.http import HealthServer
+from connector.service.http import Handler, HealthServer
 from connector.service.scheduler import WAIT_SLICE, catch_stop_signals, stop_requested, trigger
 
 log = logging.getLogger(__name__)
@@ -80,35 +78,16 @@ class AccountRuns:
             engine.dispose()
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: HealthServer
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+class _Handler(Handler):
+    def health(self) -> tuple[int, dict[str, Any]]:
+        """The fleet's scheduler runs no sync: its health is its schedule."""
         scheduler = self.server.scheduler
-        if self.path == "/metrics":
-            status, payload, kind = 200, generate_latest(), CONTENT_TYPE_LATEST
-        elif self.path == "/healthz":
-            ok = scheduler.running and not stop_requested()
-            jobs = [
-                {"id": j.id, "next_run": j.next_run_time.isoformat() if j.next_run_time else None}
-                for j in scheduler.get_jobs()
-            ]
-            body = {"status": "ok" if ok else "stopping", "jobs": jobs}
-            status, payload, kind = (
-                (200 if ok else 503),
-                json.dumps(body).encode(),
-                "application/json",
-            )
-        else:
-            status, payload, kind = 404, b"not found\n", "text/plain"
-        self.send_response(status)
-        self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+        ok = scheduler.running and not stop_requested()
+        jobs = [
+            {"id": j.id, "next_run": j.next_run_time.isoformat() if j.next_run_time else None}
+            for j in scheduler.get_jobs()
+        ]
+        return (200 if ok else 503), {"status": "ok" if ok else "stopping", "jobs": jobs}
 
 
 def queue_job(fleet: Fleet, account: str, job: str) -> None:

@@ -54,17 +54,22 @@ class HealthServer(ThreadingHTTPServer):
         log.warning("health/metrics request from %s failed", client_address[0], exc_info=True)
 
 
-class _Handler(BaseHTTPRequestHandler):
+class Handler(BaseHTTPRequestHandler):
+    """``/metrics`` and ``/healthz``; a subclass may say what health is (the fleet's scheduler)."""
+
     server: HealthServer
 
     def log_message(self, *args: Any) -> None:
         pass
 
+    def health(self) -> tuple[int, dict[str, Any]]:
+        return health(self.server.engine, self.server.scheduler, self.server.stop)
+
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         if self.path == "/metrics":
             status, payload, kind = 200, generate_latest(), CONTENT_TYPE_LATEST
         elif self.path == "/healthz":
-            status, body = health(self.server.engine, self.server.scheduler, self.server.stop)
+            status, body = self.health()
             payload, kind = json.dumps(body).encode(), "application/json"
         else:
             status, payload, kind = 404, b"not found\n", "text/plain"
@@ -79,7 +84,7 @@ def bind_http(loaded: LoadedConfig) -> HealthServer:
     """Listen on ``service.host:port``; a port in use is a configuration error."""
     svc = loaded.config.service
     try:
-        return HealthServer((svc.host, svc.port), _Handler)
+        return HealthServer((svc.host, svc.port), Handler)
     except OSError as exc:
         raise ConfigError(
             f"{loaded.path}: service.port: cannot listen on {svc.host}:{svc.port} for /healthz "
