@@ -10,7 +10,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +75,7 @@ class KillAt:
         self.seen += 1
         if self.seen == self.point and self.proc is not None:
             os.kill(self.proc.pid, signal.SIGKILL)
-            time.sleep(0.2)
+            self.proc.wait()  # dead before this request is answered (or dropped)
             if not self.landed:
                 emu.inject("drop", 1)
 
