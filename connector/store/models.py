@@ -31,6 +31,23 @@ class UtcDateTime(TypeDecorator[datetime]):
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
+    def bind_processor(self, dialect: Dialect) -> Any:
+        """On SQLite, straight to the text SQLAlchemy stores (``2026-01-02 03:04:05.000000``)
+        in one step: bulk loads bind millions of times, at a third of the cost."""
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+
+        def process(value: datetime | None) -> str | None:
+            if value is None:
+                return None
+            if value.tzinfo is not UTC:
+                if value.tzinfo is None:
+                    raise ValueError(f"naive datetime {value!r} given to the store")
+                value = value.astimezone(UTC)
+            return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+
+        return process
+
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
@@ -76,7 +93,7 @@ class Touchpoint(SQLModel, table=True):
     key: str
     occurred_at: datetime = Field(sa_column=_ts(index=True))
     identity_kind: str
-    identity_value: str = Field(index=True)
+    identity_value: str  # matched through identity's index, never looked up here
     utm_source: str = ""
     utm_medium: str = ""
     utm_campaign: str = ""
@@ -89,9 +106,6 @@ class Touchpoint(SQLModel, table=True):
     superseded: bool = Field(default=False, description="An ad click GA4 also saw as a session")
     origin: str = Field(
         default="", index=True, description="The configured source (or CRM) that read it"
-    )
-    read_at: datetime | None = Field(
-        default=None, sa_column=_ts(nullable=True), description="Stamp of the read that saw it"
     )
 
 
@@ -160,7 +174,6 @@ class Spend(SQLModel, table=True):
     channel: str = ""
     campaign_key: str = ""
     origin: str = Field(default="", description="The configured source that read it")
-    read_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
 
 
 class Credit(SQLModel, table=True):

@@ -6,12 +6,13 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, inspect
+from sqlalchemy import DateTime, Engine, func, inspect
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, select
 
 from connector.kernel.errors import ConfigError
-from connector.store import models
+from connector.store import database, models
 from connector.store.database import get_cursor, make_engine, set_cursor, upsert
 from connector.store.lock import LockHeld, job_lock
 
@@ -174,3 +175,72 @@ def test_an_older_store_gets_the_columns_it_lacks(store_url: str) -> None:
             assert session.exec(select(models.Deal)).one().close_day_end == moment
     finally:
         engine.dispose()
+
+
+def touch_row(key: str, at: datetime, value: str = "v") -> dict[str, object]:
+    return {
+        "source": "offline_csv",
+        "key": key,
+        "occurred_at": at,
+        "identity_kind": "email_sha256",
+        "identity_value": value,
+        "origin": "offline",
+    }
+
+
+def test_staged_rows_merge_in_one_statement(engine: Engine) -> None:
+    """Batches staged apart merge as one upsert: a key given twice (in two batches) ends with
+    the last row's values; nothing reaches the table before the merge."""
+    at = datetime(2026, 11, 1, 9, tzinfo=UTC)
+    with Session(engine) as session:
+        upsert(session, models.Touchpoint, [touch_row("a", at, "old")], ["source", "key"])
+        session.commit()
+        staged = database.Staged(session, models.Touchpoint, ["source", "key"])
+        staged.add([touch_row(k, at + timedelta(hours=i)) for i, k in enumerate("bcd")])
+        staged.add([touch_row("a", at, "new"), touch_row("c", at, "second c")])
+        assert session.exec(select(func.count()).select_from(models.Touchpoint)).one() == 1
+        staged.merge()
+        session.commit()
+        rows = {t.key: t for t in session.exec(select(models.Touchpoint))}
+    assert {k: t.identity_value for k, t in rows.items()} == {
+        "a": "new", "b": "v", "c": "second c", "d": "v"
+    }  # fmt: skip
+    assert rows["a"].id == 1 and rows["d"].occurred_at == at + timedelta(hours=2)
+
+
+def test_sqlite_datetimes_are_bound_as_sqlalchemy_stores_them() -> None:
+    """The fast SQLite bind gives the very text SQLAlchemy's own DATETIME writes (what every
+    range query on a stored time compares with)."""
+    dialect = sqlite.dialect()
+    ours = models.UtcDateTime().dialect_impl(dialect).bind_processor(dialect)
+    theirs = DateTime().dialect_impl(dialect).bind_processor(dialect)
+    for value in (
+        datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+        datetime(2026, 1, 2, 3, 4, 5, 123, tzinfo=UTC),
+        datetime(999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+        datetime(2026, 6, 1, 2, 0, tzinfo=timezone(timedelta(hours=2))),
+    ):
+        assert ours(value) == theirs(value.astimezone(UTC).replace(tzinfo=None))
+    assert ours(None) is None
+    with pytest.raises(ValueError, match="naive datetime"):
+        ours(datetime(2026, 1, 2))  # noqa: DTZ001
+
+
+def test_a_complete_read_finds_the_rows_it_no_longer_holds_and_rewrites_only_changed_ones(
+    engine: Engine,
+) -> None:
+    at = datetime(2026, 11, 1, 9, tzinfo=UTC)
+
+    def read(*rows: dict[str, object]) -> tuple[list[str], int]:
+        with Session(engine) as session:
+            staged = database.Staged(session, models.Touchpoint, ["source", "key"])
+            staged.add(list(rows))
+            gone = staged.missing("origin", "offline")
+            keys = {t.id: t.key for t in session.exec(select(models.Touchpoint))}
+            written = staged.merge()
+            session.commit()
+        return sorted(keys[i] for i in gone), written
+
+    assert read(touch_row("a", at), touch_row("b", at)) == ([], 2)
+    assert read(touch_row("a", at), touch_row("b", at)) == ([], 0)  # unchanged: nothing written
+    assert read(touch_row("a", at, "edited")) == (["b"], 1)  # b no longer read; a changed
