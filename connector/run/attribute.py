@@ -9,18 +9,19 @@ zero amount gets credits worth zero.
 Sized for millions of touches: the store returns each buyer's touches once, streamed from the
 DB-API cursor into NumPy columns, and the (deal, touch) journeys are joined, windowed and ordered
 in NumPy. The credits are staged one row per journey touch carrying every model's fraction, then
-expanded into ``credit`` rows by one set-based ``INSERT ... SELECT``.
+expanded into a fresh ``credit`` table by one set-based ``INSERT ... SELECT`` per model.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import MetaData
+from sqlalchemy import Column, MetaData, Table
 from sqlalchemy.schema import CreateTable
 from sqlmodel import Session
 
@@ -116,14 +117,17 @@ def _epoch_seconds(values: Sequence[Any]) -> Float:
 
 def _read(session: Session, sql: str, *columns: Converter) -> list[npt.NDArray[Any]]:
     """Stream the rows of ``sql`` (no parameters) from the DB-API cursor into one array per
-    column, each batch's column converted by ``columns[i]``."""
+    column, each batch's column converted by ``columns[i]``.
+
+    A batch's column is picked out of its rows by ``itemgetter``: transposing with
+    ``zip(*rows)`` takes a call with one argument per row, several times slower."""
     parts: list[list[npt.NDArray[Any]]] = [[] for _ in columns]
     cursor: Any = session.connection().connection.cursor()
     try:
         cursor.execute(sql)
         while rows := cursor.fetchmany(BATCH):
-            for part, convert, values in zip(parts, columns, zip(*rows, strict=True), strict=True):
-                part.append(convert(values))
+            for i, (part, convert) in enumerate(zip(parts, columns, strict=True)):
+                part.append(convert(list(map(itemgetter(i), rows))))
     finally:
         cursor.close()
     return [
@@ -230,17 +234,19 @@ def write_credits(
     deals: Deals,
     credits: Mapping[str, Float],
 ) -> int:
-    """Replace the ``credit`` rows: one per (deal, touch, model) with a positive fraction.
+    """Replace the ``credit`` rows: one per (model, deal, touch) with a positive fraction.
 
     ``credits`` maps a model to its credit per journey touch. The fractions are staged in a
-    temporary table, one row per touch in the table's key order (PostgreSQL: COPY; else
-    ``executemany``), and expanded by one ``INSERT ... SELECT`` into a fresh table, which then
-    replaces ``credit`` (dropping a table is far cheaper than deleting its rows one by one from
-    the table and its key). Returns the rows written.
+    temporary table, one row per touch in (deal, touch) order (PostgreSQL: COPY; else
+    ``executemany``), and copied by one ``INSERT ... SELECT`` per model, in code order, into a
+    fresh table, which then replaces ``credit`` (dropping a table is far cheaper than deleting
+    its rows one by one from the table and its key). So the rows arrive in key order: SQLite
+    appends them to the table's B-tree, PostgreSQL builds the key once they are all in.
+    Returns the rows written.
     """
-    names = sorted(credits)
-    if unknown := [name for name in names if name not in MODELS]:
+    if unknown := [name for name in credits if name not in MODELS]:
         raise ValueError(f"unknown attribution model {unknown[0]!r}")
+    names = sorted(credits, key=models.credit_model_code)
     _fresh_credit_table(session)
     if journeys.n_touches == 0 or not names:
         _swap_in_credit_table(session)
@@ -261,6 +267,7 @@ def write_credits(
     )
     conn = session.connection()
     cursor: Any = conn.connection.cursor()
+    written = 0
     try:
         cursor.execute(
             "CREATE TEMPORARY TABLE credit_stage (deal_id BIGINT NOT NULL, "
@@ -278,19 +285,14 @@ def write_credits(
             sql = f"INSERT INTO credit_stage VALUES ({', '.join([mark] * len(columns))})"
             for batch in batches:
                 cursor.executemany(sql, list(batch))
-        # Model rows in key order: on SQLite the cross join then appends in key order too.
-        model_rows = " UNION ALL ".join(
-            f"SELECT {i} AS k, '{name}' AS model" for i, name in enumerate(names)
-        )
-        fraction = " ".join(f"WHEN {i} THEN s.{f}" for i, f in enumerate(fractions))
-        cursor.execute(
-            f"INSERT INTO {NEXT} (deal_id, touchpoint_id, model, fraction, amount) "
-            "SELECT deal_id, touchpoint_id, model, fraction, fraction * amount FROM ("
-            f"SELECT s.deal_id, s.touchpoint_id, m.model, CASE m.k {fraction} END AS fraction, "
-            f"s.amount FROM credit_stage s CROSS JOIN ({model_rows}) m) staged WHERE fraction > 0"
-        )
-        written = int(cursor.rowcount)
-        cursor.execute("DROP TABLE credit_stage")
+        for name, f in zip(names, fractions, strict=True):
+            cursor.execute(
+                f"INSERT INTO {NEXT} (model, deal_id, touchpoint_id, fraction, amount) "
+                f"SELECT {models.credit_model_code(name)}, deal_id, touchpoint_id, {f}, "
+                f"{f} * amount FROM credit_stage WHERE {f} > 0"
+            )
+            written += int(cursor.rowcount)
+        _without_zeroing(session, "DROP TABLE credit_stage")
     finally:
         cursor.close()
     _swap_in_credit_table(session)
@@ -301,22 +303,47 @@ NEXT = "credit_next"
 
 
 def _fresh_credit_table(session: Session) -> None:
-    """An empty ``credit_next`` made as ``credit`` is (same columns and key), for one rewrite;
-    one left by a killed run is dropped first."""
+    """An empty ``credit_next`` made as ``credit`` is, for one rewrite; one left by a killed
+    run is dropped first. PostgreSQL's has no key yet (:func:`_swap_in_credit_table` adds it
+    after the load); SQLite's is its key, appended to in key order."""
     conn = session.connection()
-    fresh = table_of(models.Credit).to_metadata(MetaData(), name=NEXT)
+    credit = table_of(models.Credit)
+    if conn.dialect.name == "postgresql":
+        fresh = Table(NEXT, MetaData(), *(Column(c.name, c.type, nullable=False) for c in credit.c))
+    else:
+        fresh = credit.to_metadata(MetaData(), name=NEXT)
     conn.exec_driver_sql(f"DROP TABLE IF EXISTS {NEXT}")
     conn.execute(CreateTable(fresh))
 
 
 def _swap_in_credit_table(session: Session) -> None:
     """``credit_next`` becomes ``credit`` in the run's transaction: readers see the old credits
-    or the new, never a mix. PostgreSQL's key index is renamed back to the name it had."""
+    or the new, never a mix. PostgreSQL's key is built now, in one pass over the loaded rows,
+    and given the name it had."""
     conn = session.connection()
-    conn.exec_driver_sql("DROP TABLE credit")
+    if conn.dialect.name == "postgresql":
+        key = ", ".join(c.name for c in table_of(models.Credit).primary_key.columns)
+        conn.exec_driver_sql(f"ALTER TABLE {NEXT} ADD PRIMARY KEY ({key})")
+    _without_zeroing(session, "DROP TABLE credit")
     conn.exec_driver_sql(f"ALTER TABLE {NEXT} RENAME TO credit")
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql(f"ALTER INDEX {NEXT}_pkey RENAME TO credit_pkey")
+
+
+def _without_zeroing(session: Session, drop: str) -> None:
+    """Run ``drop`` with SQLite's ``secure_delete`` at FAST: builds that zero every freed page
+    (Debian's, for one) would otherwise write the whole dropped table out again, for credit
+    rows that hold only ids and numbers. The setting is put back afterwards."""
+    conn = session.connection()
+    if conn.dialect.name != "sqlite":
+        conn.exec_driver_sql(drop)
+        return
+    (before,) = conn.exec_driver_sql("PRAGMA secure_delete").one()
+    conn.exec_driver_sql("PRAGMA secure_delete = FAST")
+    try:
+        conn.exec_driver_sql(drop)
+    finally:
+        conn.exec_driver_sql(f"PRAGMA secure_delete = {('OFF', 'ON', 'FAST')[int(before)]}")
 
 
 def run_attribution(ctx: RunContext) -> None:
