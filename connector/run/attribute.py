@@ -60,17 +60,17 @@ SELECT d.id, d.amount_base, d.is_won, d.created_at,
             ELSE d.created_at END,
        CASE WHEN d.is_closed AND d.close_day_end IS NOT NULL THEN 1 ELSE 0 END
 FROM deal d WHERE {_USABLE} ORDER BY d.id"""
+# The buyers are found once, into a temporary table both reads below use.
+BUYERS_TABLE = "journey_buyer"
 # Each (deal, buyer) once, with the buyer's lead-creation touch (-1: none).
-_BUYERS = """
-WITH buyers AS ({buyers})
+_BUYERS = f"""
 SELECT DISTINCT b.deal_id, b.contact_id, COALESCE(cj.lead_touch_id, -1)
-FROM buyers b LEFT JOIN contact_journey cj ON cj.contact_id = b.contact_id"""
+FROM {BUYERS_TABLE} b LEFT JOIN contact_journey cj ON cj.contact_id = b.contact_id"""
 # Every attributable touch of every buyer, once, read from ix_touchpoint_journey alone.
-_TOUCHES = """
-WITH buyers AS ({buyers})
+_TOUCHES = f"""
 SELECT t.contact_id, t.id, t.occurred_at, t.channel
 FROM touchpoint t
-WHERE t.contact_id IN (SELECT contact_id FROM buyers)
+WHERE t.contact_id IN (SELECT contact_id FROM {BUYERS_TABLE})
   AND t.channel <> '' AND NOT t.superseded"""
 
 
@@ -98,14 +98,18 @@ def _bools(values: Sequence[Any]) -> npt.NDArray[np.bool_]:
 
 
 class _Codes:
-    """A column of names as codes, numbered in order of first appearance."""
+    """A column of names as codes: a batch's new names (a set of it: the few distinct channels
+    among millions of touches) are numbered in sorted order, then every value is looked up in C
+    (``map``) rather than one ``setdefault`` call per value."""
 
     def __init__(self) -> None:
         self.names: dict[str, int] = {}
 
     def __call__(self, values: Sequence[str]) -> Int:
         names = self.names
-        return np.array([names.setdefault(v, len(names)) for v in values], dtype=np.int64)
+        for name in sorted(set(values).difference(names)):
+            names[name] = len(names)
+        return np.fromiter(map(names.__getitem__, values), dtype=np.int64, count=len(values))
 
 
 def _epoch_seconds(values: Sequence[Any]) -> Float:
@@ -161,13 +165,15 @@ def load_journeys(
         session, _DEALS, _ints, _floats, _bools, _epoch_seconds, _epoch_seconds, _bools
     )
     deals = Deals(deal_id, amount)
-    buyer_deal, buyer, lead_touch = _read(
-        session, _BUYERS.format(buyers=buyers_sql), _ints, _ints, _ints
-    )
+    conn = session.connection()
+    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {BUYERS_TABLE}")
+    conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {BUYERS_TABLE} AS {buyers_sql}")
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"ANALYZE {BUYERS_TABLE}")  # no statistics otherwise
+    buyer_deal, buyer, lead_touch = _read(session, _BUYERS, _ints, _ints, _ints)
     codes = _Codes()
-    contact, touch_id, ts, code = _read(
-        session, _TOUCHES.format(buyers=buyers_sql), _ints, _ints, _epoch_seconds, codes
-    )
+    contact, touch_id, ts, code = _read(session, _TOUCHES, _ints, _ints, _epoch_seconds, codes)
+    conn.exec_driver_sql(f"DROP TABLE {BUYERS_TABLE}")
 
     # Touches in (time, id) order: a touch's rank is its place in every journey it is part of.
     by_time = np.lexsort((touch_id, ts))
