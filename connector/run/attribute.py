@@ -14,7 +14,7 @@ expanded into a fresh ``credit`` table by one set-based ``INSERT ... SELECT`` pe
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
@@ -28,7 +28,7 @@ from sqlmodel import Session
 from connector.attribution import MODELS, Journeys, ModelParams, credit
 from connector.run.context import RunContext
 from connector.store import models
-from connector.store.database import table_of
+from connector.store.database import CACHE_KIB, table_of
 
 Float = npt.NDArray[np.float64]
 Int = npt.NDArray[np.int64]
@@ -242,12 +242,14 @@ def write_credits(
 ) -> int:
     """Replace the ``credit`` rows: one per (model, deal, touch) with a positive fraction.
 
-    ``credits`` maps a model to its credit per journey touch. The fractions are staged in a
-    temporary table, one row per touch in (deal, touch) order (PostgreSQL: COPY; else
-    ``executemany``), and copied by one ``INSERT ... SELECT`` per model, in code order, into a
-    fresh table, which then replaces ``credit`` (dropping a table is far cheaper than deleting
-    its rows one by one from the table and its key). So the rows arrive in key order: SQLite
-    appends them to the table's B-tree, PostgreSQL builds the key once they are all in.
+    ``credits`` maps a model to its credit per journey touch. The rows go, model by model in
+    code order and each in (deal, touch) order, into a fresh table, which then replaces
+    ``credit`` (dropping a table is far cheaper than deleting its rows one by one from the table
+    and its key). So they arrive in key order: SQLite appends them to the table's B-tree,
+    PostgreSQL builds the key once they are all in. The fractions of the models that credit
+    most touches are staged in a temporary table, one row per touch, and copied by one
+    ``INSERT ... SELECT`` per model; a model crediting at most one touch per journey (first,
+    last, last non-direct touch) is sent as its rows, a fraction of the stage's size.
     Returns the rows written.
     """
     if unknown := [name for name in credits if name not in MODELS]:
@@ -259,50 +261,94 @@ def write_credits(
         return 0
     deal_of = journeys.journey_of_touch
     order = np.lexsort((touch_ids, deal_of))
-    fractions = [f"f{i}" for i in range(len(names))]
-    columns = ["deal_id", "touchpoint_id", "amount", *fractions]
-    batches = (
-        zip(
-            deals.id[deal_of[part]].tolist(),
-            touch_ids[part].tolist(),
-            deals.amount[deal_of[part]].tolist(),
-            *(credits[name][part].tolist() for name in names),
-            strict=True,
-        )
-        for part in np.array_split(order, max(1, len(order) // BATCH))
-    )
+    sparse = {n for n in names if np.count_nonzero(credits[n] > 0) <= journeys.n_journeys}
+    staged = {n: f"f{i}" for i, n in enumerate(n for n in names if n not in sparse)}
     conn = session.connection()
+    if conn.dialect.name == "sqlite":  # the stage is read once per model: keep it in memory
+        conn.exec_driver_sql(f"PRAGMA temp.cache_size = -{CACHE_KIB}")
     cursor: Any = conn.connection.cursor()
     written = 0
     try:
-        cursor.execute(
-            "CREATE TEMPORARY TABLE credit_stage (deal_id BIGINT NOT NULL, "
-            "touchpoint_id BIGINT NOT NULL, "
-            + ", ".join(f"{c} DOUBLE PRECISION NOT NULL" for c in columns[2:])
-            + ")"
-        )
-        if conn.dialect.name == "postgresql":
-            with cursor.copy(f"COPY credit_stage ({', '.join(columns)}) FROM STDIN") as copy:
-                for batch in batches:
-                    for row in batch:
-                        copy.write_row(row)
-        else:
-            mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-            sql = f"INSERT INTO credit_stage VALUES ({', '.join([mark] * len(columns))})"
-            for batch in batches:
-                cursor.executemany(sql, list(batch))
-        for name, f in zip(names, fractions, strict=True):
+        if staged:
             cursor.execute(
-                f"INSERT INTO {NEXT} (model, deal_id, touchpoint_id, fraction, amount) "
-                f"SELECT {models.credit_model_code(name)}, deal_id, touchpoint_id, {f}, "
-                f"{f} * amount FROM credit_stage WHERE {f} > 0"
+                "CREATE TEMPORARY TABLE credit_stage (deal_id BIGINT NOT NULL, "
+                "touchpoint_id BIGINT NOT NULL, amount DOUBLE PRECISION NOT NULL, "
+                + ", ".join(f"{f} DOUBLE PRECISION NOT NULL" for f in staged.values())
+                + ")"
             )
-            written += int(cursor.rowcount)
-        _without_zeroing(session, "DROP TABLE credit_stage")
+            batches = (
+                zip(
+                    deals.id[deal_of[part]].tolist(),
+                    touch_ids[part].tolist(),
+                    deals.amount[deal_of[part]].tolist(),
+                    *(credits[name][part].tolist() for name in staged),
+                    strict=True,
+                )
+                for part in np.array_split(order, max(1, len(order) // BATCH))
+            )
+            _send(
+                conn,
+                cursor,
+                "credit_stage",
+                ["deal_id", "touchpoint_id", "amount", *staged.values()],
+                batches,
+            )
+        for name in names:
+            code = models.credit_model_code(name)
+            if name in staged:
+                f = staged[name]
+                cursor.execute(
+                    f"INSERT INTO {NEXT} (model, deal_id, touchpoint_id, fraction, amount) "
+                    f"SELECT {code}, deal_id, touchpoint_id, {f}, {f} * amount "
+                    f"FROM credit_stage WHERE {f} > 0"
+                )
+                written += int(cursor.rowcount)
+                continue
+            at = order[credits[name][order] > 0]
+            share = credits[name][at]
+            rows = zip(
+                [code] * len(at),
+                deals.id[deal_of[at]].tolist(),
+                touch_ids[at].tolist(),
+                share.tolist(),
+                (share * deals.amount[deal_of[at]]).tolist(),  # as SQL computes it
+                strict=True,
+            )
+            _send(
+                conn,
+                cursor,
+                NEXT,
+                ["model", "deal_id", "touchpoint_id", "fraction", "amount"],
+                [rows],
+            )
+            written += len(at)
+        if staged:
+            _without_zeroing(session, "DROP TABLE credit_stage")
     finally:
         cursor.close()
     _swap_in_credit_table(session)
     return written
+
+
+def _send(
+    conn: Any,
+    cursor: Any,
+    table: str,
+    columns: list[str],
+    batches: Iterable[Iterable[Sequence[Any]]],
+) -> None:
+    """Rows into ``table``: COPY on PostgreSQL, ``executemany`` a batch at a time elsewhere."""
+    names = ", ".join(columns)
+    if conn.dialect.name == "postgresql":
+        with cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+            for batch in batches:
+                for row in batch:
+                    copy.write_row(row)
+        return
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    sql = f"INSERT INTO {table} ({names}) VALUES ({', '.join([mark] * len(columns))})"
+    for batch in batches:
+        cursor.executemany(sql, list(batch))
 
 
 NEXT = "credit_next"
