@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from operator import itemgetter
 from typing import Any
 
@@ -54,10 +55,11 @@ LEFT JOIN contact target ON target.crm_id = c.merged_into
 WHERE d.account_id IS NOT NULL AND {_USABLE}"""
 
 # The milestone, and whether it is the (exclusive) end of a close day or an (inclusive) moment.
+_MILESTONE = """CASE WHEN d.is_closed THEN COALESCE(d.close_day_end, d.closed_at, d.updated_at)
+            ELSE d.created_at END"""
 _DEALS = f"""
 SELECT d.id, d.amount_base, d.is_won, d.created_at,
-       CASE WHEN d.is_closed THEN COALESCE(d.close_day_end, d.closed_at, d.updated_at)
-            ELSE d.created_at END,
+       {_MILESTONE},
        CASE WHEN d.is_closed AND d.close_day_end IS NOT NULL THEN 1 ELSE 0 END
 FROM deal d WHERE {_USABLE} ORDER BY d.id"""
 # The buyers are found once, into a temporary table both reads below use.
@@ -66,12 +68,29 @@ BUYERS_TABLE = "journey_buyer"
 _BUYERS = f"""
 SELECT DISTINCT b.deal_id, b.contact_id, COALESCE(cj.lead_touch_id, -1)
 FROM {BUYERS_TABLE} b LEFT JOIN contact_journey cj ON cj.contact_id = b.contact_id"""
-# Every attributable touch of every buyer, once, read from ix_touchpoint_journey alone.
+# Every attributable touch of every buyer, once, read from ix_touchpoint_journey alone; only
+# those between a day before the earliest of the buyer's windows and a day after the end of the
+# latest (a margin for the dialects' date arithmetic: the exact windows are applied in NumPy).
 _TOUCHES = f"""
 SELECT t.contact_id, t.id, t.occurred_at, t.channel
-FROM touchpoint t
-WHERE t.contact_id IN (SELECT contact_id FROM {BUYERS_TABLE})
+FROM (SELECT b.contact_id, {{lowest}} AS lowest, {{highest}} AS highest
+      FROM {BUYERS_TABLE} b JOIN deal d ON d.id = b.deal_id GROUP BY b.contact_id) w
+JOIN touchpoint t ON t.contact_id = w.contact_id
+WHERE t.occurred_at >= w.lowest AND t.occurred_at <= w.highest
   AND t.channel <> '' AND NOT t.superseded"""
+
+
+def _touches_sql(dialect: str, window_days: int) -> str:
+    """:data:`_TOUCHES` with its bounds in the dialect's date arithmetic."""
+    before, after = int(window_days) + 1, 1
+    first, last = f"MIN({_MILESTONE})", f"MAX({_MILESTONE})"
+    if dialect == "postgresql":
+        lowest = f"{first} - INTERVAL '{before} days'"
+        highest = f"{last} + INTERVAL '{after} days'"
+    else:  # SQLite: UTC text, compared as text ('YYYY-MM-DD HH:MM:SS...')
+        lowest = f"datetime({first}, '-{before} days')"
+        highest = f"datetime({last}, '+{after} days')"
+    return _TOUCHES.format(lowest=lowest, highest=highest)
 
 
 @dataclass(frozen=True)
@@ -172,7 +191,8 @@ def load_journeys(
         conn.exec_driver_sql(f"ANALYZE {BUYERS_TABLE}")  # no statistics otherwise
     buyer_deal, buyer, lead_touch = _read(session, _BUYERS, _ints, _ints, _ints)
     codes = _Codes()
-    contact, touch_id, ts, code = _read(session, _TOUCHES, _ints, _ints, _epoch_seconds, codes)
+    touches_sql = _touches_sql(conn.dialect.name, window_days)
+    contact, touch_id, ts, code = _read(session, touches_sql, _ints, _ints, _epoch_seconds, codes)
     conn.exec_driver_sql(f"DROP TABLE {BUYERS_TABLE}")
 
     # Touches in (time, id) order: a touch's rank is its place in every journey it is part of.
@@ -347,8 +367,7 @@ def _send(
         return
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     sql = f"INSERT INTO {table} ({names}) VALUES ({', '.join([mark] * len(columns))})"
-    for batch in batches:
-        cursor.executemany(sql, list(batch))
+    cursor.executemany(sql, chain.from_iterable(batches))  # rows as they are made
 
 
 NEXT = "credit_next"

@@ -245,3 +245,19 @@ def test_a_closed_deals_journey_runs_to_the_end_of_its_close_day(
         first = touch_ids[: journeys.offsets[1]].tolist()
         assert (store["t4"] in first) == inside
         assert journeys.end_ts[0] == epoch(end)
+
+
+def test_a_journey_starts_exactly_a_window_before_its_milestone(
+    engine: Engine, store: dict[str, int]
+) -> None:
+    """D1 closes 1 Nov; t1 (20 Sep) opens its journey with a window of exactly 42 days and is
+    out a microsecond short of it (the store's read keeps a margin, NumPy the exact bound)."""
+    for days, short, inside in ((42, timedelta(0), True), (42, timedelta(microseconds=1), False)):
+        with Session(engine) as session:
+            d1 = session.get(models.Deal, store["D1"])
+            assert d1 is not None
+            d1.closed_at = at(9, 20) + timedelta(days=days) + short
+            session.add(d1)
+            session.commit()
+            journeys, touch_ids, _ = load_journeys(session, window_days=days)
+        assert (touch_ids[0] == store["t1"]) == inside
