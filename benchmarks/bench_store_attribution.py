@@ -67,7 +67,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlmodel import Session  # noqa: E402
 
 from connector.attribution import MODELS, ModelParams, credit  # noqa: E402
-from connector.run.attribute import load_journeys, write_credits
+from connector.run.attribute import load_journeys
+from connector.run.credits import write_credits
 from connector.store.database import make_engine
 from connector.store.models import credit_model_name_sql
 

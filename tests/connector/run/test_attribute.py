@@ -10,7 +10,8 @@ from sqlalchemy import Engine
 from sqlmodel import Session, SQLModel, select
 
 from connector.attribution import MODELS, credit
-from connector.run.attribute import load_journeys, write_credits
+from connector.run.attribute import load_journeys
+from connector.run.credits import write_credits
 from connector.store import models
 
 
