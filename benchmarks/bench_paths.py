@@ -1,16 +1,29 @@
-"""Whole-process timing: ``closedloop paths`` vs ChannelAttribution on a 1M-row path table.
+"""Whole-process timing: ``closedloop paths`` vs ChannelAttribution and mam on a 1M-row table.
 
-    python benchmarks/bench_paths.py [--rows 1000000] [--repeat 3]
+    python benchmarks/bench_paths.py --peer-python /tmp/peers/bin/python [--rows N] [--repeat 3]
+
+The peers are never dependencies of closedloop: they run in a throwaway virtualenv of their
+own, given by ``--peer-python`` (``python3 -m venv /tmp/peers && /tmp/peers/bin/pip install
+marketing-attribution-models ChannelAttribution matplotlib``: ChannelAttribution imports
+matplotlib without declaring it; mam is the PyPI package ``marketing-attribution-models``,
+module ``mam``, built on Polars).
 
 Writes (once, fixed seed) ``benchmarks/out/paths_<rows>.csv``: one journey per row over 12
 channels, channels drawn from a first-order chain, conversions depending on the channels seen,
 ``total_null = 1 - total_conversions``. Then times, each as a fresh process including
 interpreter start and imports, ``closedloop paths FILE --models first_touch,last_touch,linear,
-markov`` and a script running ChannelAttribution's ``heuristic_models`` and ``markov_model``
-(with value and nulls) on the same file, alternating them ``--repeat`` times, and prints the
-best and median times and their ratio, plus how far the two results are apart. The same table
-is timed again with CRLF line ends (``paths_<rows>_crlf.csv``: what Python's csv module, Excel
-and most exports write), which must cost no more than LF.
+markov``, a script running ChannelAttribution's ``heuristic_models`` and ``markov_model``
+(with value and nulls) and one running mam's ``run_first_click``, ``run_last_click``,
+``run_linear`` and ``run_markov`` (its public API: the file read with ``polars.read_csv``, then
+``MAM(..., format_type="grouped_journey")`` with the conversion value, every row one journey
+with its outcome, weight ``total_conversions + total_null``) on the same file, in turn
+``--repeat`` times. Printed per tool: best and median wall time, peak RSS, and the ratio of
+closedloop's to the faster peer's; then how far the results are apart (conversions and value
+against ChannelAttribution, value against mam, which attributes one quantity; mam's Markov
+splits each journey by its touches' removal effects, so its channel totals differ from a
+split of the totals by removal effect, as ChannelAttribution's and closedloop's are). The same
+table is timed again with CRLF line ends (``paths_<rows>_crlf.csv``: what Python's csv module,
+Excel and most exports write), which must cost no more than LF.
 """
 
 from __future__ import annotations
@@ -24,7 +37,9 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +72,26 @@ for _, r in m.iterrows():
     result[f"markov|{r.channel_name}"] = [r.total_conversions, r.total_conversion_value]
 print(json.dumps(result))
 """
+
+MAM_SCRIPT = """
+import json, sys
+import polars as pl
+from mam import MAM
+frame = pl.read_csv(sys.argv[1]).with_columns(
+    (pl.col("total_conversions") > 0).alias("has_conversion"),
+    (pl.col("total_conversions") + pl.col("total_null")).alias("occurrences"),
+)
+mam = MAM(frame, format_type="grouped_journey", channels_colname="path",
+          journey_with_conv_colname="has_conversion", occurrences_colname="occurrences",
+          path_separator=" > ", conversion_value_colname="total_conversion_value")
+result = {}
+for model, run in (("first_touch", mam.run_first_click), ("last_touch", mam.run_last_click),
+                   ("linear", mam.run_linear), ("markov", mam.run_markov)):
+    for channel, value in run().to_polars().iter_rows():
+        result[f"{model}|{channel}"] = [None, value]
+print(json.dumps(result))
+"""
+PEERS = {"ChannelAttribution": CA_SCRIPT, "mam": MAM_SCRIPT}
 
 
 def generate(rows: int, seed: int = 2026) -> Path:
@@ -122,41 +157,76 @@ def closedloop_command(file: Path) -> list[str]:
     return [sys.executable, "-c", code, str(file), MODELS]
 
 
-def timed(command: list[str]) -> tuple[float, str]:
-    started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, check=False)
-    elapsed = time.perf_counter() - started
-    if done.returncode:
-        raise SystemExit(f"{command[0]} failed ({done.returncode}):\n{done.stderr[-2000:]}")
-    return elapsed, done.stdout
+@dataclass(frozen=True)
+class Run:
+    """One whole process: wall seconds, CPU seconds (user + system), peak RSS in MB, output."""
+
+    wall: float
+    cpu: float
+    peak_mb: float
+    stdout: str
+
+
+def timed(command: list[str]) -> Run:
+    """Run ``command`` to its end; its own rusage (``wait4``) gives its CPU time and peak RSS."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        process = subprocess.Popen(command, stdout=out, stderr=err, cwd=ROOT)
+        _, status, usage = os.wait4(process.pid, 0)
+        elapsed = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if process.returncode:
+            stderr = err.read().decode(errors="replace")
+            raise SystemExit(f"{command[0]} failed ({process.returncode}):\n{stderr[-2000:]}")
+        cpu = usage.ru_utime + usage.ru_stime
+        return Run(elapsed, cpu, usage.ru_maxrss / 1024, out.read().decode())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--peer-python",
+        required=True,
+        help="interpreter of a virtualenv with ChannelAttribution and marketing-attribution-models",
+    )
     args = parser.parse_args()
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     for file in (generate(args.rows), with_crlf(generate(args.rows))):
-        side_by_side(file, args.repeat)
+        side_by_side(file, args.repeat, args.peer_python)
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
-def side_by_side(file: Path, repeat: int) -> None:
+def side_by_side(file: Path, repeat: int, peer_python: str) -> None:
     rows = sum(1 for _ in file.open("rb")) - 1
     print(f"table: {file} ({file.stat().st_size / 1e6:.0f} MB, {rows:,} rows)")
-    ours_cmd = closedloop_command(file)
-    theirs_cmd = [sys.executable, "-c", CA_SCRIPT, str(file)]
-    print("closedloop:", " ".join(ours_cmd[:2]), "...")
-    ours_times, theirs_times = [], []
-    for _ in range(repeat):
-        t, ours_out = timed(ours_cmd)
-        ours_times.append(t)
-        t, theirs_out = timed(theirs_cmd)
-        theirs_times.append(t)
-    best_ours, best_theirs = min(ours_times), min(theirs_times)
-    for name, times in (("closedloop paths", ours_times), ("ChannelAttribution", theirs_times)):
-        print(f"{name + ':':<20}best {min(times):6.2f} s  median {statistics.median(times):6.2f} s")
-    print(f"ratio (closedloop / ChannelAttribution, best): {best_ours / best_theirs:.2f}x")
-    compare(ours_out, theirs_out)
+    commands = {"closedloop paths": closedloop_command(file)}
+    commands |= {name: [peer_python, "-c", script, str(file)] for name, script in PEERS.items()}
+    print("closedloop:", " ".join(commands["closedloop paths"][:2]), "...")
+    runs: dict[str, list[Run]] = {name: [] for name in commands}
+    for _ in range(repeat):  # in turn, so that a busy moment of the machine hits every tool
+        for name, command in commands.items():
+            runs[name].append(timed(command))
+    for name, done in runs.items():
+        wall = [r.wall for r in done]
+        print(
+            f"{name + ':':<20}best {min(wall):6.2f} s  median {statistics.median(wall):6.2f} s"
+            f"  (CPU best {min(r.cpu for r in done):6.2f} s)"
+            f"  peak RSS {max(r.peak_mb for r in done):6,.0f} MB"
+        )
+    best = {name: min(r.wall for r in done) for name, done in runs.items()}
+    faster = min(PEERS, key=best.__getitem__)
+    ours = best["closedloop paths"]
+    for name in PEERS:
+        print(f"ratio closedloop / {name} (best): {ours / best[name]:.2f}x")
+    print(f"ratio closedloop / faster peer ({faster}, best): {ours / best[faster]:.2f}x")
+    ours_out = runs["closedloop paths"][-1].stdout
+    for name in PEERS:
+        print(f"results vs {name}:")
+        compare(ours_out, runs[name][-1].stdout)
 
 
 def compare(ours_csv: str, theirs_json: str) -> None:
@@ -167,10 +237,14 @@ def compare(ours_csv: str, theirs_json: str) -> None:
     theirs = json.loads(theirs_json)
     for model in MODELS.split(","):
         keys = [k for k in theirs if k.startswith(model + "|")]
-        total = sum(theirs[k][0] for k in keys)
-        gap = max(abs(ours[k][0] - theirs[k][0]) for k in keys)
-        share = gap / total
-        print(f"  {model:<12} max |difference| in conversions: {gap:.6g} ({share:.3%} of total)")
+        gaps = []
+        for what, i in (("conversions", 0), ("value", 1)):
+            if any(theirs[k][i] is None for k in keys):
+                continue  # a quantity this peer does not attribute
+            total = sum(theirs[k][i] for k in keys)
+            gap = max(abs(ours[k][i] - theirs[k][i]) for k in keys)
+            gaps.append(f"{what} {gap:.6g} ({gap / total:.3%} of total)")
+        print(f"  {model:<12} max |difference|: {'; '.join(gaps)}")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,12 @@
-"""Time the attribute step on a large SQLite store: load journeys, all 11 models, write credits.
+"""Time the attribute step on a large SQLite store: load journeys, the models, write credits;
+and mam (marketing-attribution-models) attributing the same journeys read from the same store.
 
     PYTHONPATH=. python benchmarks/bench_store_attribution.py            # 10 %, then 100 %
     PYTHONPATH=. python benchmarks/bench_store_attribution.py --scale 1  # only full scale
     PYTHONPATH=. python benchmarks/bench_store_attribution.py --rebuild  # build the store again
     PYTHONPATH=. python benchmarks/bench_store_attribution.py --cold     # store not in page cache
+    PYTHONPATH=. python benchmarks/bench_store_attribution.py --scale 1 --repeat 3 \
+        --peer-python /tmp/peers/bin/python                               # side by side with mam
 
 Full scale: 1,000,000 contacts (8 % leads, half of them converted), 10,000,000 touchpoints (10 %
 anonymous, 2 % unclassified, 3 % superseded clicks, ids in time order as an extract writes
@@ -13,24 +16,51 @@ The store is generated with NumPy and written with sqlite3 ``executemany`` into 
 :func:`connector.store.database.make_engine` creates, once per scale and seed, and kept as
 ``benchmarks/out/attribution_store_<scale>_<seed>.db``: reruns skip building.
 
-Timed, each scale in its own process so that its peak RSS is its own: what
+Timed, each run in its own process so that its peak RSS is its own: what
 :func:`connector.run.attribute.run_attribution` runs, step by step: ``load_journeys`` (90-day
-window), ``credit`` for every model, ``write_credits`` (replacing the previous run's credits)
-and the commit. ``--cold`` first drops the store file from the OS page cache
-(``posix_fadvise(DONTNEED)``), as after a reboot or when the store is larger than the cache.
-Target on the 2-core reference machine: <= 60 s and <= 2 GB at full scale.
+window), ``credit`` for every model of ``--models`` (default: all eleven), ``write_credits``
+(replacing the previous run's credits: from the second run on, the store holds a full credit
+table to drop, as it does in production) and the commit. ``--cold`` first drops the store file
+from the OS page cache (``posix_fadvise(DONTNEED)``), as after a reboot or when the store is
+larger than the cache. Targets on the 2-core reference machine at full scale: <= 60 s, <= 2 GB
+and <= 1.0x mam's wall time.
+
+With ``--peer-python``, mam runs in turn with closedloop, ``--repeat`` times, each a whole
+process timed from outside (wall time, CPU time and peak RSS from ``wait4``, interpreter start
+and imports included). mam is never a dependency of closedloop: it runs in a throwaway
+virtualenv of its own (``python3 -m venv /tmp/peers && /tmp/peers/bin/pip install
+marketing-attribution-models``). The mam script does what a mam user with this store would do,
+through its public API: it reads the tables a journey is made of with ``polars.read_database``
+over sqlite3 (usable deals, deal contacts, contacts with their merges, and the touches with a
+contact, a channel and not superseded), joins them in Polars into the same journeys closedloop
+builds (a deal's buyers, a converted lead counted as its contact; touches inside the 90-day
+window before the deal's milestone), one session row per (deal, touch) carrying its share of the
+deal's amount, and runs ``MAM(..., format_type="session")`` with every model mam has that
+closedloop has too: first click, last click, linear, position based, time decay (168 h
+half-life, closedloop's 7 days), Markov and Shapley. It writes nothing back. Printed: best and
+median wall time, CPU time and peak RSS of each, the ratio of closedloop's wall (and CPU) time
+to mam's, and how far the channel totals of first touch, last touch and linear are apart (the
+same journeys give the same totals but for touches at the same moment, which mam orders as it
+finds them; the other models split differently). ``--models mam`` gives closedloop exactly
+those seven models. Reading whole tables is most of mam's time: given closedloop's own SQL for
+the buyers' touches instead (read through ``ix_touchpoint_journey``), it takes about two thirds
+of it.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import sqlite3
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +71,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlmodel import Session  # noqa: E402
 
 from connector.attribution import MODELS, ModelParams, credit  # noqa: E402
-from connector.run.attribute import load_journeys, write_credits
+from connector.run.attribute import load_journeys
+from connector.run.credits import write_credits
 from connector.store.database import make_engine
+from connector.store.models import credit_model_name_sql
 
 OUT = Path(__file__).resolve().parent / "out"
 SEED = 20261120
@@ -71,6 +103,84 @@ TOUCHPOINT = (
 CONTACT_JOURNEY = (
     "contact_id", "first_touch_id", "lead_touch_id", "last_touch_id", "touch_count", "channel_path",
 )  # fmt: skip
+MAM_MODELS = (
+    "first_touch", "last_touch", "linear", "position_based", "time_decay", "markov", "shapley",
+)  # fmt: skip
+MAM_SCRIPT = """
+import json, sqlite3, sys
+import polars as pl
+from mam import MAM
+
+store, window_days = sys.argv[1], int(sys.argv[2])
+db = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
+
+
+def read(sql):
+    return pl.concat(list(pl.read_database(sql, db, iter_batches=True, batch_size=500_000)))
+
+
+deals = read("SELECT id AS deal_id, crm_id AS deal_crm_id, amount_base, is_won, is_closed, "
+             "created_at, closed_at, close_day_end, updated_at FROM deal "
+             "WHERE amount_base IS NOT NULL AND amount_base >= 0")
+deal_contacts = read("SELECT deal_crm_id, contact_crm_id FROM deal_contact")
+contacts = read("SELECT id AS contact_id, crm_id, merged_into FROM contact")
+touches = read("SELECT contact_id, id AS touch_id, occurred_at, channel FROM touchpoint "
+               "WHERE contact_id IS NOT NULL AND channel <> '' AND NOT superseded")
+
+
+def moment(column):
+    return pl.col(column).cast(pl.String).str.to_datetime("%Y-%m-%d %H:%M:%S%.f")
+
+
+merged = contacts.select(pl.col("crm_id").alias("merged_into"), pl.col("contact_id").alias("to"))
+buyers = (
+    deal_contacts.lazy()
+    .join(contacts.lazy(), left_on="contact_crm_id", right_on="crm_id")
+    .join(merged.lazy(), on="merged_into", how="left")
+    .select("deal_crm_id", pl.coalesce("to", "contact_id").alias("contact_id"))
+    .unique()
+)
+closed = pl.col("is_closed").cast(pl.Boolean)
+milestones = deals.lazy().with_columns(
+    pl.when(closed)
+    .then(pl.coalesce(moment("close_day_end"), moment("closed_at"), moment("updated_at")))
+    .otherwise(moment("created_at"))
+    .alias("end"),
+    (closed & pl.col("close_day_end").is_not_null()).alias("day_end"),
+)
+at = pl.col("occurred_at")
+sessions = (
+    buyers.join(milestones, on="deal_crm_id")
+    .join(touches.lazy(), on="contact_id")
+    .with_columns(moment("occurred_at").alias("occurred_at"))
+    .filter(pl.when(pl.col("day_end")).then(at < pl.col("end")).otherwise(at <= pl.col("end")))
+    .filter(at >= pl.col("end") - pl.duration(days=window_days))
+    .select(
+        pl.col("deal_id").alias("journey_id"),
+        "occurred_at",
+        "channel",
+        pl.col("is_won").cast(pl.Boolean).alias("has_conversion"),
+        (pl.col("amount_base") / pl.len().over("deal_id")).alias("value"),
+    )
+    .collect()
+)
+del deals, deal_contacts, contacts, touches
+mam = MAM(sessions, format_type="session", channels_colname="channel",
+          journey_with_conv_colname="has_conversion", datetime_colname="occurred_at",
+          user_id_colname="journey_id", conversion_value_colname="value")
+runs = {
+    "first_touch": mam.run_first_click, "last_touch": mam.run_last_click,
+    "linear": mam.run_linear, "position_based": mam.run_position_based,
+    "time_decay": lambda: mam.run_time_decay(half_life_hours=168.0),
+    "markov": mam.run_markov, "shapley": mam.run_shapley,
+}
+totals = {}
+for model, run in runs.items():
+    result = run()
+    for channel, value in result.to_polars().iter_rows():
+        totals[f"{model}|{channel}"] = value
+print(json.dumps({"touches": sessions.height, "totals": totals}))
+"""
 DEAL = (
     "id", "crm_object", "crm_id", "name", "amount", "currency", "amount_base", "stage", "is_won",
     "is_closed", "created_at", "updated_at", "closed_at", "account_id", "stage_label",
@@ -315,13 +425,10 @@ def evict(path: Path) -> None:
                 os.close(fd)
 
 
-def timed(path: Path, scale: float, cold: bool) -> None:
-    if cold:
-        evict(path)
+def timed(path: Path, scale: float, models: Sequence[str]) -> None:
     engine = make_engine(f"sqlite:///{path}")
     params = ModelParams()
-    cache = "cold page cache" if cold else "store in page cache"
-    print(f"scale {scale:g}: {path.name} ({path.stat().st_size / 1e9:.1f} GB, {cache})", flush=True)
+    print(f"scale {scale:g}: {path.name} ({path.stat().st_size / 1e9:.1f} GB)", flush=True)
     with Session(engine) as session:
         t0 = time.perf_counter()
         journeys, touch_ids, deals = load_journeys(session, WINDOW_DAYS)
@@ -332,7 +439,7 @@ def timed(path: Path, scale: float, cold: bool) -> None:
             flush=True,
         )
         credits = {}
-        for model in MODELS:
+        for model in models:
             started = time.perf_counter()
             credits[model] = credit(model, journeys, params)
             print(f"    {model:<16}{time.perf_counter() - started:6.2f} s", flush=True)
@@ -348,18 +455,98 @@ def timed(path: Path, scale: float, cold: bool) -> None:
         flush=True,
     )
     print(f"  total           {t3 - t0:7.2f} s; peak RSS {peak_mb():,.0f} MB", flush=True)
-    check(path, journeys.n_journeys - int(np.sum(journeys.lengths == 0)))
 
 
-def check(path: Path, attributed: int) -> None:
-    """Every model's fractions sum to 1 for each journey with touches."""
+def check(path: Path) -> dict[str, float]:
+    """Every model's fractions sum to 1 for each deal it credits, all models crediting the same
+    deals; returns the channel totals (``model|channel`` -> credited amount)."""
     db = sqlite3.connect(path)
-    for model, deals, total in db.execute(
-        "SELECT model, COUNT(DISTINCT deal_id), SUM(fraction) FROM credit GROUP BY model"
-    ):
-        if deals != attributed or abs(total - attributed) > 1e-6 * attributed:
-            raise SystemExit(f"{model}: {deals} deals, fractions sum to {total} ({attributed=})")
+    model = credit_model_name_sql("c.model")
+    counts = db.execute(
+        f"SELECT {model}, COUNT(DISTINCT deal_id), SUM(fraction) FROM credit c GROUP BY c.model"
+    ).fetchall()
+    if len({deals for _, deals, _ in counts}) > 1:
+        raise SystemExit(f"the models credit different deals: {counts}")
+    for name, deals, total in counts:
+        if abs(total - deals) > 1e-6 * deals:
+            raise SystemExit(f"{name}: {deals} deals, fractions sum to {total}")
+    totals = {
+        f"{name}|{channel}": amount
+        for name, channel, amount in db.execute(
+            f"SELECT {model}, t.channel, SUM(c.amount) FROM credit c "
+            "JOIN touchpoint t ON t.id = c.touchpoint_id GROUP BY c.model, t.channel"
+        )
+    }
     db.close()
+    return totals
+
+
+@dataclass(frozen=True)
+class Run:
+    """One whole process: wall seconds, CPU seconds (user + system), peak RSS in MB, output."""
+
+    wall: float
+    cpu: float
+    peak_mb: float
+    stdout: str
+
+
+def run_process(command: list[str], capture: bool) -> Run:
+    """Run ``command`` to its end; its own rusage (``wait4``) gives its CPU time and peak RSS.
+    Its output goes to the terminal unless captured."""
+    with tempfile.TemporaryFile() as out:
+        started = time.perf_counter()
+        process = subprocess.Popen(command, stdout=out if capture else None)
+        _, status, usage = os.wait4(process.pid, 0)
+        elapsed = time.perf_counter() - started
+        if os.waitstatus_to_exitcode(status):
+            raise SystemExit(f"{command[0]} failed ({os.waitstatus_to_exitcode(status)})")
+        out.seek(0)
+        cpu = usage.ru_utime + usage.ru_stime
+        return Run(elapsed, cpu, usage.ru_maxrss / 1024, out.read().decode())
+
+
+def side_by_side(scale: float, args: argparse.Namespace) -> None:
+    """closedloop's attribute step and mam's script in turn, ``--repeat`` times."""
+    path = store_path(scale)
+    ours_cmd = [sys.executable, __file__, "--scale", str(scale), "--step", "time"]
+    ours_cmd += ["--models", args.models]
+    theirs_cmd = [args.peer_python, "-c", MAM_SCRIPT, str(path), str(WINDOW_DAYS)]
+    ours: list[Run] = []
+    theirs: list[Run] = []
+    for _ in range(args.repeat):
+        if args.cold:
+            evict(path)
+        ours.append(run_process(ours_cmd, capture=False))
+        if args.peer_python:
+            if args.cold:
+                evict(path)
+            theirs.append(run_process(theirs_cmd, capture=True))
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"scale {scale:g}, whole processes (load average now {load}):")
+    for name, runs in (("closedloop", ours), ("mam", theirs)):
+        if runs:
+            wall = [r.wall for r in runs]
+            print(
+                f"  {name + ':':<12}best {min(wall):6.2f} s"
+                f"  median {statistics.median(wall):6.2f} s"
+                f"  CPU best {min(r.cpu for r in runs):6.2f} s"
+                f"  peak RSS {max(r.peak_mb for r in runs):7,.0f} MB"
+            )
+    totals = check(path)
+    if not theirs:
+        return
+    for what in ("wall", "cpu"):
+        best_ours = min(getattr(r, what) for r in ours)
+        best_theirs = min(getattr(r, what) for r in theirs)
+        print(f"  ratio closedloop / mam ({what}, best): {best_ours / best_theirs:.2f}x")
+    peer = json.loads(theirs[-1].stdout)
+    for model in ("first_touch", "last_touch", "linear"):
+        keys = [k for k in peer["totals"] if k.startswith(model + "|")]
+        if all(k in totals for k in keys):
+            gap = max(abs(totals[k] - peer["totals"][k]) for k in keys)
+            share = gap / sum(peer["totals"][k] for k in keys)
+            print(f"  {model:<12} channel totals, max |closedloop - mam|: {gap:.6g} ({share:.2e})")
 
 
 def main() -> None:
@@ -367,6 +554,13 @@ def main() -> None:
     parser.add_argument("--scale", type=float, action="append", help="fraction of full scale")
     parser.add_argument("--rebuild", action="store_true", help="build the stores again")
     parser.add_argument("--cold", action="store_true", help="time with the store out of cache")
+    parser.add_argument(
+        "--models",
+        default="all",
+        help="closedloop's models: comma-separated, 'all' (default) or 'mam' (those mam has)",
+    )
+    parser.add_argument("--repeat", type=int, default=1, help="timed runs of each tool")
+    parser.add_argument("--peer-python", help="interpreter of a virtualenv with mam installed")
     parser.add_argument("--step", choices=["build", "time"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     scales = args.scale or [0.1, 1.0]
@@ -375,14 +569,15 @@ def main() -> None:
         (OUT / ".gitignore").write_text("*\n")  # generated data stays out of git
         build(store_path(scales[0]), scales[0])
     elif args.step == "time":
-        timed(store_path(scales[0]), scales[0], args.cold)
+        chosen = {"all": MODELS, "mam": MAM_MODELS}.get(args.models) or args.models.split(",")
+        timed(store_path(scales[0]), scales[0], chosen)
     else:  # each step in its own process: the peak RSS printed is the timed step's alone
+        print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         for scale in scales:
-            steps = ["build"] if args.rebuild or not store_path(scale).exists() else []
-            for step in [*steps, "time"]:
-                command = [sys.executable, __file__, "--scale", str(scale), "--step", step]
-                command += ["--cold"] if args.cold else []
+            if args.rebuild or not store_path(scale).exists():
+                command = [sys.executable, __file__, "--scale", str(scale), "--step", "build"]
                 subprocess.run(command, check=True)
+            side_by_side(scale, args)
 
 
 if __name__ == "__main__":

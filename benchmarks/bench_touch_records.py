@@ -50,8 +50,9 @@ from connector.attribution import ModelParams, credit  # noqa: E402
 from connector.config.loader import load_config  # noqa: E402
 from connector.demo.emulators import enable_touchpoint_records, shipped_folder  # noqa: E402
 from connector.kernel.records import FieldSpec, TouchSchema  # noqa: E402
-from connector.run.attribute import load_journeys, write_credits  # noqa: E402
+from connector.run.attribute import load_journeys
 from connector.run.context import build_context  # noqa: E402
+from connector.run.credits import write_credits  # noqa: E402
 from connector.run.touch_plan import digest, plan, rendered  # noqa: E402
 from connector.store.database import make_engine  # noqa: E402
 

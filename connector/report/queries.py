@@ -22,7 +22,7 @@ from connector.report.closed_loop import NO_CAMPAIGN, ClosedLoopReport, Row, Tot
 from connector.report.conversions import conversion_rows
 from connector.store import models
 from connector.store.database import table_of
-from connector.store.models import UtcDateTime
+from connector.store.models import UtcDateTime, credit_model_code, credit_model_name_sql
 
 _TOUCHES = """
 SELECT {dim}, COUNT(*) FROM touchpoint
@@ -36,14 +36,15 @@ WHERE COALESCE(cj.created_at, c.created_at) >= :start
   AND COALESCE(cj.created_at, c.created_at) < :end
 GROUP BY t.{dim}"""
 _IN_PERIOD = "d.close_date >= :first AND d.close_date <= :last"
+_MODEL = credit_model_name_sql("cr.model")  # the store keeps a model's code
 _CREDIT = f"""
-SELECT t.{{dim}}, cr.model, d.is_won, d.is_closed,
+SELECT t.{{dim}}, {_MODEL}, d.is_won, d.is_closed,
        SUM(CASE WHEN d.created_at >= :start AND d.created_at < :end THEN cr.fraction ELSE 0 END),
        SUM(CASE WHEN {_IN_PERIOD} THEN cr.fraction ELSE 0 END),
        SUM(CASE WHEN {_IN_PERIOD} THEN cr.amount ELSE 0 END),
        SUM(cr.amount)
 FROM credit cr JOIN touchpoint t ON t.id = cr.touchpoint_id JOIN deal d ON d.id = cr.deal_id
-GROUP BY t.{{dim}}, cr.model, d.is_won, d.is_closed"""
+GROUP BY t.{{dim}}, {_MODEL}, d.is_won, d.is_closed"""
 _CAMPAIGN_CHANNEL = """
 SELECT campaign_key, channel, COUNT(*) FROM touchpoint
 WHERE campaign_key <> '' AND channel <> '' AND NOT superseded
@@ -68,12 +69,12 @@ GROUP BY {_STAGE}, t.{{dim}} ORDER BY {_STAGE}, t.{{dim}}"""
 _DEALS = f"""
 SELECT d.id, d.is_won, d.amount, d.currency, d.amount_base, {_STAGE}, d.stage_order
 FROM deal d WHERE (d.is_won AND {_IN_PERIOD}) OR NOT d.is_closed"""
-_CREDITED = """
-SELECT DISTINCT cr.model, cr.deal_id FROM credit cr JOIN deal d ON d.id = cr.deal_id
+_CREDITED = f"""
+SELECT DISTINCT {_MODEL}, cr.deal_id FROM credit cr JOIN deal d ON d.id = cr.deal_id
 WHERE d.is_won"""
-_OPEN_CREDIT = """
-SELECT cr.model, SUM(cr.amount) FROM credit cr JOIN deal d ON d.id = cr.deal_id
-WHERE NOT d.is_closed GROUP BY cr.model"""
+_OPEN_CREDIT = f"""
+SELECT {_MODEL}, SUM(cr.amount) FROM credit cr JOIN deal d ON d.id = cr.deal_id
+WHERE NOT d.is_closed GROUP BY {_MODEL}"""
 
 
 def _bounds(start: date | None, end: date | None) -> dict[str, Any]:
@@ -171,7 +172,7 @@ def _stages(session: Session, dim: str, model: str) -> dict[str, dict[str, float
     """Open pipeline per CRM stage, split by ``dim`` under ``model`` ("28,295 in Proposal")."""
     stages: dict[str, dict[str, float]] = {}
     query = _sql(_STAGES.format(dim=dim))
-    for stage, name, amount in session.execute(query, {"model": model}).all():
+    for stage, name, amount in session.execute(query, {"model": credit_model_code(model)}).all():
         stages.setdefault(stage, {})[name] = float(amount or 0)
     return stages
 

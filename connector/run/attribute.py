@@ -8,31 +8,28 @@ zero amount gets credits worth zero.
 
 Sized for millions of touches: the store returns each buyer's touches once, streamed from the
 DB-API cursor into NumPy columns, and the (deal, touch) journeys are joined, windowed and ordered
-in NumPy. The credits are staged one row per journey touch carrying every model's fraction, then
-expanded into ``credit`` rows by one set-based ``INSERT ... SELECT``.
+in NumPy. The credits replace the ``credit`` table set-based (:mod:`connector.run.credits`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import MetaData
-from sqlalchemy.schema import CreateTable
 from sqlmodel import Session
 
-from connector.attribution import MODELS, Journeys, ModelParams, credit
+from connector.attribution import Journeys, ModelParams, credit
 from connector.run.context import RunContext
-from connector.store import models
-from connector.store.database import table_of
+from connector.run.credits import write_credits
 
 Float = npt.NDArray[np.float64]
 Int = npt.NDArray[np.int64]
 Converter = Callable[[Sequence[Any]], npt.NDArray[Any]]
-BATCH = 50_000  # rows per fetchmany / executemany
+BATCH = 50_000  # rows per fetchmany
 
 _USABLE = "d.amount_base IS NOT NULL AND d.amount_base >= 0"
 # The people behind each deal: its contacts (a converted lead counts as its contact) and, when
@@ -53,24 +50,42 @@ LEFT JOIN contact target ON target.crm_id = c.merged_into
 WHERE d.account_id IS NOT NULL AND {_USABLE}"""
 
 # The milestone, and whether it is the (exclusive) end of a close day or an (inclusive) moment.
+_MILESTONE = """CASE WHEN d.is_closed THEN COALESCE(d.close_day_end, d.closed_at, d.updated_at)
+            ELSE d.created_at END"""
 _DEALS = f"""
 SELECT d.id, d.amount_base, d.is_won, d.created_at,
-       CASE WHEN d.is_closed THEN COALESCE(d.close_day_end, d.closed_at, d.updated_at)
-            ELSE d.created_at END,
+       {_MILESTONE},
        CASE WHEN d.is_closed AND d.close_day_end IS NOT NULL THEN 1 ELSE 0 END
 FROM deal d WHERE {_USABLE} ORDER BY d.id"""
+# The buyers are found once, into a temporary table both reads below use.
+BUYERS_TABLE = "journey_buyer"
 # Each (deal, buyer) once, with the buyer's lead-creation touch (-1: none).
-_BUYERS = """
-WITH buyers AS ({buyers})
+_BUYERS = f"""
 SELECT DISTINCT b.deal_id, b.contact_id, COALESCE(cj.lead_touch_id, -1)
-FROM buyers b LEFT JOIN contact_journey cj ON cj.contact_id = b.contact_id"""
-# Every attributable touch of every buyer, once, read from ix_touchpoint_journey alone.
-_TOUCHES = """
-WITH buyers AS ({buyers})
+FROM {BUYERS_TABLE} b LEFT JOIN contact_journey cj ON cj.contact_id = b.contact_id"""
+# Every attributable touch of every buyer, once, read from ix_touchpoint_journey alone; only
+# those between a day before the earliest of the buyer's windows and a day after the end of the
+# latest (a margin for the dialects' date arithmetic: the exact windows are applied in NumPy).
+_TOUCHES = f"""
 SELECT t.contact_id, t.id, t.occurred_at, t.channel
-FROM touchpoint t
-WHERE t.contact_id IN (SELECT contact_id FROM buyers)
+FROM (SELECT b.contact_id, {{lowest}} AS lowest, {{highest}} AS highest
+      FROM {BUYERS_TABLE} b JOIN deal d ON d.id = b.deal_id GROUP BY b.contact_id) w
+JOIN touchpoint t ON t.contact_id = w.contact_id
+WHERE t.occurred_at >= w.lowest AND t.occurred_at <= w.highest
   AND t.channel <> '' AND NOT t.superseded"""
+
+
+def _touches_sql(dialect: str, window_days: int) -> str:
+    """:data:`_TOUCHES` with its bounds in the dialect's date arithmetic."""
+    before, after = int(window_days) + 1, 1
+    first, last = f"MIN({_MILESTONE})", f"MAX({_MILESTONE})"
+    if dialect == "postgresql":
+        lowest = f"{first} - INTERVAL '{before} days'"
+        highest = f"{last} + INTERVAL '{after} days'"
+    else:  # SQLite: UTC text, compared as text ('YYYY-MM-DD HH:MM:SS...')
+        lowest = f"datetime({first}, '-{before} days')"
+        highest = f"datetime({last}, '+{after} days')"
+    return _TOUCHES.format(lowest=lowest, highest=highest)
 
 
 @dataclass(frozen=True)
@@ -97,14 +112,18 @@ def _bools(values: Sequence[Any]) -> npt.NDArray[np.bool_]:
 
 
 class _Codes:
-    """A column of names as codes, numbered in order of first appearance."""
+    """A column of names as codes: a batch's new names (a set of it: the few distinct channels
+    among millions of touches) are numbered in sorted order, then every value is looked up in C
+    (``map``) rather than one ``setdefault`` call per value."""
 
     def __init__(self) -> None:
         self.names: dict[str, int] = {}
 
     def __call__(self, values: Sequence[str]) -> Int:
         names = self.names
-        return np.array([names.setdefault(v, len(names)) for v in values], dtype=np.int64)
+        for name in sorted(set(values).difference(names)):
+            names[name] = len(names)
+        return np.fromiter(map(names.__getitem__, values), dtype=np.int64, count=len(values))
 
 
 def _epoch_seconds(values: Sequence[Any]) -> Float:
@@ -116,14 +135,17 @@ def _epoch_seconds(values: Sequence[Any]) -> Float:
 
 def _read(session: Session, sql: str, *columns: Converter) -> list[npt.NDArray[Any]]:
     """Stream the rows of ``sql`` (no parameters) from the DB-API cursor into one array per
-    column, each batch's column converted by ``columns[i]``."""
+    column, each batch's column converted by ``columns[i]``.
+
+    A batch's column is picked out of its rows by ``itemgetter``: transposing with
+    ``zip(*rows)`` takes a call with one argument per row, several times slower."""
     parts: list[list[npt.NDArray[Any]]] = [[] for _ in columns]
     cursor: Any = session.connection().connection.cursor()
     try:
         cursor.execute(sql)
         while rows := cursor.fetchmany(BATCH):
-            for part, convert, values in zip(parts, columns, zip(*rows, strict=True), strict=True):
-                part.append(convert(values))
+            for i, (part, convert) in enumerate(zip(parts, columns, strict=True)):
+                part.append(convert(list(map(itemgetter(i), rows))))
     finally:
         cursor.close()
     return [
@@ -157,13 +179,16 @@ def load_journeys(
         session, _DEALS, _ints, _floats, _bools, _epoch_seconds, _epoch_seconds, _bools
     )
     deals = Deals(deal_id, amount)
-    buyer_deal, buyer, lead_touch = _read(
-        session, _BUYERS.format(buyers=buyers_sql), _ints, _ints, _ints
-    )
+    conn = session.connection()
+    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {BUYERS_TABLE}")
+    conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {BUYERS_TABLE} AS {buyers_sql}")
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"ANALYZE {BUYERS_TABLE}")  # no statistics otherwise
+    buyer_deal, buyer, lead_touch = _read(session, _BUYERS, _ints, _ints, _ints)
     codes = _Codes()
-    contact, touch_id, ts, code = _read(
-        session, _TOUCHES.format(buyers=buyers_sql), _ints, _ints, _epoch_seconds, codes
-    )
+    touches_sql = _touches_sql(conn.dialect.name, window_days)
+    contact, touch_id, ts, code = _read(session, touches_sql, _ints, _ints, _epoch_seconds, codes)
+    conn.exec_driver_sql(f"DROP TABLE {BUYERS_TABLE}")
 
     # Touches in (time, id) order: a touch's rank is its place in every journey it is part of.
     by_time = np.lexsort((touch_id, ts))
@@ -221,102 +246,6 @@ def load_journeys(
         direct=channels.index("Direct") if "Direct" in channels else -1,
     )
     return journeys, touch_id[row_rank], deals
-
-
-def write_credits(
-    session: Session,
-    journeys: Journeys,
-    touch_ids: Int,
-    deals: Deals,
-    credits: Mapping[str, Float],
-) -> int:
-    """Replace the ``credit`` rows: one per (deal, touch, model) with a positive fraction.
-
-    ``credits`` maps a model to its credit per journey touch. The fractions are staged in a
-    temporary table, one row per touch in the table's key order (PostgreSQL: COPY; else
-    ``executemany``), and expanded by one ``INSERT ... SELECT`` into a fresh table, which then
-    replaces ``credit`` (dropping a table is far cheaper than deleting its rows one by one from
-    the table and its key). Returns the rows written.
-    """
-    names = sorted(credits)
-    if unknown := [name for name in names if name not in MODELS]:
-        raise ValueError(f"unknown attribution model {unknown[0]!r}")
-    _fresh_credit_table(session)
-    if journeys.n_touches == 0 or not names:
-        _swap_in_credit_table(session)
-        return 0
-    deal_of = journeys.journey_of_touch
-    order = np.lexsort((touch_ids, deal_of))
-    fractions = [f"f{i}" for i in range(len(names))]
-    columns = ["deal_id", "touchpoint_id", "amount", *fractions]
-    batches = (
-        zip(
-            deals.id[deal_of[part]].tolist(),
-            touch_ids[part].tolist(),
-            deals.amount[deal_of[part]].tolist(),
-            *(credits[name][part].tolist() for name in names),
-            strict=True,
-        )
-        for part in np.array_split(order, max(1, len(order) // BATCH))
-    )
-    conn = session.connection()
-    cursor: Any = conn.connection.cursor()
-    try:
-        cursor.execute(
-            "CREATE TEMPORARY TABLE credit_stage (deal_id BIGINT NOT NULL, "
-            "touchpoint_id BIGINT NOT NULL, "
-            + ", ".join(f"{c} DOUBLE PRECISION NOT NULL" for c in columns[2:])
-            + ")"
-        )
-        if conn.dialect.name == "postgresql":
-            with cursor.copy(f"COPY credit_stage ({', '.join(columns)}) FROM STDIN") as copy:
-                for batch in batches:
-                    for row in batch:
-                        copy.write_row(row)
-        else:
-            mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-            sql = f"INSERT INTO credit_stage VALUES ({', '.join([mark] * len(columns))})"
-            for batch in batches:
-                cursor.executemany(sql, list(batch))
-        # Model rows in key order: on SQLite the cross join then appends in key order too.
-        model_rows = " UNION ALL ".join(
-            f"SELECT {i} AS k, '{name}' AS model" for i, name in enumerate(names)
-        )
-        fraction = " ".join(f"WHEN {i} THEN s.{f}" for i, f in enumerate(fractions))
-        cursor.execute(
-            f"INSERT INTO {NEXT} (deal_id, touchpoint_id, model, fraction, amount) "
-            "SELECT deal_id, touchpoint_id, model, fraction, fraction * amount FROM ("
-            f"SELECT s.deal_id, s.touchpoint_id, m.model, CASE m.k {fraction} END AS fraction, "
-            f"s.amount FROM credit_stage s CROSS JOIN ({model_rows}) m) staged WHERE fraction > 0"
-        )
-        written = int(cursor.rowcount)
-        cursor.execute("DROP TABLE credit_stage")
-    finally:
-        cursor.close()
-    _swap_in_credit_table(session)
-    return written
-
-
-NEXT = "credit_next"
-
-
-def _fresh_credit_table(session: Session) -> None:
-    """An empty ``credit_next`` made as ``credit`` is (same columns and key), for one rewrite;
-    one left by a killed run is dropped first."""
-    conn = session.connection()
-    fresh = table_of(models.Credit).to_metadata(MetaData(), name=NEXT)
-    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {NEXT}")
-    conn.execute(CreateTable(fresh))
-
-
-def _swap_in_credit_table(session: Session) -> None:
-    """``credit_next`` becomes ``credit`` in the run's transaction: readers see the old credits
-    or the new, never a mix. PostgreSQL's key index is renamed back to the name it had."""
-    conn = session.connection()
-    conn.exec_driver_sql("DROP TABLE credit")
-    conn.exec_driver_sql(f"ALTER TABLE {NEXT} RENAME TO credit")
-    if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(f"ALTER INDEX {NEXT}_pkey RENAME TO credit_pkey")
 
 
 def run_attribution(ctx: RunContext) -> None:

@@ -32,9 +32,10 @@ from sqlmodel import Session
 from connector.config.mappings import TouchpointRecords
 from connector.kernel.records import FieldSpec, TouchSchema
 from connector.kernel.timeutil import iso_z, parse_datetime
-from connector.run.attribute import _Codes, _find, _floats, _ints, _read, load_journeys
+from connector.run.attribute import _find, _floats, _ints, _read, load_journeys
 from connector.run.context import RunContext
 from connector.run.values import TRUNCATION_MARKER, render
+from connector.store.models import credit_model_code
 
 Int = npt.NDArray[np.int64]
 BATCH = 20_000  # touch rows per fetch
@@ -124,17 +125,16 @@ def _deal_touches(session: Session, ctx: RunContext, cfg: TouchpointRecords) -> 
     by_touch = np.argsort(touch_ids, kind="stable")
     deal_id = deals.id[of][by_touch]
     pair = (deal_id << 32) | touch_ids[by_touch]  # store ids stay far below 2**31
-    codes = _Codes()
-    names = ", ".join(f"'{m.model}'" for m in cfg.models)  # validated model names
+    codes = ", ".join(str(credit_model_code(m.model)) for m in cfg.models)
     c_deal, c_touch, c_model, c_fraction, c_amount = _read(
         session,
         f"SELECT deal_id, touchpoint_id, model, fraction, amount FROM credit "
-        f"WHERE model IN ({names or 'NULL'})",
-        _ints, _ints, codes, _floats, _floats,
+        f"WHERE model IN ({codes or 'NULL'})",
+        _ints, _ints, _ints, _floats, _floats,
     )  # fmt: skip
     credits: list[tuple[str, list[str]]] = []
     for m in cfg.models:
-        mine = c_model == codes.names.get(m.model, -1)
+        mine = c_model == credit_model_code(m.model)
         keys = (c_deal[mine] << 32) | c_touch[mine]
         order = np.argsort(keys)
         at = _find(keys[order], pair)  # -1: the model gave the touch no credit

@@ -11,6 +11,7 @@ from sqlalchemy import (
     DateTime,
     Dialect,
     Index,
+    SmallInteger,
     TypeDecorator,
     UniqueConstraint,
 )
@@ -176,12 +177,64 @@ class Spend(SQLModel, table=True):
     origin: str = Field(default="", description="The configured source that read it")
 
 
-class Credit(SQLModel, table=True):
-    """Share of a deal's amount given to one touchpoint by one model."""
+CREDIT_MODELS: tuple[str, ...] = (
+    "first_touch",
+    "last_touch",
+    "last_non_direct",
+    "linear",
+    "time_decay",
+    "position_based",
+    "w_shaped",
+    "full_path",
+    "markov",
+    "markov_k",
+    "shapley",
+)
+"""The attribution models ``credit.model`` stores by code: a model's place in this tuple. Stored
+rows keep their codes, so a new model is appended, and none is ever moved or removed."""
 
+
+def credit_model_code(name: str) -> int:
+    """The stored code of a model name (ValueError for a name that is no model)."""
+    try:
+        return CREDIT_MODELS.index(name)
+    except ValueError:
+        raise ValueError(f"unknown attribution model {name!r}") from None
+
+
+def credit_model_name_sql(column: str) -> str:
+    """SQL turning the code in ``column`` back into the model's name, for raw queries that
+    group, order or compare by name."""
+    cases = " ".join(f"WHEN {code} THEN '{name}'" for code, name in enumerate(CREDIT_MODELS))
+    return f"(CASE {column} {cases} END)"
+
+
+class ModelCode(TypeDecorator[str]):
+    """A model name in Python, its code (:data:`CREDIT_MODELS`) in the store: two bytes a row
+    instead of the name, on the largest table the attribute step writes."""
+
+    impl = SmallInteger
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> Any:
+        return None if value is None else credit_model_code(value)
+
+    def process_result_value(self, value: int | None, dialect: Dialect) -> str | None:
+        return None if value is None else CREDIT_MODELS[value]
+
+
+class Credit(SQLModel, table=True):
+    """Share of a deal's amount given to one touchpoint by one model.
+
+    Rewritten whole by each attribute step, model by model in key order: the key leads with the
+    model (a model's credits are one range of it, as reports and records read them), and on
+    SQLite the table is the key (WITHOUT ROWID), so the rows are appended to one B-tree instead
+    of a table and an index beside it."""
+
+    __table_args__ = {"sqlite_with_rowid": False}
+    model: str = Field(sa_column=Column(ModelCode(), primary_key=True))
     deal_id: int = Field(primary_key=True)
     touchpoint_id: int = Field(primary_key=True)
-    model: str = Field(primary_key=True)
     fraction: float
     amount: float
 

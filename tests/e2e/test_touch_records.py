@@ -21,6 +21,7 @@ from connector.kernel.timeutil import parse_datetime
 from connector.run.touch_plan import record_key
 from connector.store import models
 from connector.store.database import table_of
+from connector.store.models import credit_model_code
 from tests.e2e.crm_loop import Loop, start_loop
 
 runner = CliRunner()
@@ -86,10 +87,10 @@ def test_every_touch_and_every_deals_journey_is_a_record(loop: Loop) -> None:
             firsts[person_link(record)].append(record)
     assert all(len(found) == 1 for found in firsts.values())  # one first touch per person
 
-    credits = store_rows(loop, """
+    credits = store_rows(loop, f"""
         SELECT d.crm_id, t.source, t.key, cr.fraction, cr.amount FROM credit cr
         JOIN deal d ON d.id = cr.deal_id JOIN touchpoint t ON t.id = cr.touchpoint_id
-        WHERE cr.model = 'linear'""")  # fmt: skip
+        WHERE cr.model = {credit_model_code('linear')}""")  # fmt: skip
     by_deal: dict[str, float] = defaultdict(float)
     for deal, source, key, fraction, amount in credits:
         record = records[record_key("o", deal, source, key)]

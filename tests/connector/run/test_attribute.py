@@ -9,8 +9,9 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, SQLModel, select
 
-from connector.attribution import credit
-from connector.run.attribute import load_journeys, write_credits
+from connector.attribution import MODELS, credit
+from connector.run.attribute import load_journeys
+from connector.run.credits import write_credits
 from connector.store import models
 
 
@@ -176,6 +177,59 @@ def test_write_credits_replaces_the_credit_rows(engine: Engine, store: dict[str,
     assert got[(d1, u3, "linear")] == (0.2, 200.0)
 
 
+def test_every_models_credits_are_written_as_computed(
+    engine: Engine, store: dict[str, int]
+) -> None:
+    """All models at once (the fresh table is filled model by model, by code): each row is the
+    model's fraction of the touch and that fraction of the deal's amount, read back by name."""
+    with Session(engine) as session:
+        journeys, touch_ids, deals = load_journeys(session, window_days=30)
+        credits = {m: credit(m, journeys) for m in reversed(MODELS)}
+        written = write_credits(session, journeys, touch_ids, deals, credits)
+        session.commit()
+        rows = session.exec(select(models.Credit)).all()
+        stored = session.connection().exec_driver_sql("SELECT DISTINCT model FROM credit").all()
+    got = {(r.deal_id, r.touchpoint_id, r.model): (r.fraction, r.amount) for r in rows}
+    expected = {}
+    for model, fractions in credits.items():
+        for i in np.flatnonzero(fractions > 0):
+            deal = int(np.searchsorted(journeys.offsets, i, side="right") - 1)
+            share = float(fractions[i])
+            expected[(int(deals.id[deal]), int(touch_ids[i]), model)] = (
+                share,
+                share * float(deals.amount[deal]),
+            )
+    assert written == len(rows) == len(expected)
+    assert got == expected
+    assert sorted(code for (code,) in stored) == list(range(len(MODELS)))
+
+
+def test_model_codes_are_stable() -> None:
+    """Stored credits keep their codes: every model has one, and the first eleven never move."""
+    assert models.CREDIT_MODELS[:11] == (
+        "first_touch", "last_touch", "last_non_direct", "linear", "time_decay",
+        "position_based", "w_shaped", "full_path", "markov", "markov_k", "shapley",
+    )  # fmt: skip
+    assert set(MODELS) <= set(models.CREDIT_MODELS)
+    assert [models.credit_model_code(m) for m in ("first_touch", "shapley")] == [0, 10]
+    with pytest.raises(ValueError, match="unknown attribution model 'nope'"):
+        models.credit_model_code("nope")
+
+
+def test_writing_credits_leaves_sqlites_secure_delete_as_it_was(
+    engine: Engine, store: dict[str, int]
+) -> None:
+    if engine.dialect.name != "sqlite":
+        pytest.skip("a SQLite setting")
+    with Session(engine) as session:
+        conn = session.connection()
+        conn.exec_driver_sql("PRAGMA secure_delete = ON")
+        journeys, touch_ids, deals = load_journeys(session, window_days=30)
+        write_credits(session, journeys, touch_ids, deals, {"linear": credit("linear", journeys)})
+        assert conn.exec_driver_sql("PRAGMA secure_delete").one() == (1,)
+        session.commit()
+
+
 def test_a_closed_deals_journey_runs_to_the_end_of_its_close_day(
     engine: Engine, store: dict[str, int]
 ) -> None:
@@ -192,3 +246,19 @@ def test_a_closed_deals_journey_runs_to_the_end_of_its_close_day(
         first = touch_ids[: journeys.offsets[1]].tolist()
         assert (store["t4"] in first) == inside
         assert journeys.end_ts[0] == epoch(end)
+
+
+def test_a_journey_starts_exactly_a_window_before_its_milestone(
+    engine: Engine, store: dict[str, int]
+) -> None:
+    """D1 closes 1 Nov; t1 (20 Sep) opens its journey with a window of exactly 42 days and is
+    out a microsecond short of it (the store's read keeps a margin, NumPy the exact bound)."""
+    for days, short, inside in ((42, timedelta(0), True), (42, timedelta(microseconds=1), False)):
+        with Session(engine) as session:
+            d1 = session.get(models.Deal, store["D1"])
+            assert d1 is not None
+            d1.closed_at = at(9, 20) + timedelta(days=days) + short
+            session.add(d1)
+            session.commit()
+            journeys, touch_ids, _ = load_journeys(session, window_days=days)
+        assert (touch_ids[0] == store["t1"]) == inside

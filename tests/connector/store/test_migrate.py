@@ -107,6 +107,38 @@ def test_a_store_at_the_baseline_is_upgraded_to_the_models(store_url: str) -> No
         engine.dispose()
 
 
+def test_credits_of_a_store_before_model_codes_keep_their_rows(store_url: str) -> None:
+    """0004: the model's name becomes its code, the rows stay, and reading them by name (the
+    ORM) gives what was there; a second upgrade finds the work done."""
+    engine = create_engine(store_url)
+    rows = [(7, 70, "linear", 0.25, 250.0), (7, 71, "first_touch", 1.0, 1000.0)]
+    try:
+        with engine.begin() as conn:
+            command.upgrade(migrate._config(conn), "0002_scale")
+            for row in rows:
+                conn.execute(
+                    text(
+                        "INSERT INTO credit (deal_id, touchpoint_id, model, fraction, amount) "
+                        "VALUES (:d, :t, :m, :f, :a)"
+                    ),
+                    dict(zip("dtmfa", row, strict=True)),
+                )
+        migrate.upgrade(engine)
+        assert migrate.current(engine) == migrate.head()
+        with engine.begin() as conn:
+            command.upgrade(migrate._config(conn), "head")  # nothing left to do
+            assert compare_metadata(MigrationContext.configure(conn), SQLModel.metadata) == []
+            codes = conn.exec_driver_sql("SELECT model FROM credit ORDER BY model").scalars()
+            assert list(codes) == [0, 3]
+        with Session(engine) as session:
+            got = session.exec(select(models.Credit)).all()
+        assert sorted((c.deal_id, c.touchpoint_id, c.model, c.fraction, c.amount) for c in got) == (
+            sorted(rows)
+        )
+    finally:
+        engine.dispose()
+
+
 def test_a_store_made_before_migrations_loses_the_indexes_replaced(store_url: str) -> None:
     """create_all of an earlier version left ``ix_field_write_run_id``: a planner could pick it
     and settle every batch by scanning the whole run."""
