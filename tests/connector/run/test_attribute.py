@@ -216,11 +216,10 @@ def test_model_codes_are_stable() -> None:
         models.credit_model_code("nope")
 
 
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)  # a SQLite setting
 def test_writing_credits_leaves_sqlites_secure_delete_as_it_was(
     engine: Engine, store: dict[str, int]
 ) -> None:
-    if engine.dialect.name != "sqlite":
-        pytest.skip("a SQLite setting")
     with Session(engine) as session:
         conn = session.connection()
         conn.exec_driver_sql("PRAGMA secure_delete = ON")

@@ -114,7 +114,7 @@ def test_credits_of_a_store_before_model_codes_keep_their_rows(store_url: str) -
     rows = [(7, 70, "linear", 0.25, 250.0), (7, 71, "first_touch", 1.0, 1000.0)]
     try:
         with engine.begin() as conn:
-            command.upgrade(migrate._config(conn), "0002_scale")
+            command.upgrade(migrate._config(conn), "0003_touchpoint_load")
             for row in rows:
                 conn.execute(
                     text(

@@ -10,7 +10,7 @@ closedloop ever wrote one). Idempotent, as every revision after the baseline (se
 ``connector.store.migrate``).
 
 Revision ID: 0004_credit_model_code
-Revises: 0002_scale
+Revises: 0003_touchpoint_load
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004_credit_model_code"
-down_revision = "0002_scale"
+down_revision = "0003_touchpoint_load"
 branch_labels = None
 depends_on = None
 
