@@ -68,6 +68,8 @@ def write_credits(
     written = 0
     try:
         if staged:
+            # pysqlite runs DDL outside its transaction: a failed run's stage may still be there
+            cursor.execute("DROP TABLE IF EXISTS credit_stage")
             cursor.execute(
                 "CREATE TEMPORARY TABLE credit_stage (deal_id BIGINT NOT NULL, "
                 "touchpoint_id BIGINT NOT NULL, amount DOUBLE PRECISION NOT NULL, "
