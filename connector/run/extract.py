@@ -109,8 +109,8 @@ def load_stream(
     keys: Sequence[str],
 ) -> int:
     """Read a source's stream from its cursor and upsert its rows on ``keys`` through
-    :class:`Staged`: staged as they come, then merged in key order and committed with the moved
-    cursor in one transaction (a source's streams run to millions of rows). A stop between
+    :class:`Staged`: staged as they come, then merged in one statement and committed with the
+    moved cursor in one transaction (a source's streams run to millions of rows). A stop between
     batches, or a kill, leaves the table and the cursor as they were: the next run reads the
     stream again. After a complete read (the source's ``full_refresh``), the stream's rows
     of this source it no longer holds are removed in the same transaction."""
