@@ -35,14 +35,11 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from processes import Run, run_process
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "out"
@@ -157,33 +154,6 @@ def closedloop_command(file: Path) -> list[str]:
     return [sys.executable, "-c", code, str(file), MODELS]
 
 
-@dataclass(frozen=True)
-class Run:
-    """One whole process: wall seconds, CPU seconds (user + system), peak RSS in MB, output."""
-
-    wall: float
-    cpu: float
-    peak_mb: float
-    stdout: str
-
-
-def timed(command: list[str]) -> Run:
-    """Run ``command`` to its end; its own rusage (``wait4``) gives its CPU time and peak RSS."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        started = time.perf_counter()
-        process = subprocess.Popen(command, stdout=out, stderr=err, cwd=ROOT)
-        _, status, usage = os.wait4(process.pid, 0)
-        elapsed = time.perf_counter() - started
-        process.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        if process.returncode:
-            stderr = err.read().decode(errors="replace")
-            raise SystemExit(f"{command[0]} failed ({process.returncode}):\n{stderr[-2000:]}")
-        cpu = usage.ru_utime + usage.ru_stime
-        return Run(elapsed, cpu, usage.ru_maxrss / 1024, out.read().decode())
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -209,7 +179,7 @@ def side_by_side(file: Path, repeat: int, peer_python: str) -> None:
     runs: dict[str, list[Run]] = {name: [] for name in commands}
     for _ in range(repeat):  # in turn, so that a busy moment of the machine hits every tool
         for name, command in commands.items():
-            runs[name].append(timed(command))
+            runs[name].append(run_process(command, cwd=ROOT))
     for name, done in runs.items():
         wall = [r.wall for r in done]
         print(

@@ -57,10 +57,8 @@ import sqlite3
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +66,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from processes import Run, run_process  # noqa: E402
 from sqlmodel import Session  # noqa: E402
 
 from connector.attribution import MODELS, ModelParams, credit  # noqa: E402
@@ -479,31 +478,6 @@ def check(path: Path) -> dict[str, float]:
     }
     db.close()
     return totals
-
-
-@dataclass(frozen=True)
-class Run:
-    """One whole process: wall seconds, CPU seconds (user + system), peak RSS in MB, output."""
-
-    wall: float
-    cpu: float
-    peak_mb: float
-    stdout: str
-
-
-def run_process(command: list[str], capture: bool) -> Run:
-    """Run ``command`` to its end; its own rusage (``wait4``) gives its CPU time and peak RSS.
-    Its output goes to the terminal unless captured."""
-    with tempfile.TemporaryFile() as out:
-        started = time.perf_counter()
-        process = subprocess.Popen(command, stdout=out if capture else None)
-        _, status, usage = os.wait4(process.pid, 0)
-        elapsed = time.perf_counter() - started
-        if os.waitstatus_to_exitcode(status):
-            raise SystemExit(f"{command[0]} failed ({os.waitstatus_to_exitcode(status)})")
-        out.seek(0)
-        cpu = usage.ru_utime + usage.ru_stime
-        return Run(elapsed, cpu, usage.ru_maxrss / 1024, out.read().decode())
 
 
 def side_by_side(scale: float, args: argparse.Namespace) -> None:
