@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pytest
@@ -154,6 +155,20 @@ def test_account_based_journeys_add_the_accounts_people(
     assert journeys.opp_pos.tolist() == [1, 7, -1]
 
 
+def expected_rows(
+    credits: dict[str, Any], journeys: Any, touch_ids: Any, deals: Any
+) -> dict[Any, Any]:
+    """Per (deal, touch, model): the model's fraction and that share of the deal's amount."""
+    expected = {}
+    for model, fractions in credits.items():
+        for i in np.flatnonzero(fractions > 0):
+            deal = int(np.searchsorted(journeys.offsets, i, side="right") - 1)
+            share = float(fractions[i])
+            key = (int(deals.id[deal]), int(touch_ids[i]), model)
+            expected[key] = (share, share * float(deals.amount[deal]))
+    return expected
+
+
 def test_write_credits_replaces_the_credit_rows(engine: Engine, store: dict[str, int]) -> None:
     with Session(engine) as session:
         journeys, touch_ids, deals = load_journeys(session, window_days=30)
@@ -163,13 +178,7 @@ def test_write_credits_replaces_the_credit_rows(engine: Engine, store: dict[str,
             session.commit()
         rows = session.exec(select(models.Credit)).all()
     got = {(r.deal_id, r.touchpoint_id, r.model): (r.fraction, r.amount) for r in rows}
-    expected = {}
-    for model, fractions in credits.items():
-        for i in np.flatnonzero(fractions > 0):
-            deal = int(np.searchsorted(journeys.offsets, i, side="right") - 1)
-            share = float(fractions[i])
-            key = (int(deals.id[deal]), int(touch_ids[i]), model)
-            expected[key] = (share, share * float(deals.amount[deal]))
+    expected = expected_rows(credits, journeys, touch_ids, deals)
     assert written == len(rows) == 5 + 2 + 1 + 1 + 1 + 1 == len(expected)
     assert got == expected
     d1, t2, u3 = store["D1"], store["t2"], store["u3"]
@@ -190,15 +199,7 @@ def test_every_models_credits_are_written_as_computed(
         rows = session.exec(select(models.Credit)).all()
         stored = session.connection().exec_driver_sql("SELECT DISTINCT model FROM credit").all()
     got = {(r.deal_id, r.touchpoint_id, r.model): (r.fraction, r.amount) for r in rows}
-    expected = {}
-    for model, fractions in credits.items():
-        for i in np.flatnonzero(fractions > 0):
-            deal = int(np.searchsorted(journeys.offsets, i, side="right") - 1)
-            share = float(fractions[i])
-            expected[(int(deals.id[deal]), int(touch_ids[i]), model)] = (
-                share,
-                share * float(deals.amount[deal]),
-            )
+    expected = expected_rows(credits, journeys, touch_ids, deals)
     assert written == len(rows) == len(expected)
     assert got == expected
     assert sorted(code for (code,) in stored) == list(range(len(MODELS)))
