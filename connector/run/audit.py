@@ -16,7 +16,8 @@ from sqlmodel import Session
 
 from connector.kernel.batches import chunks
 from connector.store import models
-from connector.store.database import insert_rows, table_of
+from connector.store.database import table_of
+from connector.store.writes import insert_rows
 
 INSERT_CHUNK = 5000  # rows per executemany
 SETTLE_CHUNK = 500  # records per UPDATE: far below every backend's bound-parameter limit

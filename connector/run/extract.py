@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import fields
 from datetime import datetime, timedelta
+from operator import attrgetter
 from typing import Any, TypeVar
 
 from sqlalchemy import delete, func
@@ -35,13 +37,14 @@ from connector.kernel.timeutil import utcnow
 from connector.run.context import RunContext
 from connector.run.conversion_people import consent_rows, hashed_identities
 from connector.store import models
-from connector.store.database import (
+from connector.store.database import table_of
+from connector.store.writes import (
     Staged,
     get_cursor,
     insert_rows,
     set_cursor,
-    table_of,
     upsert,
+    upsert_values,
 )
 
 log = logging.getLogger(__name__)
@@ -105,26 +108,38 @@ def load_stream(
     stream: str,
     read: Callable[[datetime | None], Iterable[T]],
     model: type[SQLModel],
-    row: Callable[[T], dict[str, Any]],
+    columns: Sequence[str],
+    row: Callable[[T], tuple[Any, ...]],
     keys: Sequence[str],
 ) -> int:
     """Read a source's stream from its cursor and upsert its rows on ``keys`` through
-    :class:`Staged`: staged as they come, then merged in one statement and committed with the
-    moved cursor in one transaction (a source's streams run to millions of rows). A stop between
-    batches, or a kill, leaves the table and the cursor as they were: the next run reads the
-    stream again. After a complete read (the source's ``full_refresh``), the stream's rows
-    of this source it no longer holds are removed in the same transaction."""
+    :class:`Staged`: staged as they come and merged (batch by batch where that pays, see
+    :attr:`Staged.incremental`), all committed with the moved cursor in one transaction (a
+    source's streams run to millions of rows). ``row`` gives an item's values in the order of
+    ``columns``. A stop between batches, or a kill, leaves the table and the cursor as they
+    were: the next run reads the stream again. After a complete read (the source's
+    ``full_refresh``), the stream's rows of this source it no longer holds are removed in the
+    same transaction."""
     started = utcnow()
     since = _since(ctx, system, stream, started)
     task = ctx.progress.task(f"{system}: {stream}")
     n = 0
-    with Session(ctx.engine) as session:
-        staged = Staged(session, model, keys)
-        for chunk in chunks(read(since), SOURCE_BATCH):
-            staged.add([row(item) for item in chunk])
+    # A second thread merges a batch while this one reads the next: the store's work and the
+    # parsing overlap on two cores (the connection is used by one thread at a time).
+    with Session(ctx.engine) as session, ThreadPoolExecutor(1) as merger:
+        staged = Staged(session, model, columns, keys)
+        merging: Future[int] | None = None
+        for chunk in chunks(map(row, read(since)), SOURCE_BATCH):
+            if merging is not None:
+                merging.result()
+            staged.add(chunk)
+            if staged.incremental:
+                merging = merger.submit(staged.merge, final=False)
             n += len(chunk)
             task.advance(len(chunk))
             ctx.checkpoint()
+        if merging is not None:
+            merging.result()
         if stream in getattr(ctx.sources.get(system), "full_refresh", ()):
             if gone := staged.missing("origin", system):
                 remove(session, model, gone)
@@ -148,39 +163,40 @@ def remove(session: Session, model: type[SQLModel], ids: list[int]) -> None:
         conn.execute(delete(table).where(table.c.id.in_(batch)))
 
 
-def touchpoint_row(t: Touchpoint, origin: str = "") -> dict[str, Any]:
-    return {
-        "source": t.source,
-        "key": t.key,
-        "occurred_at": t.occurred_at,
-        "identity_kind": str(t.identity_kind),
-        "identity_value": t.identity_value,
-        "utm_source": t.utm_source,
-        "utm_medium": t.utm_medium,
-        "utm_campaign": t.utm_campaign,
-        "landing_page": t.landing_page,
-        "campaign_id": t.campaign_id,
-        "preset_channel": t.channel,
-        "origin": origin,
-    }
+TOUCH_COLUMNS = (
+    "source", "key", "occurred_at", "identity_kind", "identity_value", "utm_source",
+    "utm_medium", "utm_campaign", "landing_page", "campaign_id", "preset_channel", "origin",
+)  # fmt: skip
+TOUCH_KEYS = ("source", "key")
+SPEND_FIELDS = tuple(f.name for f in fields(Spend))
+_spend_values = attrgetter(*SPEND_FIELDS)
+SPEND_COLUMNS = (*SPEND_FIELDS, "cost_base", "origin")
+SPEND_KEYS = ("platform", "account", "campaign_id", "day")
+
+
+def touchpoint_row(t: Touchpoint, origin: str = "") -> tuple[Any, ...]:
+    """A touchpoint's values in the order of :data:`TOUCH_COLUMNS`."""
+    return (
+        t.source, t.key, t.occurred_at, str(t.identity_kind), t.identity_value, t.utm_source,
+        t.utm_medium, t.utm_campaign, t.landing_page, t.campaign_id, t.channel, origin,
+    )  # fmt: skip
 
 
 def store_touchpoints(session: Session, touchpoints: Iterable[Touchpoint], origin: str = "") -> int:
     n = 0
     for batch in chunks(touchpoints, SOURCE_BATCH):
         rows = [touchpoint_row(t, origin) for t in batch]
-        upsert(session, models.Touchpoint, rows, ["source", "key"])
+        upsert_values(session, models.Touchpoint, TOUCH_COLUMNS, rows, TOUCH_KEYS)
         n += len(batch)
     return n
 
 
-def spend_row(ctx: RunContext, s: Spend, origin: str = "") -> dict[str, Any]:
-    row = {f.name: getattr(s, f.name) for f in fields(s)}  # shallow: asdict deep-copies
-    row["cost_base"] = ctx.loaded.config.currency.to_base(s.cost, s.currency)
-    if row["cost_base"] is None:
+def spend_row(ctx: RunContext, s: Spend, origin: str = "") -> tuple[Any, ...]:
+    """A spend row's values in the order of :data:`SPEND_COLUMNS`."""
+    cost_base = ctx.loaded.config.currency.to_base(s.cost, s.currency)
+    if cost_base is None:
         ctx.count("spend_unknown_currency")
-    row["origin"] = origin
-    return row
+    return (*_spend_values(s), cost_base, origin)
 
 
 def extract_sources(ctx: RunContext) -> None:
@@ -191,13 +207,13 @@ def extract_sources(ctx: RunContext) -> None:
 
 def extract_source(ctx: RunContext, name: str, source: Any) -> None:
     n = load_stream(
-        ctx, name, "touchpoints", source.touchpoints, models.Touchpoint,
-        lambda t: touchpoint_row(t, name), ["source", "key"],
+        ctx, name, "touchpoints", source.touchpoints, models.Touchpoint, TOUCH_COLUMNS,
+        lambda t: touchpoint_row(t, name), TOUCH_KEYS,
     )  # fmt: skip
     ctx.count(f"{name}.touchpoints", n)
     n = load_stream(
-        ctx, name, "spend", source.spend, models.Spend,
-        lambda s: spend_row(ctx, s, name), ["platform", "account", "campaign_id", "day"],
+        ctx, name, "spend", source.spend, models.Spend, SPEND_COLUMNS,
+        lambda s: spend_row(ctx, s, name), SPEND_KEYS,
     )  # fmt: skip
     ctx.count(f"{name}.spend", n)
     if isinstance(source, RejectsRows):

@@ -20,7 +20,8 @@ from connector.kernel.identity import email_hash
 from connector.kernel.records import IdentityKind
 from connector.kernel.timeutil import utcnow
 from connector.store import models
-from connector.store.database import table_of, upsert
+from connector.store.database import table_of
+from connector.store.writes import upsert
 
 
 @dataclass

@@ -18,7 +18,8 @@ from sqlmodel import Session, col, delete
 from connector.run.context import RunContext
 from connector.run.extract import RECORD_SOURCES
 from connector.store import models
-from connector.store.database import insert_rows, table_of
+from connector.store.database import table_of
+from connector.store.writes import insert_rows
 
 
 def classify_touchpoints(ctx: RunContext, session: Session) -> int:

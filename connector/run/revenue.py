@@ -19,7 +19,8 @@ from connector.kernel.timeutil import day_end, zone
 from connector.run.context import RunContext
 from connector.run.extract import read_stream
 from connector.store import models
-from connector.store.database import insert_rows, table_of, upsert
+from connector.store.database import table_of
+from connector.store.writes import insert_rows, upsert
 
 log = logging.getLogger(__name__)
 

@@ -39,8 +39,9 @@ from connector.run.revenue import extract_deals
 from connector.run.touch_records import prepare, run_touch_records
 from connector.run.writeback import run_writeback
 from connector.store import models
-from connector.store.database import insert_rows, rolled_back, table_of
+from connector.store.database import rolled_back, table_of
 from connector.store.lock import job_lock
+from connector.store.writes import insert_rows
 
 log = logging.getLogger(__name__)
 

@@ -42,7 +42,8 @@ from connector.run.context import RunContext
 from connector.run.touch_plan import TouchChange, TouchPlan, digest, plan, rendered
 from connector.run.values import canonical
 from connector.store import models
-from connector.store.database import table_of, upsert
+from connector.store.database import table_of
+from connector.store.writes import upsert
 
 log = logging.getLogger(__name__)
 

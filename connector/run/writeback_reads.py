@@ -25,7 +25,7 @@ from connector.kernel.batches import chunks
 from connector.run.context import RunContext
 from connector.run.touch_source import digest
 from connector.store import models
-from connector.store.database import get_cursor, set_cursor, upsert
+from connector.store.writes import get_cursor, set_cursor, upsert
 
 CURSOR = "writeback"
 

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
-from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, event, inspect, literal, text
+from sqlalchemy import Connection, Engine, Table, event, inspect, literal
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, StatementError
-from sqlmodel import Session, SQLModel, create_engine
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+from sqlmodel import SQLModel, create_engine
 
-from connector.kernel.errors import ClosedloopError, ConfigError
+from connector.kernel.errors import ConfigError
 from connector.store import migrate, models
 
 CACHE_KIB = 256 * 1024
@@ -115,6 +113,11 @@ def _engine(url: str) -> Engine:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
 
+        @event.listens_for(engine, "checkin")
+        def _cache_back(conn: Any, _record: Any) -> None:  # a merge may have grown it (Staged)
+            if conn is not None:
+                conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+
     else:
         engine = create_engine(url, pool_pre_ping=True)
     return engine
@@ -179,215 +182,3 @@ def add_missing_columns(engine: Engine) -> None:
 def table_of(model: type[SQLModel]) -> Table:
     """The SQLAlchemy Core table behind a SQLModel class (for set-based statements)."""
     return model.__table__  # type: ignore[attr-defined,no-any-return]
-
-
-def _bound_columns(
-    table: Table, dialect: Any, rows: Sequence[dict[str, Any]]
-) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """The column names and the values of ``rows`` (all with the keys of the first) as the
-    DB-API takes them, one tuple per row: each value through its column type's bind processor,
-    as SQLAlchemy's own executemany does, without its per-row parameter handling. Columns not
-    given that have a scalar Python-side default get it. A processor runs once per distinct
-    value of a batch (touch times and read stamps repeat)."""
-    given = list(rows[0])
-    unknown = [c for c in given if c not in table.c]
-    if unknown:
-        raise ClosedloopError(f"{table.name} has no column {unknown[0]!r}")
-    defaults = [c for c in table.c if c.key not in given and c.default is not None]
-    if any(not c.default.is_scalar for c in defaults):  # type: ignore[union-attr]
-        raise ClosedloopError(f"{table.name}: give every column with a computed default")
-    columns = [list(map(itemgetter(c), rows)) for c in given]
-    for at, column in enumerate(table.c[c] for c in given):
-        process = column.type.dialect_impl(dialect).bind_processor(dialect)
-        if process:
-            done: dict[Any, Any] = {}
-            try:
-                columns[at] = [
-                    done[v] if v in done else done.setdefault(v, process(v)) for v in columns[at]
-                ]
-            except Exception as exc:  # a value the column type refuses: as SQLAlchemy says
-                raise StatementError(str(exc), f"INSERT INTO {table.name}", None, exc) from exc
-    for column in defaults:
-        process = column.type.dialect_impl(dialect).bind_processor(dialect)
-        value = column.default.arg  # type: ignore[union-attr]
-        columns.append([process(value) if process else value] * len(rows))
-    return [*given, *(c.key for c in defaults)], list(zip(*columns, strict=True))
-
-
-class Staged:
-    """Rows on their way into ``model``'s table, set-based at any size.
-
-    :meth:`add` appends batches to a temporary table with no key or index (one DB-API
-    ``executemany`` on SQLite, ``COPY`` on PostgreSQL), memory bounded by the batch; :meth:`merge`
-    moves them into the table in one ``INSERT ... SELECT``, in the order they were given: new
-    rows get ids in read order on every backend (journeys order touches at one moment by id,
-    so same-day rows of a file keep the file's order). With ``keys``, ``ON CONFLICT (keys)
-    action`` applies; rows repeating a key behave as one after the other: the last one given
-    wins an update, the first one a DO NOTHING, in the place of the first; the default action
-    updates the columns given. Nothing reaches the table before :meth:`merge`, and nothing is
-    committed here.
-    """
-
-    def __init__(
-        self, session: Session, model: type[SQLModel], keys: Sequence[str] = (), action: str = ""
-    ) -> None:
-        self.table, self.keys, self.action = table_of(model), list(keys), action
-        self.conn = session.connection()
-        self.dialect = self.conn.dialect
-        self.quote = self.dialect.identifier_preparer.quote
-        self.stage = self.quote(f"stage_{self.table.name}")
-        self.given: list[str] = []
-
-    def add(self, rows: Sequence[dict[str, Any]]) -> None:
-        if not rows:
-            return
-        given, tuples = _bound_columns(self.table, self.dialect, rows)
-        if not self.given:
-            self._create(given)
-        elif given != self.given:
-            raise ClosedloopError(f"{self.table.name}: every batch must give the same columns")
-        names = ", ".join(self.quote(c) for c in given)
-        if self.dialect.name == "postgresql":
-            cursor: Any = self.conn.connection.cursor()
-            try:
-                with cursor.copy(f"COPY {self.stage} ({names}) FROM STDIN") as copy:
-                    for row in tuples:
-                        copy.write_row(row)
-            finally:
-                cursor.close()
-        else:
-            marks = ", ".join(["?" if self.dialect.paramstyle == "qmark" else "%s"] * len(given))
-            self.conn.exec_driver_sql(f"INSERT INTO {self.stage} VALUES ({marks})", tuples)
-
-    def _create(self, given: list[str]) -> None:
-        self.given = given
-        names, target = ", ".join(self.quote(c) for c in given), self.quote(self.table.name)
-        # pysqlite runs DDL outside its transaction: a stage of a stream that failed on this
-        # (pooled) connection may still be there
-        self.conn.exec_driver_sql(f"DROP TABLE IF EXISTS {self.stage}")
-        if self.dialect.name == "postgresql":
-            self.conn.exec_driver_sql(
-                f"CREATE TEMPORARY TABLE {self.stage} AS SELECT {names} FROM {target} WITH NO DATA"
-            )  # seq: the order rows were given in (SQLite's rowid)
-            self.conn.exec_driver_sql(f"ALTER TABLE {self.stage} ADD COLUMN seq bigserial")
-        else:
-            self.conn.exec_driver_sql(
-                f"CREATE TEMPORARY TABLE {self.stage} AS SELECT {names} FROM main.{target} WHERE 0"
-            )
-
-    def missing(self, column: str, value: Any) -> list[int]:
-        """Ids of the table's rows whose ``column`` is ``value`` and whose keys were not
-        staged: what a complete read of them no longer holds (all of them, if none was)."""
-        quote, target = self.quote, self.quote(self.table.name)
-        sql = f"SELECT t.id FROM {target} t WHERE t.{quote(column)} = :value"
-        if self.given and self.dialect.name == "postgresql":  # a hash anti-join
-            same = " AND ".join(f"s.{quote(k)} = t.{quote(k)}" for k in self.keys)
-            sql += f" AND NOT EXISTS (SELECT 1 FROM {self.stage} s WHERE {same})"
-        elif self.given:  # SQLite builds one temporary index of the list (NOT EXISTS would scan)
-            keys = ", ".join(quote(k) for k in self.keys)
-            sql += f" AND ({', '.join(f't.{quote(k)}' for k in self.keys)}) NOT IN "
-            sql += f"(SELECT {keys} FROM {self.stage})"
-        return list(self.conn.execute(text(sql), {"value": value}).scalars())
-
-    def merge(self) -> int:
-        """Merge the staged rows into the table; returns how many rows it inserted or changed."""
-        if not self.given:
-            return 0
-        names = ", ".join(self.quote(c) for c in self.given)
-        keys = ", ".join(self.quote(k) for k in self.keys)
-        action = self.action or upsert_action(self.dialect, self.table.name, self.given, self.keys)
-        if not keys:
-            order = "seq" if self.dialect.name == "postgresql" else "rowid"
-            rows, conflict = f"SELECT {names} FROM {self.stage} ORDER BY {order}", ""
-        elif self.dialect.name == "postgresql":  # one INSERT ... SELECT may not touch a row twice
-            last = " DESC" if action.startswith("DO UPDATE") else ""
-            rows = (
-                f"SELECT {names} FROM (SELECT DISTINCT ON ({keys}) {names}, first FROM "
-                f"(SELECT *, min(seq) OVER (PARTITION BY {keys}) AS first FROM {self.stage}) s "
-                f"ORDER BY {keys}, seq{last}) d ORDER BY first"
-            )
-            conflict = f" ON CONFLICT ({keys}) {action}"
-        else:  # rows are upserted one after the other; WHERE true: SQLite's upsert syntax
-            rows = f"SELECT {names} FROM {self.stage} WHERE true ORDER BY rowid"
-            conflict = f" ON CONFLICT ({keys}) {action}"
-        target = self.quote(self.table.name)
-        written = self.conn.exec_driver_sql(f"INSERT INTO {target} ({names}) {rows}{conflict}")
-        self.conn.exec_driver_sql(f"DROP TABLE {self.stage}")
-        self.given = []
-        return int(written.rowcount)
-
-
-def _execute_many(
-    session: Session,
-    model: type[SQLModel],
-    rows: Sequence[dict[str, Any]],
-    keys: Sequence[str] = (),
-    action: str = "",
-) -> None:
-    """INSERT ``rows``, set-based: on SQLite one DB-API ``executemany`` of plain tuples (one
-    prepared statement), on PostgreSQL through :class:`Staged`. With ``keys``,
-    ``ON CONFLICT (keys) action`` is added; rows repeating a key behave as one after the other:
-    the last one given wins an update, the first one a DO NOTHING."""
-    if session.get_bind().dialect.name == "postgresql":
-        staged = Staged(session, model, keys, action)
-        staged.add(rows)
-        staged.merge()
-        return
-    table = table_of(model)
-    dialect = session.get_bind().dialect
-    quote = dialect.identifier_preparer.quote
-    conflict = f" ON CONFLICT ({', '.join(quote(k) for k in keys)}) {action}" if keys else ""
-    given, tuples = _bound_columns(table, dialect, rows)
-    names = ", ".join(quote(c) for c in given)
-    marks = ", ".join(["?" if dialect.paramstyle == "qmark" else "%s"] * len(given))
-    sql = f"INSERT INTO {quote(table.name)} ({names}) VALUES ({marks}){conflict}"
-    session.connection().exec_driver_sql(sql, tuples)
-
-
-def upsert_action(dialect: Any, table: str, columns: Sequence[str], keys: Sequence[str]) -> str:
-    """The ON CONFLICT action of an upsert of ``columns`` on ``keys``: update the others, in
-    the rows where one of them differs (a re-read of unchanged rows writes nothing: no row
-    rewritten, no index entry moved)."""
-    quote = dialect.identifier_preparer.quote
-    others = [quote(c) for c in columns if c not in keys]
-    if not others:
-        return "DO NOTHING"
-    differs = "IS DISTINCT FROM" if dialect.name == "postgresql" else "IS NOT"
-    updates = ", ".join(f"{c} = excluded.{c}" for c in others)
-    changed = " OR ".join(f"{quote(table)}.{c} {differs} excluded.{c}" for c in others)
-    return f"DO UPDATE SET {updates} WHERE {changed}"
-
-
-def upsert(
-    session: Session, table: type[SQLModel], rows: Sequence[dict[str, Any]], keys: Sequence[str]
-) -> None:
-    """Insert ``rows`` or update them on their natural ``keys`` (set-based, see
-    :func:`_execute_many`).
-
-    On conflict only the columns given are updated; omitted ones keep their stored value."""
-    if not rows:
-        return
-    dialect = session.get_bind().dialect
-    if dialect.name not in {"postgresql", "sqlite"}:
-        raise ClosedloopError(f"upsert is not implemented for {dialect.name}")
-    action = upsert_action(dialect, table_of(table).name, list(rows[0]), keys)
-    _execute_many(session, table, rows, keys, action)
-
-
-def insert_rows(session: Session, table: type[SQLModel], rows: Sequence[dict[str, Any]]) -> None:
-    if rows:
-        _execute_many(session, table, rows)
-
-
-def get_cursor(session: Session, source: str, stream: str) -> datetime | None:
-    row = session.get(models.Cursor, (source, stream))
-    return row.value.astimezone(UTC) if row else None
-
-
-def set_cursor(session: Session, source: str, stream: str, value: datetime) -> None:
-    upsert(
-        session,
-        models.Cursor,
-        [{"source": source, "stream": stream, "value": value}],
-        ["source", "stream"],
-    )

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, inspect, select
 from sqlmodel import Session
 
 import connector.run.extract as extract
@@ -19,7 +19,8 @@ from connector.demo.emulators import shipped_folder
 from connector.kernel.errors import Interrupted
 from connector.run.context import build_context
 from connector.store import models
-from connector.store.database import get_cursor
+from connector.store.database import table_of
+from connector.store.writes import get_cursor
 
 ROWS = [
     f"person{n}@example.com,,2026-11-0{n % 9 + 1},Events,Summit,trade_show,offline,"
@@ -68,6 +69,9 @@ def test_a_stop_half_way_through_a_stream_leaves_the_store_as_it_was(
         with pytest.raises(Interrupted):
             extract.extract_source(ctx, "offline", source)
         assert stored(ctx.engine) == (0, None)
+        # the first batch was merged (SQLite) with the plain indexes dropped: they are back
+        names = {i["name"] for i in inspect(ctx.engine).get_indexes("touchpoint")}
+        assert {str(i.name) for i in table_of(models.Touchpoint).indexes} <= names
 
         ctx.stop.clear()
         monkeypatch.setattr(source, "touchpoints", read)

@@ -25,7 +25,8 @@ from connector.run.match import run_match
 from connector.run.touch_plan import TouchPlan, digest, record_key, rendered
 from connector.run.touch_plan import plan as plan_only
 from connector.store import models
-from connector.store.database import table_of, upsert
+from connector.store.database import table_of
+from connector.store.writes import upsert
 
 NOW = datetime(2026, 11, 20, tzinfo=UTC)
 SCHEMA_SPECS = {p["name"]: _spec(p) for p in SCHEMA["properties"] if p["name"] != "touchpoint_key"}

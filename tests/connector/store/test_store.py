@@ -12,9 +12,10 @@ from sqlalchemy.engine import make_url
 from sqlmodel import Session, select
 
 from connector.kernel.errors import ConfigError
-from connector.store import database, models
-from connector.store.database import get_cursor, make_engine, set_cursor, upsert
+from connector.store import database, models, writes
+from connector.store.database import make_engine
 from connector.store.lock import LockHeld, job_lock
+from connector.store.writes import get_cursor, set_cursor, upsert
 
 
 def spend_row(cost: float) -> dict[str, object]:
@@ -188,6 +189,15 @@ def touch_row(key: str, at: datetime, value: str = "v") -> dict[str, object]:
     }
 
 
+TOUCH_COLUMNS = list(touch_row("", datetime(2026, 1, 1, tzinfo=UTC)))
+
+
+def stage(session: Session, *rows: dict[str, object]) -> writes.Staged:
+    staged = writes.Staged(session, models.Touchpoint, TOUCH_COLUMNS, ["source", "key"])
+    staged.add([tuple(row.values()) for row in rows])
+    return staged
+
+
 def test_staged_rows_merge_in_one_statement(engine: Engine) -> None:
     """Batches staged apart merge as one upsert: a key given twice (in two batches) ends with
     the last row's values, in the place of the first; new rows get ids in the order given (not
@@ -197,9 +207,12 @@ def test_staged_rows_merge_in_one_statement(engine: Engine) -> None:
     with Session(engine) as session:
         upsert(session, models.Touchpoint, [touch_row("a", at, "old")], ["source", "key"])
         session.commit()
-        staged = database.Staged(session, models.Touchpoint, ["source", "key"])
-        staged.add([touch_row(k, at + timedelta(hours=i)) for i, k in enumerate("dcB")])
-        staged.add([touch_row("a", at, "new"), touch_row("c", at, "second c")])
+        staged = stage(
+            session, *(touch_row(k, at + timedelta(hours=i)) for i, k in enumerate("dcB"))
+        )
+        staged.add(
+            [tuple(touch_row(*row).values()) for row in (("a", at, "new"), ("c", at, "second c"))]
+        )
         assert session.exec(select(func.count()).select_from(models.Touchpoint)).one() == 1
         staged.merge()
         session.commit()
@@ -209,6 +222,80 @@ def test_staged_rows_merge_in_one_statement(engine: Engine) -> None:
     }  # fmt: skip
     assert rows["a"].id < rows["d"].id < rows["c"].id < rows["B"].id
     assert rows["B"].occurred_at == at + timedelta(hours=2)
+
+
+@pytest.mark.parametrize("batches", [1, 3])
+def test_merging_batch_by_batch_ends_as_one_merge(engine: Engine, batches: int) -> None:
+    """Merged as they come (SQLite's way) or once: the same rows, values and id order; a
+    complete read still finds only the rows from before the load that it did not hold."""
+    at = datetime(2026, 11, 1, 9, tzinfo=UTC)
+    with Session(engine) as session:
+        upsert(
+            session,
+            models.Touchpoint,
+            [touch_row("old", at), touch_row("a", at)],
+            ["source", "key"],
+        )
+        session.commit()
+        rows = [touch_row(k, at, v) for k, v in ("cv", "b1", "a2", "b3", "dv", "c4")]
+        staged = writes.Staged(session, models.Touchpoint, TOUCH_COLUMNS, ["source", "key"])
+        size = len(rows) // batches
+        for start in range(0, len(rows), size):
+            staged.add([tuple(r.values()) for r in rows[start : start + size]])
+            if start + size < len(rows):
+                staged.merge(final=False)
+        ids = {t.id: t.key for t in session.exec(select(models.Touchpoint))}
+        gone = [ids[i] for i in staged.missing("origin", "offline")]
+        staged.merge()
+        session.commit()
+        stored = session.exec(select(models.Touchpoint).order_by(models.Touchpoint.id)).all()
+    assert gone == ["old"]
+    assert [t.key for t in stored] == ["old", "a", "c", "b", "d"]  # new ones in read order
+    assert {t.key: t.identity_value for t in stored} == {
+        "old": "v", "a": "2", "b": "3", "c": "4", "d": "v"
+    }  # fmt: skip
+
+
+def test_a_first_load_rebuilds_the_plain_indexes_in_its_transaction(engine: Engine) -> None:
+    """A load into a table less than half its size drops the plain indexes (and, into an
+    empty table on PostgreSQL, the key's constraint) and builds them again after the merge; a
+    rollback leaves the table and its indexes as they were."""
+    at = datetime(2026, 11, 1, 9, tzinfo=UTC)
+    indexes = {str(i.name) for i in database.table_of(models.Touchpoint).indexes}
+
+    def present() -> set[str]:
+        return {str(i["name"]) for i in inspect(engine).get_indexes("touchpoint")} & indexes
+
+    unique = inspect(engine).get_unique_constraints("touchpoint")
+    assert [u["column_names"] for u in unique] == [["source", "key"]]
+
+    with Session(engine) as session:
+        stage(session, touch_row("a", at), touch_row("b", at)).merge()
+        session.rollback()
+    assert present() == indexes
+    assert inspect(engine).get_unique_constraints("touchpoint") == unique
+    with Session(engine) as session:
+        assert session.exec(select(func.count()).select_from(models.Touchpoint)).one() == 0
+        stage(session, touch_row("a", at), touch_row("b", at)).merge()
+        session.commit()
+        journey = select(models.Touchpoint.key).order_by(models.Touchpoint.occurred_at)
+        assert session.exec(journey).all() == ["a", "b"]
+    assert present() == indexes
+    assert inspect(engine).get_unique_constraints("touchpoint") == unique
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)  # a SQLite setting
+def test_a_merge_gives_its_larger_page_cache_back_with_the_connection(engine: Engine) -> None:
+    at = datetime(2026, 11, 1, 9, tzinfo=UTC)
+    with Session(engine) as session:
+        staged = stage(session, touch_row("a", at))
+        staged.merge(final=False)
+        cache = session.connection().exec_driver_sql("PRAGMA cache_size").scalar_one()
+        assert cache == -writes.MERGE_CACHE_KIB
+        staged.merge()
+        session.commit()
+    with engine.connect() as conn:  # the pool's one connection, back
+        assert conn.exec_driver_sql("PRAGMA cache_size").scalar_one() == -database.CACHE_KIB
 
 
 def test_sqlite_datetimes_are_bound_as_sqlalchemy_stores_them() -> None:
@@ -236,8 +323,7 @@ def test_a_complete_read_finds_the_rows_it_no_longer_holds_and_rewrites_only_cha
 
     def read(*rows: dict[str, object]) -> tuple[list[str], int]:
         with Session(engine) as session:
-            staged = database.Staged(session, models.Touchpoint, ["source", "key"])
-            staged.add(list(rows))
+            staged = stage(session, *rows)
             gone = staged.missing("origin", "offline")
             keys = {t.id: t.key for t in session.exec(select(models.Touchpoint))}
             written = staged.merge()
@@ -245,5 +331,16 @@ def test_a_complete_read_finds_the_rows_it_no_longer_holds_and_rewrites_only_cha
         return sorted(keys[i] for i in gone), written
 
     assert read(touch_row("a", at), touch_row("b", at)) == ([], 2)
+    # what later steps set (channel, campaign, superseded) is no part of a read: kept
+    with Session(engine) as session:
+        for touch in session.exec(select(models.Touchpoint)):
+            touch.channel, touch.campaign_key, touch.superseded = "Events", "SaaStr", True
+            session.add(touch)
+        session.commit()
     assert read(touch_row("a", at), touch_row("b", at)) == ([], 0)  # unchanged: nothing written
     assert read(touch_row("a", at, "edited")) == (["b"], 1)  # b no longer read; a changed
+    with Session(engine) as session:
+        a = session.exec(select(models.Touchpoint).where(models.Touchpoint.key == "a")).one()
+    assert (a.identity_value, a.channel, a.campaign_key, a.superseded) == (
+        "edited", "Events", "SaaStr", True
+    )  # fmt: skip
