@@ -14,10 +14,11 @@ from sqlmodel import Session, SQLModel
 
 from connector.kernel.errors import ClosedloopError
 from connector.store import models
-from connector.store.database import table_of
+from connector.store.database import CACHE_KIB, table_of
 
 # SQLite pages a merge may keep: the key's index of a 10M-row table grows at random places
-# (1 GiB halves the time of such a merge against 256 MiB); given back with the connection.
+# (1 GiB halves the time of such a merge against 256 MiB); given back at the final merge, or
+# with the connection.
 MERGE_CACHE_KIB = 1024 * 1024
 
 
@@ -180,14 +181,14 @@ class Staged:
                 f"ORDER BY {keys}, seq{last}) d ORDER BY first"
             )
             conflict = f" ON CONFLICT ({keys}) {self.action}"
-        else:  # rows are upserted one after the other; WHERE true: SQLite's upsert syntax
+        else:  # rows are upserted one after the other (a WHERE: SQLite's upsert syntax)
             rows = f"SELECT {names} FROM {new} ORDER BY rowid"
             conflict = f" ON CONFLICT ({keys}) {self.action}"
         unique = None
         if not self.merged:
             if "id" in self.table.c:
-                last = f"SELECT max(id) FROM {self.target}"
-                self.before = self.conn.exec_driver_sql(last).scalar_one() or 0
+                highest = f"SELECT max(id) FROM {self.target}"
+                self.before = self.conn.exec_driver_sql(highest).scalar_one() or 0
             held = self.conn.exec_driver_sql(
                 f"SELECT count(*) FROM (SELECT 1 FROM {self.target} "
                 f"LIMIT {max(self.count // 2, 1)}) t"
@@ -212,6 +213,8 @@ class Staged:
                 f"ALTER TABLE {self.target} ADD CONSTRAINT {unique} UNIQUE ({keys})"
             )
         if final:
+            if not pg:  # the pages back before the index sorts (their memory follows the cache)
+                self.conn.exec_driver_sql(f"PRAGMA main.cache_size = -{CACHE_KIB}")
             for index in self.dropped:
                 index.create(self.conn)
             self.conn.exec_driver_sql(f"DROP TABLE {self.stage}")

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import DateTime, Engine, func, inspect
+from sqlalchemy import Connection, DateTime, Engine, func, inspect
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, select
@@ -285,17 +285,24 @@ def test_a_first_load_rebuilds_the_plain_indexes_in_its_transaction(engine: Engi
 
 
 @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)  # a SQLite setting
-def test_a_merge_gives_its_larger_page_cache_back_with_the_connection(engine: Engine) -> None:
+def test_a_load_gives_its_larger_page_cache_back(engine: Engine) -> None:
+    """At its final merge, or with the connection when it stops before (a rollback)."""
     at = datetime(2026, 11, 1, 9, tzinfo=UTC)
-    with Session(engine) as session:
-        staged = stage(session, touch_row("a", at))
-        staged.merge(final=False)
-        cache = session.connection().exec_driver_sql("PRAGMA cache_size").scalar_one()
-        assert cache == -writes.MERGE_CACHE_KIB
-        staged.merge()
-        session.commit()
-    with engine.connect() as conn:  # the pool's one connection, back
-        assert conn.exec_driver_sql("PRAGMA cache_size").scalar_one() == -database.CACHE_KIB
+
+    def cache(conn: Connection) -> int:
+        return int(conn.exec_driver_sql("PRAGMA cache_size").scalar_one())
+
+    for final in (True, False):
+        with Session(engine) as session:
+            staged = stage(session, touch_row("a", at))
+            staged.merge(final=False)
+            assert cache(session.connection()) == -writes.MERGE_CACHE_KIB
+            if final:
+                staged.merge()
+                assert cache(session.connection()) == -database.CACHE_KIB
+            session.rollback()
+        with engine.connect() as conn:  # the pool's one connection, back
+            assert cache(conn) == -database.CACHE_KIB
 
 
 def test_sqlite_datetimes_are_bound_as_sqlalchemy_stores_them() -> None:
