@@ -1,4 +1,5 @@
-"""Engine and the set-based helpers every step shares (SQLite WAL or any SQLAlchemy URL)."""
+"""The store's engine (SQLite WAL or any SQLAlchemy URL), made and migrated; set-based writes
+are in :mod:`connector.store.writes`."""
 
 from __future__ import annotations
 
