@@ -186,7 +186,7 @@ class Staged:
             conflict = f" ON CONFLICT ({keys}) {self.action}"
         unique = None
         if not self.merged:
-            if "id" in self.table.c:
+            if not final and "id" in self.table.c:  # a complete read is checked after it
                 highest = f"SELECT max(id) FROM {self.target}"
                 self.before = self.conn.exec_driver_sql(highest).scalar_one() or 0
             held = self.conn.exec_driver_sql(
