@@ -7,11 +7,11 @@ The files are generated once with a fixed seed into ``benchmarks/out/`` and reus
 per second of parsing through :class:`CsvFilesSource`, then of importing both files into a new
 store (SQLite, or the PostgreSQL database given, whose closedloop tables are dropped first)
 through the extract step itself (:func:`connector.run.extract.extract_sources`: the
-rows staged and merged through :class:`connector.store.writes.Staged`), twice: the second
+rows staged and merged through :class:`connector.store.staged.Staged`), twice: the second
 import of the same files must leave the row counts and contents unchanged. Each stream prints its
 whole time from the file (parse included) and, apart, the time spent storing (staging the rows,
-bound as the DB-API takes them, and merging them into the table; on SQLite the merges run in a
-second thread while the file is read, so the two overlap). Peak RSS is the process's so far
+bound as the DB-API takes them, and merging them into the table; the merges run in a second
+thread while the file is read, so the two overlap). Peak RSS is the process's so far
 (the database server's memory is not in it). Targets: storing >= 100,000 touchpoints/s and
 10,000,000 touchpoints from the file in under 3 minutes.
 """
@@ -22,6 +22,7 @@ import argparse
 import csv
 import random
 import resource
+import threading
 import time
 from collections.abc import Callable, Iterable
 from datetime import date, timedelta
@@ -38,7 +39,7 @@ from connector.kernel.timeutil import utcnow
 from connector.run.context import RunContext
 from connector.run.extract import extract_sources
 from connector.store.database import make_engine
-from connector.store.writes import Staged
+from connector.store.staged import Staged
 
 OUT = Path(__file__).parent / "out"
 SEED = 20261120
@@ -131,12 +132,14 @@ def peak_mb() -> float:
 
 class StreamClock:
     """A progress sink that times each stream the extract step reads (one task per stream),
-    and the part of it spent in :class:`Staged` (storing)."""
+    and the part of it spent in :class:`Staged` (storing), and of that the part in the second
+    thread (merges beside the parse)."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
         self.rows: dict[str, int] = {}
         self.storing: dict[str, float] = {}
+        self.beside: dict[str, float] = {}
         self.current = ""
         for method in ("add", "missing", "merge"):
             setattr(Staged, method, self.timed(getattr(Staged, method)))
@@ -151,6 +154,8 @@ class StreamClock:
             finally:
                 spent = time.perf_counter() - started
                 clock.storing[clock.current] = clock.storing.get(clock.current, 0.0) + spent
+                if threading.current_thread() is not threading.main_thread():
+                    clock.beside[clock.current] = clock.beside.get(clock.current, 0.0) + spent
 
         call.original = getattr(method, "original", method)  # type: ignore[attr-defined]
         return call
@@ -233,10 +238,12 @@ def import_into_store(source: CsvFilesSource, url: str | None) -> None:
         for stream in ("spend", "touchpoints"):
             name = f"offline: {stream}"
             count, seconds, storing = clock.rows[name], clock.seconds[name], clock.storing[name]
+            beside = clock.beside.get(name, 0.0)
             print(
                 f"{attempt:9s} {stream:11s} {count:>10,d} rows in {seconds:6.2f} s = "
                 f"{count / seconds:>10,.0f} rows/s from the file; storing {storing:6.2f} s = "
-                f"{count / storing:>10,.0f} rows/s; peak RSS {peak_mb():,.0f} MB"
+                f"{count / storing:>10,.0f} rows/s ({beside:.2f} s of it beside the parse); "
+                f"peak RSS {peak_mb():,.0f} MB"
             )
         states.append(store_state(engine))
         counts = ", ".join(f"{table} {state[0]:,d}" for table, state in states[-1].items())

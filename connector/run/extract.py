@@ -38,8 +38,8 @@ from connector.run.context import RunContext
 from connector.run.conversion_people import consent_rows, hashed_identities
 from connector.store import models
 from connector.store.database import table_of
+from connector.store.staged import Staged
 from connector.store.writes import (
-    Staged,
     get_cursor,
     insert_rows,
     set_cursor,
@@ -113,19 +113,19 @@ def load_stream(
     keys: Sequence[str],
 ) -> int:
     """Read a source's stream from its cursor and upsert its rows on ``keys`` through
-    :class:`Staged`: staged as they come and merged (batch by batch where that pays, see
-    :attr:`Staged.incremental`), all committed with the moved cursor in one transaction (a
-    source's streams run to millions of rows). ``row`` gives an item's values in the order of
-    ``columns``. A stop between batches, or a kill, leaves the table and the cursor as they
-    were: the next run reads the stream again. After a complete read (the source's
-    ``full_refresh``), the stream's rows of this source it no longer holds are removed in the
-    same transaction."""
+    :class:`Staged`: staged and merged batch by batch, all committed with the moved cursor in
+    one transaction (a source's streams run to millions of rows). ``row`` gives an item's
+    values in the order of ``columns``. A stop between batches, or a kill, leaves the table
+    and the cursor as they were: the next run reads the stream again. After a complete read
+    (the source's ``full_refresh``), the stream's rows of this source it no longer holds are
+    removed in the same transaction."""
     started = utcnow()
     since = _since(ctx, system, stream, started)
     task = ctx.progress.task(f"{system}: {stream}")
     n = 0
-    # A second thread merges a batch while this one reads the next: the store's work and the
-    # parsing overlap on two cores (the connection is used by one thread at a time).
+    # A second thread merges a batch while this one reads the next: the store's work (outside
+    # the GIL: in sqlite3_step, or waiting for PostgreSQL) and the parsing overlap on two
+    # cores. The connection is used by one thread at a time.
     with Session(ctx.engine) as session, ThreadPoolExecutor(1) as merger:
         staged = Staged(session, model, columns, keys)
         merging: Future[int] | None = None
@@ -133,8 +133,7 @@ def load_stream(
             if merging is not None:
                 merging.result()
             staged.add(chunk)
-            if staged.incremental:
-                merging = merger.submit(staged.merge, final=False)
+            merging = merger.submit(staged.merge, final=False)
             n += len(chunk)
             task.advance(len(chunk))
             ctx.checkpoint()

@@ -11,6 +11,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, select
 from typer.testing import CliRunner
 
@@ -152,5 +153,53 @@ def test_a_store_made_before_migrations_loses_the_indexes_replaced(store_url: st
     try:
         indexes = _indexes(engine, "field_write")
         assert "ix_field_write_run_record" in indexes and "ix_field_write_run_id" not in indexes
+    finally:
+        engine.dispose()
+
+
+def test_touchpoints_of_a_store_before_the_key_index_keep_their_rows(store_url: str) -> None:
+    """0005: the table's unique (source, key) constraint becomes the index ``ux_touchpoint_key``
+    (SQLite copies the table): rows, ids and the other indexes stay, the key stays unique, and
+    a downgrade gives the constraint back."""
+    engine = create_engine(store_url)
+    insert = text(
+        "INSERT INTO touchpoint (id, source, key, occurred_at, identity_kind, identity_value, "
+        "utm_source, utm_medium, utm_campaign, landing_page, campaign_id, preset_channel, "
+        "channel, campaign_key, contact_id, superseded, origin) VALUES (:id, 'csv', :key, "
+        "'2026-11-01 09:00:00', 'crm_id', '003', '', '', '', '', '', '', 'Events', '', 7, "
+        ":superseded, 'offline')"
+    )
+
+    def unique() -> tuple[list[list[str]], list[str]]:
+        inspector = inspect(engine)
+        constraints = [c["column_names"] for c in inspector.get_unique_constraints("touchpoint")]
+        found = inspector.get_indexes("touchpoint")  # PostgreSQL lists a constraint's too
+        return constraints, [
+            str(i["name"]) for i in found if i["unique"] and "duplicates_constraint" not in i
+        ]
+
+    try:
+        with engine.begin() as conn:
+            command.upgrade(migrate._config(conn), "0004_credit_model_code")
+            conn.execute(insert, [{"id": 5, "key": "k5", "superseded": False},
+                                  {"id": 9, "key": "k9", "superseded": True}])  # fmt: skip
+        assert unique() == ([["source", "key"]], [])
+        migrate.upgrade(engine)
+        assert unique() == ([], ["ux_touchpoint_key"])
+        with engine.begin() as conn:
+            command.upgrade(migrate._config(conn), "head")  # nothing left to do
+            assert compare_metadata(MigrationContext.configure(conn), SQLModel.metadata) == []
+        with Session(engine) as session:
+            got = session.exec(select(models.Touchpoint).order_by(models.Touchpoint.id)).all()
+        assert [(t.id, t.key, t.contact_id, t.superseded) for t in got] == [
+            (5, "k5", 7, False), (9, "k9", 7, True)
+        ]  # fmt: skip
+        assert got[0].occurred_at == datetime(2026, 11, 1, 9, tzinfo=UTC)
+        with pytest.raises(IntegrityError), engine.begin() as conn:
+            conn.execute(insert, {"id": 10, "key": "k5", "superseded": False})
+        with engine.begin() as conn:
+            command.downgrade(migrate._config(conn), "0004_credit_model_code")
+        assert unique() == ([["source", "key"]], [])
+        assert "ix_touchpoint_journey" in _indexes(engine, "touchpoint")
     finally:
         engine.dispose()

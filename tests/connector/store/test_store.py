@@ -9,12 +9,14 @@ import pytest
 from sqlalchemy import Connection, DateTime, Engine, func, inspect
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from connector.kernel.errors import ConfigError
-from connector.store import database, models, writes
+from connector.store import database, models
 from connector.store.database import make_engine
 from connector.store.lock import LockHeld, job_lock
+from connector.store.staged import MERGE_CACHE_KIB, Staged, _KeyFilter
 from connector.store.writes import get_cursor, set_cursor, upsert
 
 
@@ -190,10 +192,11 @@ def touch_row(key: str, at: datetime, value: str = "v") -> dict[str, object]:
 
 
 TOUCH_COLUMNS = list(touch_row("", datetime(2026, 1, 1, tzinfo=UTC)))
+TOUCH_KEYS = ["source", "key"]
 
 
-def stage(session: Session, *rows: dict[str, object]) -> writes.Staged:
-    staged = writes.Staged(session, models.Touchpoint, TOUCH_COLUMNS, ["source", "key"])
+def stage(session: Session, *rows: dict[str, object]) -> Staged:
+    staged = Staged(session, models.Touchpoint, TOUCH_COLUMNS, TOUCH_KEYS)
     staged.add([tuple(row.values()) for row in rows])
     return staged
 
@@ -225,20 +228,20 @@ def test_staged_rows_merge_in_one_statement(engine: Engine) -> None:
 
 
 @pytest.mark.parametrize("batches", [1, 3])
-def test_merging_batch_by_batch_ends_as_one_merge(engine: Engine, batches: int) -> None:
-    """Merged as they come (SQLite's way) or once: the same rows, values and id order; a
-    complete read still finds only the rows from before the load that it did not hold."""
+@pytest.mark.parametrize("held", [True, False], ids=["into-rows", "into-an-empty-table"])
+def test_merging_batch_by_batch_ends_as_one_merge(engine: Engine, batches: int, held: bool) -> None:
+    """Merged batch by batch (as a source's load does) or once, into a table that holds rows
+    or into an empty one (whose key index is dropped and built after the load, keys repeated
+    in the load merged first): the same rows, values and id order; a complete read still
+    finds only the rows from before the load that it did not hold; the key is unique after."""
     at = datetime(2026, 11, 1, 9, tzinfo=UTC)
+    before = ["old", "a"] if held else []
     with Session(engine) as session:
-        upsert(
-            session,
-            models.Touchpoint,
-            [touch_row("old", at), touch_row("a", at)],
-            ["source", "key"],
-        )
-        session.commit()
+        if held:
+            upsert(session, models.Touchpoint, [touch_row(k, at) for k in before], TOUCH_KEYS)
+            session.commit()
         rows = [touch_row(k, at, v) for k, v in ("cv", "b1", "a2", "b3", "dv", "c4")]
-        staged = writes.Staged(session, models.Touchpoint, TOUCH_COLUMNS, ["source", "key"])
+        staged = Staged(session, models.Touchpoint, TOUCH_COLUMNS, TOUCH_KEYS)
         size = len(rows) // batches
         for start in range(0, len(rows), size):
             staged.add([tuple(r.values()) for r in rows[start : start + size]])
@@ -249,39 +252,42 @@ def test_merging_batch_by_batch_ends_as_one_merge(engine: Engine, batches: int) 
         staged.merge()
         session.commit()
         stored = session.exec(select(models.Touchpoint).order_by(models.Touchpoint.id)).all()
-    assert gone == ["old"]
-    assert [t.key for t in stored] == ["old", "a", "c", "b", "d"]  # new ones in read order
+    assert gone == before[:1]
+    new = [k for k in "cbad" if k not in before]  # in read order
+    assert [t.key for t in stored] == before + new
     assert {t.key: t.identity_value for t in stored} == {
-        "old": "v", "a": "2", "b": "3", "c": "4", "d": "v"
+        **dict.fromkeys(before, "v"), "a": "2", "b": "3", "c": "4", "d": "v"
     }  # fmt: skip
+    with Session(engine) as session, pytest.raises(IntegrityError):
+        session.add(models.Touchpoint(**touch_row("b", at)))  # type: ignore[arg-type]
+        session.flush()
 
 
 def test_a_first_load_rebuilds_the_plain_indexes_in_its_transaction(engine: Engine) -> None:
-    """A load into a table less than half its size drops the plain indexes (and, into an
-    empty table on PostgreSQL, the key's constraint) and builds them again after the merge; a
-    rollback leaves the table and its indexes as they were."""
+    """A load into an empty table drops the key's unique index (on PostgreSQL the plain
+    indexes too) and builds them again after the merge; a rollback leaves the table and its
+    indexes as they were."""
     at = datetime(2026, 11, 1, 9, tzinfo=UTC)
     indexes = {str(i.name) for i in database.table_of(models.Touchpoint).indexes}
 
     def present() -> set[str]:
         return {str(i["name"]) for i in inspect(engine).get_indexes("touchpoint")} & indexes
 
-    unique = inspect(engine).get_unique_constraints("touchpoint")
-    assert [u["column_names"] for u in unique] == [["source", "key"]]
+    def unique() -> list[list[str]]:
+        return [i["column_names"] for i in inspect(engine).get_indexes("touchpoint") if i["unique"]]
 
+    assert unique() == [["source", "key"]]
     with Session(engine) as session:
         stage(session, touch_row("a", at), touch_row("b", at)).merge()
         session.rollback()
-    assert present() == indexes
-    assert inspect(engine).get_unique_constraints("touchpoint") == unique
+    assert present() == indexes and unique() == [["source", "key"]]
     with Session(engine) as session:
         assert session.exec(select(func.count()).select_from(models.Touchpoint)).one() == 0
         stage(session, touch_row("a", at), touch_row("b", at)).merge()
         session.commit()
         journey = select(models.Touchpoint.key).order_by(models.Touchpoint.occurred_at)
         assert session.exec(journey).all() == ["a", "b"]
-    assert present() == indexes
-    assert inspect(engine).get_unique_constraints("touchpoint") == unique
+    assert present() == indexes and unique() == [["source", "key"]]
 
 
 @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)  # a SQLite setting
@@ -296,7 +302,7 @@ def test_a_load_gives_its_larger_page_cache_back(engine: Engine) -> None:
         with Session(engine) as session:
             staged = stage(session, touch_row("a", at))
             staged.merge(final=False)
-            assert cache(session.connection()) == -writes.MERGE_CACHE_KIB
+            assert cache(session.connection()) == -MERGE_CACHE_KIB
             if final:
                 staged.merge()
                 assert cache(session.connection()) == -database.CACHE_KIB
@@ -351,3 +357,17 @@ def test_a_complete_read_finds_the_rows_it_no_longer_holds_and_rewrites_only_cha
     assert (a.identity_value, a.channel, a.campaign_key, a.superseded) == (
         "edited", "Events", "SaaStr", True
     )  # fmt: skip
+
+
+def test_the_key_filter_flags_every_repeated_key_and_few_others() -> None:
+    """Repeats within a batch and across batches are all flagged (a repeat left unflagged
+    would break the key's unique index); of 200,000 new keys, few are."""
+    key_filter = _KeyFilter()
+    batches = [
+        [("csv", f"k{n}") for n in range(0, 100_000)] + [("csv", "k7"), ("csv", "k7")],
+        [("csv", f"k{n}") for n in range(100_000, 200_000)] + [("csv", "k99999"), ("ga", "k7")],
+    ]
+    flagged = [list(key_filter.maybe_seen(batch, len(batch))) for batch in batches]
+    assert {100_000, 100_001} <= set(flagged[0])
+    assert 100_000 in flagged[1] and 100_001 not in flagged[1]  # ("ga", "k7") is new
+    assert len(flagged[0]) + len(flagged[1]) < 100

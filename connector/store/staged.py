@@ -1,0 +1,350 @@
+"""Rows staged and merged into a table at any size (:class:`Staged`): what a source's load
+and every set-based write go through."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from operator import itemgetter
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Index, Table, inspect, literal, text
+from sqlalchemy.exc import StatementError
+from sqlalchemy.schema import CreateIndex
+from sqlmodel import Session, SQLModel
+
+from connector.kernel.errors import ClosedloopError
+from connector.store.database import CACHE_KIB, table_of
+
+# SQLite pages a merge may keep: the key's index of a 10M-row table grows at random places
+# (1 GiB halves the time of such a merge against 256 MiB); given back at the final merge, or
+# with the connection.
+MERGE_CACHE_KIB = 1024 * 1024
+# The key filter of a load into an empty table (32 MiB): see _KeyFilter.
+FILTER_BITS = 1 << 28
+_MASK = np.uint64(FILTER_BITS - 1)
+
+
+def bound_rows(
+    table: Table, dialect: Any, given: Sequence[str], rows: Sequence[tuple[Any, ...]]
+) -> Sequence[tuple[Any, ...]]:
+    """``rows`` (tuples of the ``given`` columns' values) as the DB-API takes them: each value
+    through its column type's bind processor, as SQLAlchemy's own executemany does, without
+    its per-row parameter handling. A processor runs once per distinct value of a batch (touch
+    times repeat), and only the columns that have one are rebuilt."""
+    unknown = [c for c in given if c not in table.c]
+    if unknown:
+        raise ClosedloopError(f"{table.name} has no column {unknown[0]!r}")
+    if rows and len(rows[0]) != len(given):
+        raise ClosedloopError(f"{table.name}: expected {len(given)} values per row")
+    for at, column in enumerate(table.c[c] for c in given):
+        process = column.type.dialect_impl(dialect).bind_processor(dialect)
+        if process:
+            done: dict[Any, Any] = {}
+            try:
+                values = [
+                    done[v] if v in done else done.setdefault(v, process(v))
+                    for v in map(itemgetter(at), rows)
+                ]
+            except Exception as exc:  # a value the column type refuses: as SQLAlchemy says
+                raise StatementError(str(exc), f"INSERT INTO {table.name}", None, exc) from exc
+            rows = [(*r[:at], v, *r[at + 1 :]) for r, v in zip(rows, values, strict=True)]
+    return rows
+
+
+def default_literals(table: Table, dialect: Any, given: Sequence[str]) -> dict[str, str]:
+    """The columns not given that have a Python-side default: name -> the default as a SQL
+    literal (written into the statement, not bound with every row)."""
+    found = {}
+    for column in table.c:
+        if column.key in given or column.default is None:
+            continue
+        if not column.default.is_scalar:
+            raise ClosedloopError(f"{table.name}: give every column with a computed default")
+        value = literal(column.default.arg, column.type)  # type: ignore[attr-defined]
+        found[column.key] = str(
+            value.compile(dialect=dialect, compile_kwargs={"literal_binds": True})
+        )
+    return found
+
+
+def upsert_action(dialect: Any, table: str, columns: Sequence[str], keys: Sequence[str]) -> str:
+    """The ON CONFLICT action of an upsert of ``columns`` on ``keys``: update the others, in
+    the rows where one of them differs (a re-read of unchanged rows writes nothing: no row
+    rewritten, no index entry moved)."""
+    quote = dialect.identifier_preparer.quote
+    others = [quote(c) for c in columns if c not in keys]
+    if not others:
+        return "DO NOTHING"
+    differs = "IS DISTINCT FROM" if dialect.name == "postgresql" else "IS NOT"
+    updates = ", ".join(f"{c} = excluded.{c}" for c in others)
+    changed = " OR ".join(f"{quote(table)}.{c} {differs} excluded.{c}" for c in others)
+    return f"DO UPDATE SET {updates} WHERE {changed}"
+
+
+class _KeyFilter:
+    """A Bloom filter of the keys a load has given (2 probes into :data:`FILTER_BITS` bits):
+    :meth:`maybe_seen` tells the rows of a batch that may repeat the keys of a row given
+    before, every repeat among them and, at 10M distinct keys, about 0.5% of the others;
+    fixed memory at any size (a larger load only gets more false "maybe"s)."""
+
+    def __init__(self) -> None:
+        self.bits = np.zeros(FILTER_BITS // 8, dtype=np.uint8)
+
+    def maybe_seen(self, keys: Iterable[Any], n: int) -> Any:
+        """The positions in ``keys`` (``n`` hashable values) that may repeat one given before
+        (in this call or an earlier one), then remembers them all."""
+        hashes = np.fromiter(map(hash, keys), dtype=np.int64, count=n).view(np.uint64)
+        probes = [hashes & _MASK, (hashes >> np.uint64(32)) & _MASK]
+        seen = np.ones(n, dtype=bool)
+        for probe in probes:
+            seen &= (self.bits[probe >> np.uint64(3)] >> (probe & np.uint64(7))) & 1 == 1
+        _, first = np.unique(hashes, return_index=True)  # repeats within the batch
+        again = np.ones(n, dtype=bool)
+        again[first] = False
+        for probe in probes:
+            bit = np.left_shift(1, probe & np.uint64(7)).astype(np.uint8)
+            np.bitwise_or.at(self.bits, probe >> np.uint64(3), bit)
+        return np.flatnonzero(seen | again)
+
+
+class Staged:
+    """Rows on their way into ``model``'s table, set-based at any size.
+
+    :meth:`add` appends batches (tuples of the ``columns``' values) to a temporary table with
+    no key or index (one DB-API ``executemany`` on SQLite, binary ``COPY`` on PostgreSQL), memory
+    bounded by the batch; :meth:`merge` moves the rows added since the last merge into the
+    table in one ``INSERT ... SELECT``, in the order they were given: new rows get ids in read
+    order on every backend (journeys order touches at one moment by id, so same-day rows of a
+    file keep the file's order). With ``keys``, rows are upserted (:func:`upsert_action`: the
+    other columns given are updated, a column left to its default keeps its stored value);
+    rows repeating a key behave as one after the other: the last one given wins, in the place
+    of the first. Nothing reaches the table before a merge, and nothing is committed here.
+
+    A load into an empty table drops the keys' unique index (or, on PostgreSQL, constraint)
+    at its first merge and builds it at the final one: one sort instead of an insert at a
+    random place per row (and PostgreSQL's speculative inserts, 4x a plain one). The rows it
+    merged that repeat a key are made one just before, found through :class:`_KeyFilter`. On
+    PostgreSQL, a load into a table of fewer rows than half its first batch drops the plain
+    indexes too (SQLite keeps them: their upkeep runs in the merges, beside the parsing). All
+    of it in the transaction: a rollback keeps the indexes.
+    """
+
+    def __init__(
+        self,
+        session: Session,
+        model: type[SQLModel],
+        columns: Sequence[str],
+        keys: Sequence[str] = (),
+    ) -> None:
+        self.table, self.columns, self.keys = table_of(model), list(columns), list(keys)
+        self.conn = session.connection()
+        self.dialect = self.conn.dialect
+        self.action = upsert_action(self.dialect, self.table.name, columns, keys)
+        self.quote = self.dialect.identifier_preparer.quote
+        self.target = self.quote(self.table.name)
+        self.stage = self.quote(f"stage_{self.table.name}")
+        self.order = "seq" if self.dialect.name == "postgresql" else "rowid"  # of the stage
+        self.defaults = default_literals(self.table, self.dialect, self.columns)
+        self.created = False  # the stage (of the columns given)
+        self.types: list[int] = []
+        self.count = 0  # rows staged (the stage's rowid / seq of the last)
+        self.merged = 0  # rows merged (ditto)
+        self.dropped: list[Index] = []  # plain indexes to build again at the final merge
+        self.unkeyed = ""  # the statement that builds the keys' unique index again, if dropped
+        # The rows that may repeat a key (their rowid / seq); kept until the first merge tells
+        # whether the key is dropped, and only then.
+        self.filter = _KeyFilter() if keys else None
+        self.flagged: list[Any] = []
+        self.before: int | None = None  # the table's last id before the first merge
+
+    def add(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        if not rows:
+            return
+        tuples = bound_rows(self.table, self.dialect, self.columns, rows)
+        listed = ", ".join(self.quote(c) for c in self.columns)
+        if not self.created:
+            self._create(listed)
+        if self.filter is not None:
+            at = itemgetter(*(self.columns.index(k) for k in self.keys))
+            maybe = self.filter.maybe_seen(map(at, rows), len(rows))
+            self.flagged.append(maybe + (self.count + 1))  # rowid / seq start at 1
+        self.count += len(tuples)
+        if self.dialect.name == "postgresql":  # binary: 1/5 of the client's CPU of text
+            cursor: Any = self.conn.connection.cursor()
+            try:
+                with cursor.copy(
+                    f"COPY {self.stage} ({listed}) FROM STDIN (FORMAT BINARY)"
+                ) as copy:
+                    copy.set_types(self.types)
+                    for row in tuples:
+                        copy.write_row(row)
+            finally:
+                cursor.close()
+        else:
+            marks = ", ".join(
+                ["?" if self.dialect.paramstyle == "qmark" else "%s"] * len(tuples[0])
+            )
+            self.conn.exec_driver_sql(f"INSERT INTO {self.stage} VALUES ({marks})", tuples)
+
+    def _create(self, listed: str) -> None:
+        self.created = True
+        # pysqlite runs DDL outside its transaction: a stage of a stream that failed on this
+        # (pooled) connection may still be there
+        self.conn.exec_driver_sql(f"DROP TABLE IF EXISTS {self.stage}")
+        if self.dialect.name == "postgresql":
+            self.conn.exec_driver_sql(
+                f"CREATE TEMPORARY TABLE {self.stage} AS SELECT {listed} FROM {self.target} "
+                "WITH NO DATA"
+            )  # seq: the order rows were given in (SQLite's rowid), each merge's range
+            self.conn.exec_driver_sql(
+                f"ALTER TABLE {self.stage} ADD COLUMN seq bigserial PRIMARY KEY"
+            )
+            self.types = list(  # the columns' type oids, for binary COPY
+                self.conn.exec_driver_sql(
+                    "SELECT atttypid FROM pg_attribute WHERE attrelid = %s::regclass "
+                    "AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+                    (self.stage,),
+                ).scalars()
+            )[: len(self.columns)]
+        else:
+            self.conn.exec_driver_sql(
+                f"CREATE TEMPORARY TABLE {self.stage} AS SELECT {listed} "
+                f"FROM main.{self.target} WHERE 0"
+            )
+
+    def missing(self, column: str, value: Any) -> list[int]:
+        """Ids of the table's rows from before this load whose ``column`` is ``value`` and
+        whose keys were not staged: what a complete read of them no longer holds (all of
+        them, if none was)."""
+        quote = self.quote
+        sql = f"SELECT t.id FROM {self.target} t WHERE t.{quote(column)} = :value"
+        if self.before is not None:  # rows merged already were read (ids grow)
+            sql += f" AND t.id <= {self.before}"
+        if self.created and self.dialect.name == "postgresql":  # a hash anti-join
+            same = " AND ".join(f"s.{quote(k)} = t.{quote(k)}" for k in self.keys)
+            sql += f" AND NOT EXISTS (SELECT 1 FROM {self.stage} s WHERE {same})"
+        elif self.created:  # SQLite builds one temporary index of the list (NOT EXISTS would scan)
+            keys = ", ".join(quote(k) for k in self.keys)
+            sql += f" AND ({', '.join(f't.{quote(k)}' for k in self.keys)}) NOT IN "
+            sql += f"(SELECT {keys} FROM {self.stage})"
+        return list(self.conn.execute(text(sql), {"value": value}).scalars())
+
+    def merge(self, final: bool = True) -> int:
+        """Merge the rows added since the last merge into the table; returns how many rows it
+        inserted or changed. The final merge builds dropped indexes again and drops the
+        stage (add nothing after it)."""
+        if not self.created:
+            return 0
+        pg = self.dialect.name == "postgresql"
+        if not self.merged:
+            self._first_merge(final)
+        given = ", ".join(self.quote(c) for c in self.columns)  # the stage's
+        names = ", ".join([given, *map(self.quote, self.defaults)])  # the table's
+        values = ", ".join([given, *self.defaults.values()])
+        keys = ", ".join(self.quote(k) for k in self.keys)
+        # both ends: a stage is never analyzed, and PostgreSQL takes an open range of it for a
+        # third of its rows, so scanned whole (each merge slower than the one before)
+        new = f"{self.stage} WHERE {self.order} > {self.merged} AND {self.order} <= {self.count}"
+        rows, conflict = f"SELECT {values} FROM {new} ORDER BY {self.order}", ""
+        if keys and not self.unkeyed:
+            conflict = f" ON CONFLICT ({keys}) {self.action}"
+            if pg:  # one INSERT ... SELECT may not touch a row twice
+                last = " DESC" if self.action.startswith("DO UPDATE") else ""
+                rows = (
+                    f"SELECT {values} FROM (SELECT DISTINCT ON ({keys}) {given}, first FROM "
+                    f"(SELECT *, min(seq) OVER (PARTITION BY {keys}) AS first FROM {new}) s "
+                    f"ORDER BY {keys}, seq{last}) d ORDER BY first"
+                )  # SQLite upserts the rows one after the other
+        written = self.conn.exec_driver_sql(f"INSERT INTO {self.target} ({names}) {rows}{conflict}")
+        self.merged = self.count
+        if final:
+            if not pg:  # the pages back before the index sorts (their memory follows the cache)
+                self.conn.exec_driver_sql(f"PRAGMA main.cache_size = -{CACHE_KIB}")
+            if self.unkeyed:
+                self._merge_repeats()
+                self.conn.exec_driver_sql(self.unkeyed)
+            for index in self.dropped:
+                index.create(self.conn)
+            self.conn.exec_driver_sql(f"DROP TABLE {self.stage}")
+            self.created, self.dropped, self.count, self.merged = False, [], 0, 0
+            self.unkeyed, self.flagged, self.before, self.filter = "", [], None, None
+        return int(written.rowcount)
+
+    def _first_merge(self, final: bool) -> None:
+        """What a load decides at its first merge, by the size of the table: which indexes it
+        drops until the final merge (see the class)."""
+        pg = self.dialect.name == "postgresql"
+        if not final and "id" in self.table.c:  # a complete read is checked after it
+            highest = f"SELECT max(id) FROM {self.target}"
+            self.before = self.conn.exec_driver_sql(highest).scalar_one() or 0
+        held = self.conn.exec_driver_sql(
+            f"SELECT count(*) FROM (SELECT 1 FROM {self.target} LIMIT {max(self.count // 2, 1)}) t"
+        ).scalar_one()
+        if held < self.count // 2 and pg:
+            self.dropped = [i for i in self.table.indexes if not i.unique]
+        for index in self.dropped:
+            self.conn.exec_driver_sql(f"DROP INDEX {self.quote(str(index.name))}")
+        if held == 0 and self.keys and "id" in self.table.c:
+            self.unkeyed = self._drop_key()
+        if not self.unkeyed:
+            self.filter, self.flagged = None, []
+        if pg:  # the DISTINCT ON and index sorts, in memory
+            self.conn.exec_driver_sql("SET LOCAL work_mem = '256MB'")
+            self.conn.exec_driver_sql("SET LOCAL maintenance_work_mem = '256MB'")
+        else:  # until the connection goes back to its pool
+            self.conn.exec_driver_sql(f"PRAGMA main.cache_size = -{MERGE_CACHE_KIB}")
+
+    def _drop_key(self) -> str:
+        """Drop the keys' unique index (on PostgreSQL, or constraint); returns the statement
+        that builds it again ('' if there is none that can be dropped)."""
+        for index in self.table.indexes:
+            if index.unique and [c.key for c in index.columns] == self.keys:
+                self.conn.exec_driver_sql(f"DROP INDEX {self.quote(str(index.name))}")
+                return str(CreateIndex(index).compile(dialect=self.dialect))
+        if self.dialect.name != "postgresql":
+            return ""  # SQLite cannot drop a table's constraint
+        for constraint in inspect(self.conn).get_unique_constraints(self.table.name):
+            if constraint["column_names"] == self.keys and constraint["name"]:
+                name = self.quote(constraint["name"])
+                keys = ", ".join(self.quote(k) for k in self.keys)
+                self.conn.exec_driver_sql(f"ALTER TABLE {self.target} DROP CONSTRAINT {name}")
+                return f"ALTER TABLE {self.target} ADD CONSTRAINT {name} UNIQUE ({keys})"
+        return ""
+
+    def _merge_repeats(self) -> None:
+        """Rows merged while the key was dropped that repeat a key become one, as the upserts
+        would have left them: the first row's id with the last one's values. Only the keys of
+        the rows the filter flagged are looked for, in one scan of the table."""
+        flagged = [int(at) for batch in self.flagged for at in batch]
+        if not flagged:
+            return
+        quote, target, name = self.quote, self.target, self.table.name
+        keys = ", ".join(quote(k) for k in self.keys)
+        at, rows, groups = (quote(f"{t}_{name}") for t in ("flagged", "repeats", "repeated"))
+        for table in (at, rows, groups):
+            self.conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
+        self.conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {at} (at bigint)")
+        mark = "?" if self.dialect.paramstyle == "qmark" else "%s"
+        self.conn.exec_driver_sql(f"INSERT INTO {at} VALUES ({mark})", [(a,) for a in flagged])
+        self.conn.exec_driver_sql(
+            f"CREATE TEMPORARY TABLE {rows} AS SELECT id, {keys} FROM {target} "
+            f"WHERE ({keys}) IN (SELECT {keys} FROM {self.stage} "
+            f"WHERE {self.order} IN (SELECT at FROM {at}))"
+        )
+        self.conn.exec_driver_sql(
+            f"CREATE TEMPORARY TABLE {groups} AS SELECT min(id) AS first, max(id) AS last "
+            f"FROM {rows} GROUP BY {keys}"
+        )
+        given = ", ".join(quote(c) for c in self.columns)
+        self.conn.exec_driver_sql(
+            f"UPDATE {target} SET ({given}) = (SELECT {given} FROM {target} l "
+            f"WHERE l.id = g.last) FROM {groups} g WHERE {target}.id = g.first "
+            "AND g.first <> g.last"
+        )
+        self.conn.exec_driver_sql(
+            f"DELETE FROM {target} WHERE id IN (SELECT id FROM {rows}) "
+            f"AND id NOT IN (SELECT first FROM {groups})"
+        )
+        for table in (at, rows, groups):
+            self.conn.exec_driver_sql(f"DROP TABLE {table}")
