@@ -16,9 +16,9 @@ from sqlmodel import Session, SQLModel
 from connector.kernel.errors import ClosedloopError
 from connector.store.database import CACHE_KIB, table_of
 
-# SQLite pages a merge may keep: the key's index of a 10M-row table grows at random places
-# (1 GiB halves the time of such a merge against 256 MiB); given back at the final merge, or
-# with the connection.
+# SQLite pages a merge may keep: loaded into a table that holds rows, the key's index of a
+# 10M-row table grows at random places (1 GiB halves the time of such a merge against 256 MiB);
+# given back at the final merge, or with the connection.
 MERGE_CACHE_KIB = 1024 * 1024
 # The key filter of a load into an empty table (32 MiB): see _KeyFilter.
 FILTER_BITS = 1 << 28
