@@ -17,6 +17,7 @@ from connector.kernel.errors import ConfigError
 from connector.store import migrate, models
 
 CACHE_KIB = 256 * 1024
+PAGE_BYTES = 16 * 1024
 EXAMPLE_URLS = "sqlite:///closedloop.db or postgresql+psycopg://user@host:5432/closedloop"
 
 
@@ -106,6 +107,10 @@ def _engine(url: str) -> Engine:
             cursor = conn.cursor()
             # WAL is kept in the file: switch only once (switching needs the file to itself)
             if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                # A new store's page size (a file that holds tables keeps its own): 16 KiB
+                # against SQLite's 4 writes and checkpoints a large load as a quarter of the
+                # pages (10M touches: 166 -> 144 s).
+                cursor.execute(f"PRAGMA page_size={PAGE_BYTES}")
                 cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
             # 256 MiB of pages (SQLite's default is 2 MiB): bulk loads touch every index of a

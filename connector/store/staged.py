@@ -3,6 +3,8 @@ and every set-based write go through."""
 
 from __future__ import annotations
 
+import tempfile
+import weakref
 from collections.abc import Iterable, Sequence
 from operator import itemgetter
 from typing import Any
@@ -13,6 +15,7 @@ from sqlalchemy.exc import StatementError
 from sqlalchemy.schema import CreateIndex
 from sqlmodel import Session, SQLModel
 
+from connector.kernel.batches import chunks
 from connector.kernel.errors import ClosedloopError
 from connector.store.database import CACHE_KIB, table_of
 
@@ -22,16 +25,25 @@ from connector.store.database import CACHE_KIB, table_of
 MERGE_CACHE_KIB = 1024 * 1024
 # The key filter of a load into an empty table (32 MiB): see _KeyFilter.
 FILTER_BITS = 1 << 28
+SUSPECTS_READ = 8 << 20  # bytes of key hashes read at a time
+SUSPECTS_LISTED = 10_000  # ids in one statement
+# Bound values a load remembers per column (see bound_rows): a day of touch times to the second.
+BOUND_KEPT = 100_000
 _MASK = np.uint64(FILTER_BITS - 1)
 
 
 def bound_rows(
-    table: Table, dialect: Any, given: Sequence[str], rows: Sequence[tuple[Any, ...]]
+    table: Table,
+    dialect: Any,
+    given: Sequence[str],
+    rows: Sequence[tuple[Any, ...]],
+    done: dict[str, dict[Any, Any]] | None = None,
 ) -> Sequence[tuple[Any, ...]]:
     """``rows`` (tuples of the ``given`` columns' values) as the DB-API takes them: each value
     through its column type's bind processor, as SQLAlchemy's own executemany does, without
-    its per-row parameter handling. A processor runs once per distinct value of a batch (touch
-    times repeat), and only the columns that have one are rebuilt."""
+    its per-row parameter handling. A processor runs once per distinct value (touch times
+    repeat), remembered in ``done`` (column -> value -> bound, up to :data:`BOUND_KEPT` values a
+    column) across the batches of a load; only the columns that have one are rebuilt."""
     unknown = [c for c in given if c not in table.c]
     if unknown:
         raise ClosedloopError(f"{table.name} has no column {unknown[0]!r}")
@@ -40,10 +52,12 @@ def bound_rows(
     for at, column in enumerate(table.c[c] for c in given):
         process = column.type.dialect_impl(dialect).bind_processor(dialect)
         if process:
-            done: dict[Any, Any] = {}
+            known = {} if done is None else done.setdefault(column.key, {})
+            if len(known) > BOUND_KEPT:
+                known.clear()
             try:
                 values = [
-                    done[v] if v in done else done.setdefault(v, process(v))
+                    known[v] if v in known else known.setdefault(v, process(v))
                     for v in map(itemgetter(at), rows)
                 ]
             except Exception as exc:  # a value the column type refuses: as SQLAlchemy says
@@ -83,19 +97,29 @@ def upsert_action(dialect: Any, table: str, columns: Sequence[str], keys: Sequen
 
 
 class _KeyFilter:
-    """A Bloom filter of the keys a load has given (2 probes into :data:`FILTER_BITS` bits):
-    :meth:`maybe_seen` tells the rows of a batch that may repeat the keys of a row given
-    before, every repeat among them and, at 10M distinct keys, about 0.5% of the others;
-    fixed memory at any size (a larger load only gets more false "maybe"s)."""
+    """The keys a load has given, to find the rows that repeat one without reading the table.
+
+    A Bloom filter (2 probes into :data:`FILTER_BITS` bits) tells the rows of a batch that may
+    repeat the keys of a row given before: every repeat and, at 10M distinct keys, about 0.5%
+    of the others; fixed memory at any size (a larger load only gets more false "maybe"s).
+    Every key's hash is also written, in order, to a temporary file (8 bytes a row), so
+    :meth:`suspects` finds the rows whose keys the flagged rows may repeat in one read of it.
+    """
 
     def __init__(self) -> None:
         self.bits = np.zeros(FILTER_BITS // 8, dtype=np.uint8)
+        self.hashes = tempfile.TemporaryFile()
+        # the file goes with the filter, however its load ends (close() is this, called once)
+        self.close = weakref.finalize(self, self.hashes.close)
+        self.flagged: list[Any] = []  # the hashes of the rows flagged, per batch
 
     def maybe_seen(self, keys: Iterable[Any], n: int) -> Any:
         """The positions in ``keys`` (``n`` hashable values) that may repeat one given before
         (in this call or an earlier one), then remembers them all."""
-        hashes = np.fromiter(map(hash, keys), dtype=np.int64, count=n).view(np.uint64)
-        probes = [hashes & _MASK, (hashes >> np.uint64(32)) & _MASK]
+        hashes = np.fromiter(map(hash, keys), dtype=np.int64, count=n)
+        self.hashes.write(hashes.tobytes())
+        unsigned = hashes.view(np.uint64)
+        probes = [unsigned & _MASK, (unsigned >> np.uint64(32)) & _MASK]
         seen = np.ones(n, dtype=bool)
         for probe in probes:
             seen &= (self.bits[probe >> np.uint64(3)] >> (probe & np.uint64(7))) & 1 == 1
@@ -105,7 +129,22 @@ class _KeyFilter:
         for probe in probes:
             bit = np.left_shift(1, probe & np.uint64(7)).astype(np.uint8)
             np.bitwise_or.at(self.bits, probe >> np.uint64(3), bit)
-        return np.flatnonzero(seen | again)
+        found = np.flatnonzero(seen | again)
+        self.flagged.append(hashes[found])
+        return found
+
+    def suspects(self) -> Any:
+        """The positions (from 0, in the order given) of the rows flagged and of every row
+        whose key's hash is one of theirs: all the rows of the keys repeated, and a few
+        more."""
+        wanted: Any = np.unique(np.concatenate(self.flagged)) if self.flagged else []
+        found, start = [np.zeros(0, dtype=np.int64)], 0
+        self.hashes.seek(0)
+        while block := self.hashes.read(SUSPECTS_READ):
+            hashes = np.frombuffer(block, dtype=np.int64)
+            found.append(np.flatnonzero(np.isin(hashes, wanted)) + start)
+            start += len(hashes)
+        return np.concatenate(found)
 
 
 class Staged:
@@ -123,8 +162,11 @@ class Staged:
 
     A load into an empty table drops the keys' unique index (or, on PostgreSQL, constraint)
     at its first merge and builds it at the final one: one sort instead of an insert at a
-    random place per row (and PostgreSQL's speculative inserts, 4x a plain one). The rows it
-    merged that repeat a key are made one just before, found through :class:`_KeyFilter`. On
+    random place per row (and PostgreSQL's speculative inserts, 4x a plain one). Its stage
+    then holds one batch at a time (the table held no row a complete read could miss), its
+    rows get their ids in the order read (on PostgreSQL, after its sequence's last, which is
+    moved past them), and the rows that repeat a key are made one just before the index is
+    built: the ones :class:`_KeyFilter` suspects, read by id. On
     PostgreSQL, a load into a table of fewer rows than half its first batch drops the plain
     indexes too (SQLite keeps them: their upkeep runs in the merges, beside the parsing). All
     of it in the transaction: a rollback keeps the indexes.
@@ -146,29 +188,30 @@ class Staged:
         self.stage = self.quote(f"stage_{self.table.name}")
         self.order = "seq" if self.dialect.name == "postgresql" else "rowid"  # of the stage
         self.defaults = default_literals(self.table, self.dialect, self.columns)
+        self.bound: dict[str, dict[Any, Any]] = {}  # see bound_rows
         self.created = False  # the stage (of the columns given)
         self.types: list[int] = []
         self.count = 0  # rows staged (the stage's rowid / seq of the last)
         self.merged = 0  # rows merged (ditto)
         self.dropped: list[Index] = []  # plain indexes to build again at the final merge
         self.unkeyed = ""  # the statement that builds the keys' unique index again, if dropped
-        # The rows that may repeat a key (their rowid / seq); kept until the first merge tells
+        # The keys given, to find the rows that repeat one; kept until the first merge tells
         # whether the key is dropped, and only then.
         self.filter = _KeyFilter() if keys else None
-        self.flagged: list[Any] = []
+        self.decided = False  # the first merge is done
+        self.base = 0  # with the key dropped: the id before the load's first row
         self.before: int | None = None  # the table's last id before the first merge
 
     def add(self, rows: Sequence[tuple[Any, ...]]) -> None:
         if not rows:
             return
-        tuples = bound_rows(self.table, self.dialect, self.columns, rows)
+        tuples = bound_rows(self.table, self.dialect, self.columns, rows, self.bound)
         listed = ", ".join(self.quote(c) for c in self.columns)
         if not self.created:
             self._create(listed)
         if self.filter is not None:
-            at = itemgetter(*(self.columns.index(k) for k in self.keys))
-            maybe = self.filter.maybe_seen(map(at, rows), len(rows))
-            self.flagged.append(maybe + (self.count + 1))  # rowid / seq start at 1
+            pick = itemgetter(*(self.columns.index(k) for k in self.keys))
+            self.filter.maybe_seen(map(pick, tuples), len(tuples))
         self.count += len(tuples)
         if self.dialect.name == "postgresql":  # binary: 1/5 of the client's CPU of text
             cursor: Any = self.conn.connection.cursor()
@@ -217,6 +260,8 @@ class Staged:
         """Ids of the table's rows from before this load whose ``column`` is ``value`` and
         whose keys were not staged: what a complete read of them no longer holds (all of
         them, if none was)."""
+        if self.unkeyed:  # the table was empty
+            return []
         quote = self.quote
         sql = f"SELECT t.id FROM {self.target} t WHERE t.{quote(column)} = :value"
         if self.before is not None:  # rows merged already were read (ids grow)
@@ -237,7 +282,7 @@ class Staged:
         if not self.created:
             return 0
         pg = self.dialect.name == "postgresql"
-        if not self.merged:
+        if not self.decided:
             self._first_merge(final)
         given = ", ".join(self.quote(c) for c in self.columns)  # the stage's
         names = ", ".join([given, *map(self.quote, self.defaults)])  # the table's
@@ -246,6 +291,9 @@ class Staged:
         # both ends: a stage is never analyzed, and PostgreSQL takes an open range of it for a
         # third of its rows, so scanned whole (each merge slower than the one before)
         new = f"{self.stage} WHERE {self.order} > {self.merged} AND {self.order} <= {self.count}"
+        if self.unkeyed:  # the stage holds this batch alone, its rowid / seq from 1
+            new = self.stage
+            names, values = f"id, {names}", f"{self.base + self.merged} + {self.order}, {values}"
         rows, conflict = f"SELECT {values} FROM {new} ORDER BY {self.order}", ""
         if keys and not self.unkeyed:
             conflict = f" ON CONFLICT ({keys}) {self.action}"
@@ -258,23 +306,34 @@ class Staged:
                 )  # SQLite upserts the rows one after the other
         written = self.conn.exec_driver_sql(f"INSERT INTO {self.target} ({names}) {rows}{conflict}")
         self.merged = self.count
+        if self.unkeyed and not final:
+            empty = f"TRUNCATE {self.stage} RESTART IDENTITY" if pg else f"DELETE FROM {self.stage}"
+            self.conn.exec_driver_sql(empty)
         if final:
+            if self.unkeyed:  # with the merge's cache: the repeats are at random places
+                self._merge_repeats()
             if not pg:  # the pages back before the index sorts (their memory follows the cache)
                 self.conn.exec_driver_sql(f"PRAGMA main.cache_size = -{CACHE_KIB}")
             if self.unkeyed:
-                self._merge_repeats()
                 self.conn.exec_driver_sql(self.unkeyed)
+                if pg and self.merged:  # the ids given, taken from the sequence
+                    self.conn.exec_driver_sql(
+                        "SELECT setval(pg_get_serial_sequence(%s, 'id'), %s)",
+                        (self.table.name, self.base + self.merged),
+                    )
             for index in self.dropped:
                 index.create(self.conn)
             self.conn.exec_driver_sql(f"DROP TABLE {self.stage}")
+            if self.filter is not None:
+                self.filter.close()
             self.created, self.dropped, self.count, self.merged = False, [], 0, 0
-            self.unkeyed, self.flagged, self.before, self.filter = "", [], None, None
+            self.unkeyed, self.before, self.filter, self.decided = "", None, None, False
         return int(written.rowcount)
 
     def _first_merge(self, final: bool) -> None:
         """What a load decides at its first merge, by the size of the table: which indexes it
         drops until the final merge (see the class)."""
-        pg = self.dialect.name == "postgresql"
+        pg, self.decided = self.dialect.name == "postgresql", True
         if not final and "id" in self.table.c:  # a complete read is checked after it
             highest = f"SELECT max(id) FROM {self.target}"
             self.before = self.conn.exec_driver_sql(highest).scalar_one() or 0
@@ -287,8 +346,15 @@ class Staged:
             self.conn.exec_driver_sql(f"DROP INDEX {self.quote(str(index.name))}")
         if held == 0 and self.keys and "id" in self.table.c:
             self.unkeyed = self._drop_key()
-        if not self.unkeyed:
-            self.filter, self.flagged = None, []
+        if self.unkeyed and pg:  # ids go on from the sequence's
+            self.base = self.conn.exec_driver_sql(
+                "SELECT coalesce(pg_sequence_last_value("
+                "pg_get_serial_sequence(%s, 'id')::regclass), 0)",
+                (self.table.name,),
+            ).scalar_one()
+        if not self.unkeyed and self.filter is not None:
+            self.filter.close()
+            self.filter = None
         if pg:  # the DISTINCT ON and index sorts, in memory
             self.conn.exec_driver_sql("SET LOCAL work_mem = '256MB'")
             self.conn.exec_driver_sql("SET LOCAL maintenance_work_mem = '256MB'")
@@ -314,37 +380,41 @@ class Staged:
 
     def _merge_repeats(self) -> None:
         """Rows merged while the key was dropped that repeat a key become one, as the upserts
-        would have left them: the first row's id with the last one's values. Only the keys of
-        the rows the filter flagged are looked for, in one scan of the table."""
-        flagged = [int(at) for batch in self.flagged for at in batch]
-        if not flagged:
+        would have left them: the first row's id with the last one's values. Only the rows
+        the filter suspects are read, by id."""
+        assert self.filter is not None
+        suspects = self.filter.suspects() + (self.base + 1)
+        if not len(suspects):
             return
         quote, target, name = self.quote, self.target, self.table.name
         keys = ", ".join(quote(k) for k in self.keys)
-        at, rows, groups = (quote(f"{t}_{name}") for t in ("flagged", "repeats", "repeated"))
-        for table in (at, rows, groups):
+        rows, groups = (quote(f"{t}_{name}") for t in ("suspects", "repeated"))
+        for table in (rows, groups):
             self.conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
-        self.conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {at} (at bigint)")
-        mark = "?" if self.dialect.paramstyle == "qmark" else "%s"
-        self.conn.exec_driver_sql(f"INSERT INTO {at} VALUES ({mark})", [(a,) for a in flagged])
         self.conn.exec_driver_sql(
-            f"CREATE TEMPORARY TABLE {rows} AS SELECT id, {keys} FROM {target} "
-            f"WHERE ({keys}) IN (SELECT {keys} FROM {self.stage} "
-            f"WHERE {self.order} IN (SELECT at FROM {at}))"
+            f"CREATE TEMPORARY TABLE {rows} AS SELECT id, {keys} FROM {target} WHERE 1 = 0"
         )
+        for part in chunks(suspects.tolist(), SUSPECTS_LISTED):
+            listed = ", ".join(map(str, part))  # ids: integers of ours
+            self.conn.exec_driver_sql(
+                f"INSERT INTO {rows} SELECT id, {keys} FROM {target} WHERE id IN ({listed})"
+            )
         self.conn.exec_driver_sql(
             f"CREATE TEMPORARY TABLE {groups} AS SELECT min(id) AS first, max(id) AS last "
             f"FROM {rows} GROUP BY {keys}"
         )
         given = ", ".join(quote(c) for c in self.columns)
-        self.conn.exec_driver_sql(
+        differs = "IS DISTINCT FROM" if self.dialect.name == "postgresql" else "IS NOT"
+        changed = " OR ".join(f"{target}.{quote(c)} {differs} l.{quote(c)}" for c in self.columns)
+        self.conn.exec_driver_sql(  # (a row whose values are the same is not rewritten)
             f"UPDATE {target} SET ({given}) = (SELECT {given} FROM {target} l "
             f"WHERE l.id = g.last) FROM {groups} g WHERE {target}.id = g.first "
-            "AND g.first <> g.last"
+            f"AND g.first <> g.last AND EXISTS (SELECT 1 FROM {target} l "
+            f"WHERE l.id = g.last AND ({changed}))"
         )
         self.conn.exec_driver_sql(
             f"DELETE FROM {target} WHERE id IN (SELECT id FROM {rows}) "
             f"AND id NOT IN (SELECT first FROM {groups})"
         )
-        for table in (at, rows, groups):
+        for table in (rows, groups):
             self.conn.exec_driver_sql(f"DROP TABLE {table}")

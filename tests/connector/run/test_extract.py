@@ -3,6 +3,7 @@ in one transaction, so a stop half-way leaves the store as it was."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -57,9 +58,11 @@ def test_a_stop_half_way_through_a_stream_leaves_the_store_as_it_was(
     ctx = offline_context(tmp_path, store_url)
     source = ctx.sources["offline"]
     read = source.touchpoints
+    switch, during = sys.getswitchinterval(), []
 
     def stopped_after_three(since: datetime) -> Iterator[Any]:
         for n, touch in enumerate(read(since)):
+            during.append(sys.getswitchinterval())
             if n == 3:  # in the second batch: the first one is staged, not stored
                 ctx.stop.set()
             yield touch
@@ -69,6 +72,9 @@ def test_a_stop_half_way_through_a_stream_leaves_the_store_as_it_was(
         with pytest.raises(Interrupted):
             extract.extract_source(ctx, "offline", source)
         assert stored(ctx.engine) == (0, None)
+        # the load switches threads more often while it runs, and gives the interval back
+        assert set(during) == {extract.LOAD_SWITCH_SECONDS} != {switch}
+        assert sys.getswitchinterval() == switch
         # the first batch was merged (SQLite) with the plain indexes dropped: they are back
         names = {i["name"] for i in inspect(ctx.engine).get_indexes("touchpoint")}
         assert {str(i.name) for i in table_of(models.Touchpoint).indexes} <= names

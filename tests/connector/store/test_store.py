@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+from contextlib import closing
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -258,6 +260,11 @@ def test_merging_batch_by_batch_ends_as_one_merge(engine: Engine, batches: int, 
     assert {t.key: t.identity_value for t in stored} == {
         **dict.fromkeys(before, "v"), "a": "2", "b": "3", "c": "4", "d": "v"
     }  # fmt: skip
+    with Session(engine) as session:  # a touch added after the load: an id after theirs
+        upsert(session, models.Touchpoint, [touch_row("e", at)], TOUCH_KEYS)
+        session.commit()
+        last = session.exec(select(models.Touchpoint).order_by(models.Touchpoint.id)).all()[-1]
+        assert last.key == "e" and last.id > stored[-1].id
     with Session(engine) as session, pytest.raises(IntegrityError):
         session.add(models.Touchpoint(**touch_row("b", at)))  # type: ignore[arg-type]
         session.flush()
@@ -311,6 +318,23 @@ def test_a_load_gives_its_larger_page_cache_back(engine: Engine) -> None:
             assert cache(conn) == -database.CACHE_KIB
 
 
+def test_a_new_sqlite_store_gets_larger_pages_and_an_older_one_keeps_its_own(
+    tmp_path: Path,
+) -> None:
+    """16 KiB pages for a new file; a file that holds tables cannot change its pages (without
+    a VACUUM) and is used as it is."""
+    older = tmp_path / "older.db"
+    with closing(sqlite3.connect(older)) as conn:  # a store made with SQLite's defaults
+        conn.execute("CREATE TABLE made_before (id INTEGER PRIMARY KEY)")
+        conn.commit()
+    for path, size in ((tmp_path / "new.db", database.PAGE_BYTES), (older, 4096)):
+        engine = make_engine(f"sqlite:///{path}")
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA page_size").scalar_one() == size
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar_one() == "wal"
+        engine.dispose()
+
+
 def test_sqlite_datetimes_are_bound_as_sqlalchemy_stores_them() -> None:
     """The fast SQLite bind gives the very text SQLAlchemy's own DATETIME writes (what every
     range query on a stored time compares with)."""
@@ -361,7 +385,8 @@ def test_a_complete_read_finds_the_rows_it_no_longer_holds_and_rewrites_only_cha
 
 def test_the_key_filter_flags_every_repeated_key_and_few_others() -> None:
     """Repeats within a batch and across batches are all flagged (a repeat left unflagged
-    would break the key's unique index); of 200,000 new keys, few are."""
+    would break the key's unique index); of 200,000 new keys, few are. The suspects are the
+    rows of the repeated keys, the first ones included, and few others."""
     key_filter = _KeyFilter()
     batches = [
         [("csv", f"k{n}") for n in range(0, 100_000)] + [("csv", "k7"), ("csv", "k7")],
@@ -371,3 +396,9 @@ def test_the_key_filter_flags_every_repeated_key_and_few_others() -> None:
     assert {100_000, 100_001} <= set(flagged[0])
     assert 100_000 in flagged[1] and 100_001 not in flagged[1]  # ("ga", "k7") is new
     assert len(flagged[0]) + len(flagged[1]) < 100
+    # every row of a repeated key, by its place in the load: k7 and its two repeats, k99999
+    # and its repeat in the second batch (which starts at 100,002)
+    suspects = set(key_filter.suspects().tolist())
+    assert {7, 100_000, 100_001, 99_999, 100_002 + 100_000} <= suspects
+    assert len(suspects) < 200
+    key_filter.close()
