@@ -221,15 +221,14 @@ def build(path: Path, scale: float, seed: int = SEED) -> None:
     db = sqlite3.connect(tmp)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=OFF")
-    indexes = [
-        sql
-        for (sql,) in db.execute(
-            "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'touchpoint' "
+    indexes = list(
+        db.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'touchpoint' "
             "AND sql IS NOT NULL"
         )
-    ]
-    for sql in indexes:  # rebuilt after the bulk load: much faster than updating them row by row
-        db.execute(f"DROP INDEX {sql.split()[2]}")
+    )
+    for name, _ in indexes:  # rebuilt after the bulk load: much faster than row by row
+        db.execute(f'DROP INDEX "{name}"')
 
     # 8 % leads, half of them converted into a (non-lead) contact.
     # Contacts: ids 1..n, eight per account, an account's people created within weeks.
@@ -315,7 +314,7 @@ def build(path: Path, scale: float, seed: int = SEED) -> None:
             ),
         )
     db.execute("UPDATE touchpoint SET contact_id = NULL WHERE contact_id = -1")
-    for sql in indexes:
+    for _, sql in indexes:
         db.execute(sql)
 
     # contact_journey as the match step computes it: first, lead-creation and last touch.
