@@ -25,8 +25,10 @@ from connector.store.database import CACHE_KIB, table_of
 MERGE_CACHE_KIB = 1024 * 1024
 # The key filter of a load into an empty table (32 MiB): see _KeyFilter.
 FILTER_BITS = 1 << 28
-SUSPECTS_READ = 8 << 20  # bytes of key hashes read at a time
-SUSPECTS_LISTED = 10_000  # ids in one statement
+SUSPECTS_READ, SUSPECTS_LISTED = (
+    8 << 20,
+    10_000,
+)  # bytes of key hashes read at a time; ids a statement
 # Bound values a load remembers per column (see bound_rows): a day of touch times to the second.
 BOUND_KEPT = 100_000
 _MASK = np.uint64(FILTER_BITS - 1)
@@ -87,29 +89,32 @@ def upsert_action(dialect: Any, table: str, columns: Sequence[str], keys: Sequen
     the rows where one of them differs (a re-read of unchanged rows writes nothing: no row
     rewritten, no index entry moved)."""
     quote = dialect.identifier_preparer.quote
-    others = [quote(c) for c in columns if c not in keys]
+    others = [c for c in columns if c not in keys]
     if not others:
         return "DO NOTHING"
-    differs = "IS DISTINCT FROM" if dialect.name == "postgresql" else "IS NOT"
-    updates = ", ".join(f"{c} = excluded.{c}" for c in others)
-    changed = " OR ".join(f"{quote(table)}.{c} {differs} excluded.{c}" for c in others)
-    return f"DO UPDATE SET {updates} WHERE {changed}"
+    updates = ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in others)
+    return f"DO UPDATE SET {updates} WHERE {differ(dialect, quote(table), 'excluded', others)}"
+
+
+def differ(dialect: Any, left: str, right: str, columns: Sequence[str]) -> str:
+    """SQL true where rows ``left`` and ``right`` differ in a column (two NULLs do not)."""
+    quote = dialect.identifier_preparer.quote
+    op = "IS DISTINCT FROM" if dialect.name == "postgresql" else "IS NOT"
+    return " OR ".join(f"{left}.{quote(c)} {op} {right}.{quote(c)}" for c in columns)
 
 
 class _KeyFilter:
     """The keys a load has given, to find the rows that repeat one without reading the table.
 
-    A Bloom filter (2 probes into :data:`FILTER_BITS` bits) tells the rows of a batch that may
-    repeat the keys of a row given before: every repeat and, at 10M distinct keys, about 0.5%
-    of the others; fixed memory at any size (a larger load only gets more false "maybe"s).
-    Every key's hash is also written, in order, to a temporary file (8 bytes a row), so
-    :meth:`suspects` finds the rows whose keys the flagged rows may repeat in one read of it.
+    A Bloom filter (2 probes into :data:`FILTER_BITS` bits: fixed memory) flags every row that
+    repeats a key given before and, at 10M distinct keys, about 0.5% of the others. Every key's
+    hash also goes, in order, to a temporary file (8 bytes a row) that :meth:`suspects` reads.
     """
 
     def __init__(self) -> None:
         self.bits = np.zeros(FILTER_BITS // 8, dtype=np.uint8)
         self.hashes = tempfile.TemporaryFile()
-        # the file goes with the filter, however its load ends (close() is this, called once)
+        # the file goes with the filter (or with close(), this, run once), however a load ends
         self.close = weakref.finalize(self, self.hashes.close)
         self.flagged: list[Any] = []  # the hashes of the rows flagged, per batch
 
@@ -134,9 +139,8 @@ class _KeyFilter:
         return found
 
     def suspects(self) -> Any:
-        """The positions (from 0, in the order given) of the rows flagged and of every row
-        whose key's hash is one of theirs: all the rows of the keys repeated, and a few
-        more."""
+        """The positions (from 0, in the order given) of every row whose key's hash is a flagged
+        row's: all the rows of the keys repeated, and a few more."""
         wanted: Any = np.unique(np.concatenate(self.flagged)) if self.flagged else []
         found, start = [np.zeros(0, dtype=np.int64)], 0
         self.hashes.seek(0)
@@ -166,10 +170,10 @@ class Staged:
     then holds one batch at a time (the table held no row a complete read could miss), its
     rows get their ids in the order read (on PostgreSQL, after its sequence's last, which is
     moved past them), and the rows that repeat a key are made one just before the index is
-    built: the ones :class:`_KeyFilter` suspects, read by id. On
-    PostgreSQL, a load into a table of fewer rows than half its first batch drops the plain
-    indexes too (SQLite keeps them: their upkeep runs in the merges, beside the parsing). All
-    of it in the transaction: a rollback keeps the indexes.
+    built: the ones :class:`_KeyFilter` suspects, read by id. On PostgreSQL, a load into a table
+    of fewer rows than half its first batch drops the plain indexes too (SQLite keeps them:
+    their upkeep runs in the merges, beside the parsing). All of it in the transaction: a
+    rollback keeps the indexes.
     """
 
     def __init__(
@@ -324,8 +328,6 @@ class Staged:
             for index in self.dropped:
                 index.create(self.conn)
             self.conn.exec_driver_sql(f"DROP TABLE {self.stage}")
-            if self.filter is not None:
-                self.filter.close()
             self.created, self.dropped, self.count, self.merged = False, [], 0, 0
             self.unkeyed, self.before, self.filter, self.decided = "", None, None, False
         return int(written.rowcount)
@@ -352,8 +354,7 @@ class Staged:
                 "pg_get_serial_sequence(%s, 'id')::regclass), 0)",
                 (self.table.name,),
             ).scalar_one()
-        if not self.unkeyed and self.filter is not None:
-            self.filter.close()
+        if not self.unkeyed:
             self.filter = None
         if pg:  # the DISTINCT ON and index sorts, in memory
             self.conn.exec_driver_sql("SET LOCAL work_mem = '256MB'")
@@ -404,8 +405,7 @@ class Staged:
             f"FROM {rows} GROUP BY {keys}"
         )
         given = ", ".join(quote(c) for c in self.columns)
-        differs = "IS DISTINCT FROM" if self.dialect.name == "postgresql" else "IS NOT"
-        changed = " OR ".join(f"{target}.{quote(c)} {differs} l.{quote(c)}" for c in self.columns)
+        changed = differ(self.dialect, target, "l", self.columns)
         self.conn.exec_driver_sql(  # (a row whose values are the same is not rewritten)
             f"UPDATE {target} SET ({given}) = (SELECT {given} FROM {target} l "
             f"WHERE l.id = g.last) FROM {groups} g WHERE {target}.id = g.first "
