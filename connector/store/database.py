@@ -120,9 +120,10 @@ def _engine(url: str) -> Engine:
             cursor.close()
 
         @event.listens_for(engine, "checkin")
-        def _cache_back(conn: Any, _record: Any) -> None:  # a merge may have grown it (Staged)
+        def _settings_back(conn: Any, _record: Any) -> None:  # a load changes them (Staged)
             if conn is not None:
                 conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+                conn.execute("PRAGMA threads=0")
 
     else:
         engine = create_engine(url, pool_pre_ping=True)

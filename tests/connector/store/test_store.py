@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from contextlib import closing
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import Connection, DateTime, Engine, func, inspect
+from sqlalchemy import Connection, DateTime, Engine, event, func, inspect
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
@@ -17,8 +19,9 @@ from sqlmodel import Session, select
 from connector.kernel.errors import ConfigError
 from connector.store import database, models
 from connector.store.database import make_engine
+from connector.store.keyfilter import KeyFilter
 from connector.store.lock import LockHeld, job_lock
-from connector.store.staged import MERGE_CACHE_KIB, Staged, _KeyFilter
+from connector.store.staged import MERGE_CACHE_KIB, SORT_CACHE_KIB, Staged
 from connector.store.writes import get_cursor, set_cursor, upsert
 
 
@@ -271,22 +274,27 @@ def test_merging_batch_by_batch_ends_as_one_merge(engine: Engine, batches: int, 
 
 
 def test_a_first_load_rebuilds_the_plain_indexes_in_its_transaction(engine: Engine) -> None:
-    """A load into an empty table drops the key's unique index (on PostgreSQL the plain
-    indexes too) and builds them again after the merge; a rollback leaves the table and its
-    indexes as they were."""
+    """A load into an empty table drops the key's unique index and the plain indexes (on
+    SQLite those led by a column it gives: touch time and origin) and builds them again after
+    the merge; a rollback leaves the table and its indexes as they were."""
     at = datetime(2026, 11, 1, 9, tzinfo=UTC)
     indexes = {str(i.name) for i in database.table_of(models.Touchpoint).indexes}
 
-    def present() -> set[str]:
-        return {str(i["name"]) for i in inspect(engine).get_indexes("touchpoint")} & indexes
+    def present(conn: Connection | Engine = engine) -> set[str]:
+        return {str(i["name"]) for i in inspect(conn).get_indexes("touchpoint")} & indexes
 
     def unique() -> list[list[str]]:
         return [i["column_names"] for i in inspect(engine).get_indexes("touchpoint") if i["unique"]]
 
     assert unique() == [["source", "key"]]
+    kept = {"ix_touchpoint_channel", "ix_touchpoint_journey"}
     with Session(engine) as session:
-        stage(session, touch_row("a", at), touch_row("b", at)).merge()
+        staged = stage(session, touch_row("a", at), touch_row("b", at))
+        staged.merge(final=False)
+        during = present(session.connection())
+        staged.merge()
         session.rollback()
+    assert during == (set() if engine.dialect.name == "postgresql" else kept)
     assert present() == indexes and unique() == [["source", "key"]]
     with Session(engine) as session:
         assert session.exec(select(func.count()).select_from(models.Touchpoint)).one() == 0
@@ -297,25 +305,50 @@ def test_a_first_load_rebuilds_the_plain_indexes_in_its_transaction(engine: Engi
     assert present() == indexes and unique() == [["source", "key"]]
 
 
-@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)  # a SQLite setting
-def test_a_load_gives_its_larger_page_cache_back(engine: Engine) -> None:
-    """At its final merge, or with the connection when it stops before (a rollback)."""
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)  # SQLite settings
+def test_a_load_gives_its_page_cache_and_sort_threads_back(engine: Engine) -> None:
+    """A load merges with a larger page cache and builds its indexes with a small one and
+    sort threads; it gives the store's settings back at its final merge, or with the
+    connection when it stops before (a rollback, or a failure while it builds)."""
     at = datetime(2026, 11, 1, 9, tzinfo=UTC)
+    building: list[tuple[int, int]] = []  # SQLite's settings at each key index build
+    fail = False
 
-    def cache(conn: Connection) -> int:
-        return int(conn.exec_driver_sql("PRAGMA cache_size").scalar_one())
+    def pragmas(conn: Connection) -> tuple[int, int]:
+        cache = conn.exec_driver_sql("PRAGMA cache_size").scalar_one()
+        return int(cache), int(conn.exec_driver_sql("PRAGMA threads").scalar_one())
 
-    for final in (True, False):
-        with Session(engine) as session:
-            staged = stage(session, touch_row("a", at))
-            staged.merge(final=False)
-            assert cache(session.connection()) == -MERGE_CACHE_KIB
-            if final:
-                staged.merge()
-                assert cache(session.connection()) == -database.CACHE_KIB
-            session.rollback()
-        with engine.connect() as conn:  # the pool's one connection, back
-            assert cache(conn) == -database.CACHE_KIB
+    def built(_conn: Connection, cursor: Any, statement: str, *_args: object) -> None:
+        if "CREATE UNIQUE INDEX" in statement:  # read on the DB-API connection
+            cache, threads = (
+                cursor.connection.execute(f"PRAGMA {name}").fetchone()[0]
+                for name in ("cache_size", "threads")
+            )
+            building.append((cache, threads))
+            if fail:
+                raise RuntimeError("stopped while building")
+
+    event.listen(engine, "before_cursor_execute", built)
+    try:
+        for final in (True, False):
+            with Session(engine) as session:
+                staged = stage(session, touch_row("a", at))
+                staged.merge(final=False)
+                assert pragmas(session.connection()) == (-MERGE_CACHE_KIB, 0)
+                if final:
+                    staged.merge()
+                    assert pragmas(session.connection()) == (-database.CACHE_KIB, 0)
+                session.rollback()
+            with engine.connect() as conn:  # the pool's one connection, back
+                assert pragmas(conn) == (-database.CACHE_KIB, 0)
+        fail = True
+        with Session(engine) as session, pytest.raises(RuntimeError, match="while building"):
+            stage(session, touch_row("a", at)).merge()
+        with engine.connect() as conn:
+            assert pragmas(conn) == (-database.CACHE_KIB, 0)
+    finally:
+        event.remove(engine, "before_cursor_execute", built)
+    assert building == [(-SORT_CACHE_KIB, os.cpu_count() or 1)] * 2
 
 
 def test_a_new_sqlite_store_gets_larger_pages_and_an_older_one_keeps_its_own(
@@ -387,7 +420,7 @@ def test_the_key_filter_flags_every_repeated_key_and_few_others() -> None:
     """Repeats within a batch and across batches are all flagged (a repeat left unflagged
     would break the key's unique index); of 200,000 new keys, few are. The suspects are the
     rows of the repeated keys, the first ones included, and few others."""
-    key_filter = _KeyFilter()
+    key_filter = KeyFilter()
     batches = [
         [("csv", f"k{n}") for n in range(0, 100_000)] + [("csv", "k7"), ("csv", "k7")],
         [("csv", f"k{n}") for n in range(100_000, 200_000)] + [("csv", "k99999"), ("ga", "k7")],
