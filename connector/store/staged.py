@@ -293,8 +293,9 @@ class Staged:
         held = self.conn.exec_driver_sql(
             f"SELECT count(*) FROM (SELECT 1 FROM {self.target} LIMIT {max(self.count // 2, 1)}) t"
         ).scalar_one()
-        if held < self.count // 2:  # SQLite appends to an index led by a column left to its
-            self.dropped = [  # default, in id order: kept
+        if held < self.count // 2:
+            # SQLite keeps an index led by a column left to its default: it grows at its end
+            self.dropped = [
                 i for i in self.table.indexes
                 if not i.unique and (pg or next(iter(i.columns)).key in self.columns)
             ]  # fmt: skip
