@@ -2,10 +2,11 @@
 
     PYTHONPATH=. python benchmarks/bench_resync.py [--contacts 12000]
 
-The first sync writes every contact's fields; its wall time is printed with the share of the
-write-back step spent outside HTTP calls to the CRM (the store, planning, audit). The second
-sync, of an unchanged portal, prints the CRM requests it sent (by kind) and how many of them
-read current values back (target: none, a handful of requests in all).
+The first sync writes every contact's fields and reads the written records back; its wall time
+is printed with the share of the write-back step spent outside HTTP calls to the CRM (the store,
+planning, audit). The second sync, of an unchanged portal, prints the CRM requests it sent (by
+kind), how many of them read current values back and how many records it read (target: none,
+a handful of requests in all).
 """
 
 from __future__ import annotations
@@ -54,7 +55,9 @@ def timed_step(original: Any) -> Any:
     return step
 
 
-def report(label: str, status: str, wall: float, requests: list[Any]) -> None:
+def report(
+    label: str, status: str, wall: float, requests: list[Any], counts: dict[str, int]
+) -> None:
     kinds = Counter(f"{r.method} {'/'.join(r.path.split('/')[-2:])}" for r in requests)
     step = clock["writeback"]
     outside = step - clock["http"]
@@ -62,6 +65,8 @@ def report(label: str, status: str, wall: float, requests: list[Any]) -> None:
           f"outside CRM HTTP calls ({outside / max(step, 1e-9):.0%})")  # fmt: skip
     reads = sum(1 for r in requests if "/objects/" in r.path and r.path.endswith("/batch/read"))
     print(f"  CRM requests: {sum(kinds.values())}, reading values back: {reads}")
+    read = {k: v for k, v in counts.items() if k.startswith(("contacts_read", "deals_read"))}
+    print("  records read: " + ", ".join(f"{k} {v}" for k, v in sorted(read.items())))
     for kind, count in kinds.most_common():
         print(f"    {count:6d}  {kind}")
 
@@ -87,7 +92,7 @@ def main() -> int:
                 finally:
                     ctx.close()
                 wall = time.perf_counter() - started
-                report(label, run.status, wall, crm.requests())
+                report(label, run.status, wall, crm.requests(), ctx.counts)
         finally:
             systems.stop()
     return 0

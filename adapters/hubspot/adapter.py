@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from hubspot import HubSpot
@@ -41,7 +41,7 @@ from pydantic import BaseModel
 from urllib3.util.retry import Retry
 
 from adapters.hubspot.account import deal_stages, portal_time_zone
-from adapters.hubspot.deals import deal_contacts, deal_record, next_after, parse_datetime_value
+from adapters.hubspot.deals import deal_contacts, deal_record, modified_at, next_after
 from adapters.hubspot.errors import classify
 from adapters.hubspot.limits import PortalLimits
 from adapters.hubspot.properties import field_spec, property_body
@@ -79,6 +79,7 @@ class HubSpotCrm:
 
     Settings: ClassVar[type[BaseModel]] = HubSpotSettings
     max_batch: ClassVar[int] = 100
+    modified_resolution: ClassVar[timedelta] = timedelta(milliseconds=1)
     person_objects: tuple[str, ...] = ("contacts",)
     deal_object: str = "deals"
 
@@ -199,7 +200,7 @@ class HubSpotCrm:
                 object="contacts",
                 crm_id=str(item["id"]),
                 created_at=parse_datetime(item["createdAt"]),
-                updated_at=parse_datetime(item["updatedAt"]),
+                updated_at=modified_at(item, MODIFIED["contacts"]),
                 properties={p: values.get(p) for p in wanted},
             )
 
@@ -221,9 +222,10 @@ class HubSpotCrm:
                 yield deal_record(item, buyers.get(str(item["id"]), []), stages, tz)
 
     def _records(self, obj: str, since: datetime | None, properties: list[str]) -> Iterator[Any]:
+        properties = list(dict.fromkeys([*properties, MODIFIED[obj]]))
         if since is None:
             return self._all(obj, properties)
-        return self._changed(obj, since, list(dict.fromkeys([*properties, MODIFIED[obj]])))
+        return self._changed(obj, since, properties)
 
     def _all(self, obj: str, properties: list[str]) -> Iterator[Any]:
         after: str | None = None
@@ -317,13 +319,27 @@ class HubSpotCrm:
 
     @staticmethod
     def _stamp(item: Any, modified: str) -> int:
-        value = (item.get("properties") or {}).get(modified)
-        moment = parse_datetime_value(value) or parse_datetime(item["updatedAt"])
-        return to_epoch_ms(moment)
+        return to_epoch_ms(modified_at(item, modified))
 
     def modified_since(self, obj: str, since: datetime) -> set[str]:
         """Ids of ``obj`` records modified at or after ``since`` (one search per 200)."""
         return {str(item["id"]) for item in self._changed(obj, since, [MODIFIED[obj]])}
+
+    def count_modified(self, obj: str, start: datetime, end: datetime) -> int:
+        """How many ``obj`` records were last modified in [start, end): one search's total."""
+        modified = MODIFIED[obj]
+        body = {
+            "filterGroups": [{"filters": [
+                {"propertyName": modified, "operator": "GTE", "value": str(to_epoch_ms(start))},
+                {"propertyName": modified, "operator": "LT", "value": str(to_epoch_ms(end))},
+            ]}],
+            "properties": [modified],
+            "limit": 1,
+        }  # fmt: skip
+        page = self._call(
+            f"count {obj}", self._search.do_search_with_http_info, obj, body, search=True, raw=True
+        )
+        return int(page["total"])
 
     def read_values(
         self, obj: str, ids: Sequence[str], fields: Sequence[str]

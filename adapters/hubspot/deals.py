@@ -52,6 +52,13 @@ def parse_datetime_value(value: str | None) -> datetime | None:
         return None
 
 
+def modified_at(item: Any, prop: str) -> datetime:
+    """When the CRM last modified a record (the search or list JSON): its modification property
+    ``prop``, which searches filter on, else its ``updatedAt``."""
+    values = item.get("properties") or {}
+    return parse_datetime_value(values.get(prop)) or parse_datetime(item["updatedAt"])
+
+
 def _amount(value: str | None) -> float | None:
     try:
         amount = float(value or "")
@@ -82,7 +89,7 @@ def deal_record(
         is_won=is_won,
         is_closed=is_closed,
         created_at=parse_datetime(item["createdAt"]),
-        updated_at=parse_datetime(item["updatedAt"]),
+        updated_at=modified_at(item, "hs_lastmodifieddate"),
         closed_at=closed_at,
         contact_ids=tuple(dict.fromkeys(contact_ids)),
         close_date=local_date(closed_at, tz) if closed_at else None,

@@ -21,15 +21,15 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, ClassVar
-from urllib.parse import quote_plus
 from zoneinfo import ZoneInfo
 
 from adapters.salesforce.bulk import bulk_update
 from adapters.salesforce.connection import SalesforceConnection
 from adapters.salesforce.org import dated_rates, org_time_zone
 from adapters.salesforce.settings import SalesforceSettings
+from adapters.salesforce.soql import in_chunks, soql_datetime, soql_quote
 from connector.kernel.batches import chunks
 from connector.kernel.errors import ConfigError
 from connector.kernel.records import (
@@ -44,7 +44,6 @@ from connector.kernel.timeutil import day_start, iso_z, parse_datetime, zone
 
 COLLECTION_SIZE = 200  # sObject Collections maximum
 BULK_JOB_ROWS = 100_000  # rows per Bulk API 2.0 job (well under its 150 MB upload limit)
-MAX_QUERY_CHARS = 15_000  # URL-encoded SOQL per GET (Salesforce refuses URIs over 16,384)
 ROLE_BATCH = 200  # opportunities whose contact roles are read in one query
 FIELD_TYPES = {
     "double": "number", "currency": "number", "percent": "number", "int": "number",
@@ -52,20 +51,6 @@ FIELD_TYPES = {
     "picklist": "enumeration", "multipicklist": "enumeration",
 }  # fmt: skip
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
-_SOQL_ESCAPES = {
-    "\\": "\\\\", "'": "\\'", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b",
-    "\f": "\\f", '"': '\\"',
-}  # fmt: skip
-
-
-def soql_quote(value: str) -> str:
-    """A SOQL string literal: quoted, with backslashes, quotes and control characters escaped."""
-    return "'" + "".join(_SOQL_ESCAPES.get(char, char) for char in value) + "'"
-
-
-def soql_datetime(value: datetime) -> str:
-    """A SOQL datetime literal (whole seconds, UTC; ``>=`` on it never skips a record)."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _text(value: Any) -> str | None:
@@ -77,22 +62,6 @@ def _text(value: Any) -> str | None:
     return str(value)
 
 
-def _in_chunks(values: Sequence[str], fixed: str) -> Iterator[list[str]]:
-    """Split values for ``IN (...)`` so the URL-encoded query stays under the URI limit."""
-    room = MAX_QUERY_CHARS - len(quote_plus(fixed))
-    chunk: list[str] = []
-    used = 0
-    for value in values:
-        cost = len(quote_plus(soql_quote(value) + ", "))
-        if chunk and used + cost > room:
-            yield chunk
-            chunk, used = [], 0
-        chunk.append(value)
-        used += cost
-    if chunk:
-        yield chunk
-
-
 def _save_error(item: dict[str, Any]) -> str:
     return "; ".join(f"{e.get('statusCode')}: {e.get('message')}" for e in item.get("errors") or [])
 
@@ -102,6 +71,7 @@ class SalesforceCrm:
 
     Settings: ClassVar[type[SalesforceSettings]] = SalesforceSettings
     max_batch: ClassVar[int] = COLLECTION_SIZE
+    modified_resolution: ClassVar[timedelta] = timedelta(seconds=1)
 
     def __init__(self, settings: SalesforceSettings) -> None:
         self.settings = settings
@@ -279,7 +249,7 @@ class SalesforceCrm:
         head = "SELECT OpportunityId, ContactId, IsPrimary FROM OpportunityContactRole WHERE "
         tail = (" AND IsPrimary = TRUE" if primary_only else "") + " ORDER BY OpportunityId, Id"
         roles: dict[str, list[tuple[bool, str]]] = {}
-        for chunk in _in_chunks(opportunity_ids, head + "OpportunityId IN ()" + tail):
+        for chunk in in_chunks(opportunity_ids, head + "OpportunityId IN ()" + tail):
             ids = ", ".join(soql_quote(i) for i in chunk)
             for row in self._query(f"{head}OpportunityId IN ({ids}){tail}"):
                 if row.get("ContactId"):
@@ -300,7 +270,7 @@ class SalesforceCrm:
         head = f"SELECT {', '.join(columns)} FROM {obj} WHERE Id IN ("
         by_prefix = {i[:15]: i for i in ids}  # the API answers with 18-character Ids
         out: dict[str, dict[str, str | None]] = {}
-        for chunk in _in_chunks(list(dict.fromkeys(ids)), head + ")"):
+        for chunk in in_chunks(list(dict.fromkeys(ids)), head + ")"):
             soql = head + ", ".join(soql_quote(i) for i in chunk) + ")"
             for row in self._query(soql):
                 key = by_prefix.get(row["Id"][:15], row["Id"])
@@ -314,6 +284,17 @@ class SalesforceCrm:
         where = f"SystemModstamp >= {soql_datetime(since)}"
         rows = self._query(f"SELECT Id, SystemModstamp FROM {obj} WHERE {where}")
         return {row["Id"] for row in rows if parse_datetime(row["SystemModstamp"]) >= since}
+
+    def count_modified(self, obj: str, start: datetime, end: datetime) -> int:
+        """How many ``obj`` records were last changed (SystemModstamp) in [start, end), whole
+        seconds: one ``COUNT()`` query."""
+        self._start()
+        soql = (
+            f"SELECT COUNT() FROM {obj} WHERE SystemModstamp >= {soql_datetime(start)} "
+            f"AND SystemModstamp < {soql_datetime(end)}"
+        )
+        page = self._conn.call("count", lambda sf: sf.query(soql))
+        return int(page["totalSize"])
 
     # -- writes ----------------------------------------------------------------------------
     def write(

@@ -1206,13 +1206,17 @@ class Emulator(EmulatorServer):
                 400, errors_body("A query string has to be specified", "MALFORMED_QUERY")
             )
         try:
+            query = soql.parse(text)
             rows = self._run_query(
+                query,
                 text,
                 include_deleted=req.params["kind"] == "queryAll",
                 version=req.params["version"],
             )
         except soql.SoqlError as exc:
             return Response(400, errors_body(str(exc), exc.code))
+        if query.count:
+            return Response(200, {"totalSize": len(rows), "done": True, "records": []})
         return self._page(req, rows, 0, self._batch_size(req), new=True)
 
     @route("GET", API + r"/(?P<kind>query|queryAll)/(?P<locator>01g\w+)-(?P<offset>\d+)")
@@ -1248,8 +1252,9 @@ class Emulator(EmulatorServer):
         body["records"] = page
         return Response(200, body)
 
-    def _run_query(self, text: str, include_deleted: bool, version: str) -> list[dict[str, Any]]:
-        query = soql.parse(text)
+    def _run_query(
+        self, query: soql.Query, text: str, include_deleted: bool, version: str
+    ) -> list[dict[str, Any]]:
         sobject = next((o for o in self.schema if o.lower() == query.sobject.lower()), None)
         if sobject is None:
             raise soql.SoqlError(

@@ -1,6 +1,6 @@
 """The SOQL subset the Salesforce emulator understands: parse once, evaluate per record.
 
-    SELECT f1, f2 FROM Object
+    SELECT f1, f2 FROM Object          (or SELECT COUNT() FROM Object: the rows' number only)
       [WHERE cond]     cond: f op literal | f [NOT] IN (lit, ...) | f LIKE 'a%' | NULL checks,
                              joined by AND / OR / NOT and parentheses
       [ORDER BY f [ASC|DESC] [NULLS FIRST|LAST], ...]
@@ -80,6 +80,7 @@ class Query:
     where: Node | None = None
     order_by: list[OrderKey] = field(default_factory=list)
     limit: int | None = None
+    count: bool = False  # SELECT COUNT(): only totalSize is answered
 
     def referenced_fields(self) -> list[str]:
         """Every field name the query mentions (select list, filters, ordering)."""
@@ -220,13 +221,14 @@ class _Parser:
     def parse(self) -> Query:
         if not self.keyword("SELECT"):
             raise self.fail()
-        fields = [self.ident()]
-        while self.peek() and self.peek().text == ",":  # type: ignore[union-attr]
+        count = self.count()
+        fields = [] if count else [self.ident()]
+        while not count and self.peek() and self.peek().text == ",":  # type: ignore[union-attr]
             self.pos += 1
             fields.append(self.ident())
         if not self.keyword("FROM"):
             raise self.fail()
-        query = Query(fields=fields, sobject=self.ident())
+        query = Query(fields=fields, sobject=self.ident(), count=count)
         if self.keyword("WHERE"):
             query.where = self.disjunction()
         if self.keyword("ORDER", "BY"):
@@ -240,6 +242,14 @@ class _Parser:
         if self.peek() is not None:
             raise self.fail()
         return query
+
+    def count(self) -> bool:
+        """``COUNT()``: the query answers with its number of rows only."""
+        following = self.tokens[self.pos + 1 : self.pos + 3]
+        if [t.text for t in following] != ["(", ")"] or not self.keyword("COUNT"):
+            return False
+        self.pos += 2
+        return True
 
     def order_key(self) -> OrderKey:
         name = self.ident()

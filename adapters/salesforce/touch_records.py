@@ -29,13 +29,12 @@ from adapters.salesforce.adapter import (
     COLLECTION_SIZE,
     FIELD_TYPES,
     SalesforceCrm,
-    _in_chunks,
     _save_error,
     _text,
     _wire_value,
-    soql_quote,
 )
 from adapters.salesforce.bulk import BulkRow, bulk_job
+from adapters.salesforce.soql import in_chunks, soql_quote
 from connector.kernel.batches import chunks
 from connector.kernel.errors import ConfigError
 from connector.kernel.records import (
@@ -228,7 +227,7 @@ class SalesforceTouchRecords:
         columns = ["Id", tp.EXTERNAL_ID, *names, *map(_lookup, self.links)]
         head = f"SELECT {', '.join(columns)} FROM {tp.OBJECT_NAME} WHERE {tp.EXTERNAL_ID} IN ("
         found: dict[str, TouchRecordState] = {}
-        for chunk in _in_chunks(list(dict.fromkeys(keys)), head + ")"):
+        for chunk in in_chunks(list(dict.fromkeys(keys)), head + ")"):
             soql = head + ", ".join(soql_quote(k) for k in chunk) + ")"
             for row in self.crm._query(soql):
                 found[row[tp.EXTERNAL_ID]] = TouchRecordState(

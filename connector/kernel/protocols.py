@@ -70,6 +70,8 @@ class CrmAdapter(Protocol):
 
     Settings: ClassVar[type[BaseModel]]
     max_batch: ClassVar[int]
+    # The finest step the CRM's modification-time filters compare (SOQL: whole seconds).
+    modified_resolution: ClassVar[timedelta]
 
     def __init__(self, settings: Any) -> None: ...
 
@@ -97,6 +99,11 @@ class CrmAdapter(Protocol):
 
     def modified_since(self, obj: str, since: datetime) -> set[str]:
         """Ids of the ``obj`` records the CRM modified at or after ``since``."""
+        ...
+
+    def count_modified(self, obj: str, start: datetime, end: datetime) -> int:
+        """How many ``obj`` records the CRM last modified in [start, end) (both on a whole
+        ``modified_resolution``)."""
         ...
 
     def write(

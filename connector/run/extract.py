@@ -1,7 +1,8 @@
 """Extract: touchpoints and spend from the sources and people from the CRM, into the store.
 
-Each stream reads from its cursor minus the lookback (sources restate recent days), upserts on
-natural keys, and moves its cursor only after the rows are committed.
+Each stream reads from its cursor (a source's minus its lookback: sources restate recent days;
+a CRM's through :func:`connector.run.crm_stream.read_stream`), upserts on natural keys, and
+moves its cursor only after the rows are committed.
 
 Every row remembers the configured source that read it (``origin``). A source whose reads of a
 stream are complete (``full_refresh``, e.g. a CSV file) is the truth for that stream's rows:
@@ -38,6 +39,7 @@ from connector.kernel.records import (
 from connector.kernel.timeutil import utcnow
 from connector.run.context import RunContext
 from connector.run.conversion_people import consent_rows, hashed_identities
+from connector.run.crm_stream import read_stream
 from connector.store import models
 from connector.store.database import table_of
 from connector.store.staged import Staged
@@ -59,52 +61,15 @@ LOAD_SWITCH_SECONDS = 0.0005
 T = TypeVar("T")
 
 
-# CRM clocks and ours may differ a little: re-read a few minutes before the cursor.
-CRM_LAG = timedelta(minutes=5)
-
-
-def _since(ctx: RunContext, system: str, stream: str, started: datetime) -> datetime | None:
-    """Where a read of ``stream`` starts: sources re-read ``lookback_days`` (they restate recent
-    numbers) and start ``initial_days`` back; the CRM streams read everything on the first run
-    and what changed since after."""
+def _since(ctx: RunContext, system: str, stream: str, started: datetime) -> datetime:
+    """Where a source's read of ``stream`` starts: it re-reads ``lookback_days`` (sources
+    restate recent numbers) and starts ``initial_days`` back."""
     sync = ctx.loaded.config.sync
     with Session(ctx.engine) as session:
         cursor = get_cursor(session, system, stream)
-    if system in ctx.sources:
-        return (
-            cursor - timedelta(days=sync.lookback_days) if cursor
-            else started - timedelta(days=sync.initial_days)
-        )  # fmt: skip
-    return cursor - CRM_LAG if cursor else None
-
-
-def read_stream(
-    ctx: RunContext,
-    system: str,
-    stream: str,
-    read: Callable[[datetime | None], Iterable[T]],
-    store: Callable[[Session, list[T]], object],
-    batch: int = BATCH,
-) -> int:
-    """Read one stream from its cursor (:func:`_since`), store it batch by batch, each batch
-    committed, then move the cursor to when this read started."""
-    started = utcnow()
-    since = _since(ctx, system, stream, started)
-    task = ctx.progress.task(f"{system}: {stream}")
-    n = 0
-    for chunk in chunks(read(since), batch):
-        with Session(ctx.engine) as session:
-            store(session, chunk)
-            session.commit()
-        n += len(chunk)
-        task.advance(len(chunk))
-        ctx.checkpoint()
-    with Session(ctx.engine) as session:
-        set_cursor(session, system, stream, started)
-        session.commit()
-    task.finish()
-    metrics.RECORDS_READ.labels(system).inc(n)
-    return n
+    if cursor:
+        return cursor - timedelta(days=sync.lookback_days)
+    return started - timedelta(days=sync.initial_days)
 
 
 def load_stream(
@@ -395,11 +360,11 @@ def read_properties(ctx: RunContext) -> list[str]:
     return list(dict.fromkeys([*ctx.mapping.read_properties(), *consent]))
 
 
-def extract_contacts(ctx: RunContext) -> None:
+def extract_contacts(ctx: RunContext, counted: str = "contacts_read") -> None:
     n = read_stream(
-        ctx, ctx.crm_kind, "contacts",
+        ctx, "contacts",
         lambda since: ctx.crm.contacts(since, read_properties(ctx)),
         lambda session, batch: store_contacts(ctx, session, batch),
-        batch=1000,
+        models.Contact, ctx.crm.person_objects,
     )  # fmt: skip
-    ctx.count("contacts_read", n)
+    ctx.count(counted, n)

@@ -17,7 +17,7 @@ from sqlmodel import Session, col, delete
 from connector.kernel.records import CrmDeal, CurrencyRate
 from connector.kernel.timeutil import day_end, zone
 from connector.run.context import RunContext
-from connector.run.extract import read_stream
+from connector.run.crm_stream import read_stream
 from connector.store import models
 from connector.store.database import table_of
 from connector.store.writes import insert_rows, upsert
@@ -85,15 +85,15 @@ def store_deals(
     )
 
 
-def extract_deals(ctx: RunContext) -> None:
+def extract_deals(ctx: RunContext, counted: str = "deals_read") -> None:
     money = DealMoney(ctx)
     tz = zone(ctx.crm.time_zone())
     n = read_stream(
-        ctx, ctx.crm_kind, "deals", ctx.crm.deals,
+        ctx, "deals", ctx.crm.deals,
         lambda session, batch: store_deals(ctx, money, tz, session, batch),
-        batch=1000,
+        models.Deal, [ctx.crm.deal_object],
     )  # fmt: skip
-    ctx.count("deals_read", n)
+    ctx.count(counted, n)
     with Session(ctx.engine) as session:
         backfill_close_days(session, tz)
         session.commit()

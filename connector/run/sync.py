@@ -33,7 +33,7 @@ from connector.run.attribute import run_attribution
 from connector.run.context import RunContext
 from connector.run.conversions import run_conversions
 from connector.run.extract import extract_contacts, extract_sources
-from connector.run.match import run_match
+from connector.run.match import date_record_touches, person_created, run_match
 from connector.run.preflight import preflight_run
 from connector.run.revenue import extract_deals
 from connector.run.touch_records import prepare, run_touch_records
@@ -55,10 +55,27 @@ def _extract(ctx: RunContext) -> None:
 
 
 def _writeback(ctx: RunContext) -> None:
-    """Field values, then touchpoint records; both preflights pass before the first write."""
+    """Field values, then touchpoint records; both preflights pass before the first write.
+    Then the records written are read again (:func:`read_back`)."""
     touch_records = prepare(ctx)
-    run_writeback(ctx)
+    write_plan = run_writeback(ctx)
     run_touch_records(ctx, touch_records)
+    if not ctx.dry_run:
+        read_back(ctx, {c.crm_object for c in write_plan.changes})
+
+
+def read_back(ctx: RunContext, written: set[str]) -> None:
+    """Read the CRM streams whose records this run wrote, as extract and revenue do: the next
+    run's reads then start after closedloop's own writes, so an unchanged re-sync reads nothing
+    but a count per object. A change a person made meanwhile is stored as any read's is, and
+    the next run's steps take it up."""
+    if written & set(ctx.crm.person_objects):
+        extract_contacts(ctx, "contacts_read_back")
+        with Session(ctx.engine) as session:  # the records' own touches, dated as match did
+            date_record_touches(session, person_created(session))
+            session.commit()
+    if ctx.crm.deal_object in written:
+        extract_deals(ctx, "deals_read_back")
 
 
 _RUNNERS: dict[Step, Callable[[RunContext], object]] = {

@@ -170,3 +170,17 @@ def test_crm_names_the_records_modified_since_a_moment(crm: tuple[Any, Any]) -> 
     adapter.write(record.object, [RecordUpdate(record.crm_id, {field: "Edited since"})])
     assert adapter.modified_since(record.object, moment) == {record.crm_id}
     assert adapter.modified_since(record.object, datetime.now(UTC) + timedelta(seconds=1)) == set()
+
+
+def test_crm_counts_the_records_last_modified_in_a_window(crm: tuple[Any, Any]) -> None:
+    """Whole seconds, start included, end not: the window a re-sync checks without reading it."""
+    _, adapter = crm
+    record = next(iter(adapter.contacts(None, [])))
+    field = _writable_text_field(adapter, record.object)
+    start = datetime.now(UTC).replace(microsecond=0)
+    assert adapter.count_modified(record.object, start, start + timedelta(hours=1)) == 0
+    adapter.write(record.object, [RecordUpdate(record.crm_id, {field: "Counted"})])
+    (after,) = [r for r in adapter.contacts(start, []) if r.crm_id == record.crm_id]
+    stamp = after.updated_at.replace(microsecond=0)
+    assert adapter.count_modified(record.object, stamp, stamp + timedelta(seconds=1)) == 1
+    assert adapter.count_modified(record.object, stamp - timedelta(hours=1), stamp) == 0

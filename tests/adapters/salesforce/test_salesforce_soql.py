@@ -10,8 +10,8 @@ from simple_salesforce.api import Salesforce
 from simple_salesforce.exceptions import SalesforceMalformedRequest
 
 from adapters.salesforce import emulator_soql as soql
-from adapters.salesforce.adapter import soql_datetime, soql_quote
 from adapters.salesforce.emulator import Emulator
+from adapters.salesforce.soql import soql_datetime, soql_quote
 
 TRICKY = [
     "O'Brien",
@@ -118,6 +118,13 @@ def _last_names(sf: Salesforce, where: str, tail: str = " ORDER BY LastName") ->
 )
 def test_emulator_soql_subset(org_sf: Salesforce, where: str, expected: list[str]) -> None:
     assert _last_names(org_sf, where) == expected
+
+
+def test_emulator_count_answers_the_rows_number_only(org_sf: Salesforce) -> None:
+    where = "Company = 'Analytical Engines' AND CreatedDate >= 2026-11-02T00:00:00Z"
+    result = org_sf.query(f"SELECT COUNT() FROM Lead WHERE {where}")
+    assert (result["totalSize"], result["done"], result["records"]) == (3, True, [])
+    assert org_sf.query("SELECT COUNT() FROM Lead")["totalSize"] == 4 + len(TRICKY)
 
 
 def test_emulator_order_by_desc_nulls_and_limit(org_sf: Salesforce) -> None:
