@@ -1,6 +1,6 @@
-"""A HubSpot portal of 12,000 contacts, synced twice through the real clients to the emulators.
+"""A CRM of 12,000 contacts, synced twice through the real clients to the emulators.
 
-    PYTHONPATH=. python benchmarks/bench_resync.py [--contacts 12000]
+    PYTHONPATH=. python benchmarks/bench_resync.py [--contacts 12000] [--crm salesforce]
 
 The first sync writes every contact's fields and reads the written records back; its wall time
 is printed with the share of the write-back step spent outside HTTP calls to the CRM (the store,
@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import connector.run.sync as sync_module  # noqa: E402
 from adapters.hubspot.adapter import HubSpotCrm  # noqa: E402
+from adapters.salesforce.connection import SalesforceConnection  # noqa: E402
 from connector.config.loader import load_config  # noqa: E402
 from connector.demo.emulators import start_demo  # noqa: E402
 from connector.demo.synthetic import generate  # noqa: E402
@@ -63,7 +64,12 @@ def report(
     outside = step - clock["http"]
     print(f"{label}: {status}, {wall:.1f} s; write-back {step:.1f} s, {outside:.1f} s of it "
           f"outside CRM HTTP calls ({outside / max(step, 1e-9):.0%})")  # fmt: skip
-    reads = sum(1 for r in requests if "/objects/" in r.path and r.path.endswith("/batch/read"))
+    reads = sum(
+        1
+        for r in requests
+        if ("/objects/" in r.path and r.path.endswith("/batch/read"))
+        or " WHERE Id IN (" in (r.arg("q") or "")
+    )
     print(f"  CRM requests: {sum(kinds.values())}, reading values back: {reads}")
     read = {k: v for k, v in counts.items() if k.startswith(("contacts_read", "deals_read"))}
     print("  records read: " + ", ".join(f"{k} {v}" for k, v in sorted(read.items())))
@@ -74,14 +80,17 @@ def report(
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--contacts", type=int, default=12_000)
-    n = parser.parse_args().contacts
+    parser.add_argument("--crm", choices=("hubspot", "salesforce"), default="hubspot")
+    args = parser.parse_args()
+    n, kind = args.contacts, args.crm
     HubSpotCrm._call = timed_call(HubSpotCrm._call)  # type: ignore[method-assign]
+    SalesforceConnection.call = timed_call(SalesforceConnection.call)  # type: ignore[method-assign]
     runners = sync_module._RUNNERS
     runners["writeback"] = timed_step(runners["writeback"])
     company = generate(seed=12, contacts=n, visits=n * 8, deals=n // 10)
     with tempfile.TemporaryDirectory() as folder:
-        systems = start_demo(Path(folder) / "demo", "hubspot", company)
-        crm = systems.emulators["hubspot"]
+        systems = start_demo(Path(folder) / "demo", kind, company)
+        crm = systems.emulators[kind]
         try:
             for label in ("first sync", "unchanged re-sync"):
                 crm.clear_log()

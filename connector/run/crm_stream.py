@@ -4,6 +4,7 @@ with the minutes before it checked by a count (:func:`read_stream`)."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -62,6 +63,13 @@ def read_stream(
     task.finish()
     metrics.RECORDS_READ.labels(ctx.crm_kind).inc(n)
     return n
+
+
+def next_step(ctx: RunContext) -> None:
+    """Wait for the CRM's next whole ``modified_resolution`` (at most a second, on Salesforce):
+    a read started then leaves every change made before it behind its cursor's step."""
+    step, now = ctx.crm.modified_resolution, utcnow()
+    time.sleep((_floor(now, step) + step - now).total_seconds())
 
 
 def _floor(moment: datetime, step: timedelta) -> datetime:

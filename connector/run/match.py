@@ -87,8 +87,9 @@ def key_campaigns(ctx: RunContext, session: Session) -> None:
             session.execute(stmt, changes)
 
 
-# An ad platform's click (gclid) that GA4 also recorded as a session is the same touch:
-# keep GA4's (it has the landing page) and mark the click superseded.
+# An ad platform's click (gclid) that another touch of the person also recorded (a GA4 session,
+# the record's form touch, an offline row; same channel, within 36 hours) is the same touch:
+# keep the other (GA4's has the landing page) and mark the click superseded.
 CLICK_SOURCES = ("google_ads",)
 SAME_TOUCH_SECONDS = 36 * 3600
 
@@ -181,12 +182,10 @@ def date_record_touches(session: Session, created: dict[int, datetime]) -> int:
     return len(moved)
 
 
-def build_journeys(ctx: RunContext, session: Session) -> int:
+def build_journeys(session: Session, created: dict[int, datetime]) -> int:
     """Recompute ContactJourney: first, lead-creation (last at or before the person's creation)
     and last touch, how many touches, and every touch's channel in time order."""
     tp = models.Touchpoint
-    created = person_created(session)
-    date_record_touches(session, created)
     rows = session.execute(
         select(col(tp.contact_id), col(tp.id), col(tp.occurred_at), col(tp.channel))
         .where(col(tp.contact_id).is_not(None), col(tp.superseded).is_(False))
@@ -221,9 +220,12 @@ def run_match(ctx: RunContext) -> None:
         task.advance()
         key_campaigns(ctx, session)
         match_touchpoints(session)
+        # record touches dated first: a click is compared with when they happened
+        created = person_created(session)
+        date_record_touches(session, created)
         ctx.count("clicks_seen_by_ga4", supersede_duplicate_clicks(session))
         task.advance()
-        ctx.count("journeys", build_journeys(ctx, session))
+        ctx.count("journeys", build_journeys(session, created))
         task.advance()
         session.commit()
     task.finish()

@@ -32,6 +32,7 @@ from connector.kernel.timeutil import utcnow
 from connector.run.attribute import run_attribution
 from connector.run.context import RunContext
 from connector.run.conversions import run_conversions
+from connector.run.crm_stream import next_step
 from connector.run.extract import extract_contacts, extract_sources
 from connector.run.match import date_record_touches, person_created, run_match
 from connector.run.preflight import preflight_run
@@ -69,6 +70,8 @@ def read_back(ctx: RunContext, written: set[str]) -> None:
     run's reads then start after closedloop's own writes, so an unchanged re-sync reads nothing
     but a count per object. A change a person made meanwhile is stored as any read's is, and
     the next run's steps take it up."""
+    if written:
+        next_step(ctx)  # on Salesforce, the next second: the writes' own is not read again
     if written & set(ctx.crm.person_objects):
         extract_contacts(ctx, "contacts_read_back")
         with Session(ctx.engine) as session:  # the records' own touches, dated as match did

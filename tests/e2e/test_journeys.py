@@ -193,6 +193,28 @@ def test_a_converted_leads_creation_is_the_persons(salesforce: Loop, store_url: 
     assert shares == pytest.approx({"Paid Search": 2 / 3, "Email": 1 / 3})
 
 
+def test_an_ad_click_a_form_captured_is_one_touch_from_the_first_sync(salesforce: Loop) -> None:
+    """A lead's form captured a paid search visit and its gclid; the lead was converted days
+    later. The form touch happened when the lead was created, so the click of that day is the
+    same touch (GA4's rule for clicks), from the first sync on: the next sync writes nothing."""
+    loop, emu, ads = salesforce, salesforce.crm, salesforce.systems.emulators["google_ads"]
+    t0 = NOW - timedelta(days=30)
+    fields = {"FirstName": "Clicked", "LastName": "Lead", "Company": "Clicked Co",
+              "Email": "clicked@example.com", "Status": "Open - Not Contacted",
+              "GCLID__c": "Cj0KCQclicked0001", "UTM_Source__c": "google",
+              "UTM_Medium__c": "cpc"}  # fmt: skip
+    lead = str(emu.add_record("Lead", fields, t0))
+    ads.add_click("Cj0KCQclicked0001", next(iter(ads.campaigns)), t0.date())
+    contact = emu.convert_lead(lead, at=t0 + timedelta(days=3))
+    sync(loop)
+    record = emu.record("Contact", contact)
+    assert float(record["Touch_Count__c"]) == 1
+    assert record["First_Touch_Channel__c"] == "Paid Search"
+    loop.crm.clear_log()
+    sync(loop)
+    assert contact not in loop.written_ids()
+
+
 def test_a_source_file_is_the_truth_for_its_rows(
     hubspot: Loop, store_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
