@@ -4,7 +4,6 @@ with the minutes before it checked by a count (:func:`read_stream`)."""
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -69,7 +68,8 @@ def next_step(ctx: RunContext) -> None:
     """Wait for the CRM's next whole ``modified_resolution`` (at most a second, on Salesforce):
     a read started then leaves every change made before it behind its cursor's step."""
     step, now = ctx.crm.modified_resolution, utcnow()
-    time.sleep((_floor(now, step) + step - now).total_seconds())
+    ctx.stop.wait((_floor(now, step) + step - now).total_seconds())  # a stop ends the wait
+    ctx.checkpoint()
 
 
 def _floor(moment: datetime, step: timedelta) -> datetime:
